@@ -1,0 +1,174 @@
+//! The command line: clap derive types, then their validation into a
+//! [`Plan`] before any side effect.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::parse::info::parse_duration;
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "recipes",
+    version,
+    about = "Runs the executable recipes of the LXC book in throwaway rootfs sandboxes"
+)]
+pub struct Cli {
+    /// The book folder, holding one folder per language.
+    #[arg(long, global = true, default_value = "book", value_name = "DIR")]
+    pub book: PathBuf,
+    /// The book language to list or run.
+    #[arg(long, global = true, default_value = "fr", value_name = "LANG")]
+    pub lang: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the recipes of the book.
+    List {
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Check the book (both languages) and report every problem.
+    Check,
+    /// Run the named recipes.
+    Run {
+        /// Recipe ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Run every recipe of the book.
+    Test {
+        /// Recipes run in parallel (default: the number of CPUs).
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
+        /// Run only the K-th of N deterministic shares of the recipes.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<String>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Manage the cached base root filesystems.
+    Fixture {
+        #[command(subcommand)]
+        command: FixtureCommand,
+    },
+    /// Hidden: the sandbox's PID 1 (re-exec'd by the runner).
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        #[arg(long)]
+        spec: String,
+    },
+    /// Hidden: run a program inside a running sandbox.
+    #[command(name = "__enter", hide = true)]
+    Enter {
+        #[arg(long)]
+        pid: i32,
+        #[arg(long)]
+        cwd: PathBuf,
+        #[arg(long)]
+        chroot: Option<PathBuf>,
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixtureCommand {
+    /// List the fixtures and their cached bases.
+    List,
+    /// Build (or rebuild if stale) a fixture's base.
+    Build { name: String },
+    /// Remove cached bases (all, or one fixture's).
+    Clean { name: Option<String> },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunOpts {
+    /// Keep each recipe's fixture and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+    /// Run on this fixture instead of the one each recipe declares.
+    #[arg(long, value_name = "NAME")]
+    pub fixture: Option<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Default timeout of a step without `timeout=`.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Fail, instead of skipping, recipes whose requirements are unmet.
+    #[arg(long)]
+    pub require_all: bool,
+    /// Never install missing host packages; stop with an error instead.
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+/// Errors in the command line that clap cannot see.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("invalid --timeout `{0}` (use a duration like 90s, 5m or 500ms)")]
+    Timeout(String),
+    #[error("invalid --partition `{0}` (use K/N with 1 <= K <= N, like 2/4)")]
+    Partition(String),
+    #[error("--jobs must be at least 1")]
+    Jobs,
+}
+
+/// Validated options of `run` and `test`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub opts: RunOpts,
+    pub timeout: Duration,
+    pub jobs: usize,
+    /// (K, N), 1-based K.
+    pub partition: Option<(usize, usize)>,
+}
+
+impl Plan {
+    pub fn new(
+        opts: RunOpts,
+        jobs: Option<usize>,
+        partition: Option<&str>,
+    ) -> Result<Plan, PlanError> {
+        let timeout = parse_duration(&opts.timeout)
+            .ok_or_else(|| PlanError::Timeout(opts.timeout.clone()))?;
+        let jobs = match jobs {
+            Some(0) => return Err(PlanError::Jobs),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let partition = partition
+            .map(|p| {
+                let bad = || PlanError::Partition(p.to_string());
+                let (k, n) = p.split_once('/').ok_or_else(bad)?;
+                let (k, n): (usize, usize) =
+                    (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+                if k == 0 || n == 0 || k > n {
+                    return Err(bad());
+                }
+                Ok((k, n))
+            })
+            .transpose()?;
+        Ok(Plan {
+            opts,
+            timeout,
+            jobs,
+            partition,
+        })
+    }
+
+    /// Whether the recipe at `index` (in book order) is in this share.
+    pub fn in_partition(&self, index: usize) -> bool {
+        self.partition.is_none_or(|(k, n)| index % n == k - 1)
+    }
+}

@@ -1,0 +1,331 @@
+//! One function per command: load what the command needs, call the library,
+//! print, and return the exit code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::check::{check_book, check_parity};
+use crate::cli::{Cli, Command, Plan};
+use crate::exit;
+use crate::model::{Book, Outcome, Recipe, Requirement, Status, EMPTY_FIXTURE};
+use crate::parse::{languages, load_book, Problem};
+use crate::report::{self, Console, Format};
+use crate::runner::process::Supervisor;
+use crate::runner::{self, Direct, Environment, EnvironmentFactory, RunConfig};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let ws = Workspace::new(&cli.book);
+    match cli.command {
+        Command::List { format } => list(&ws, &cli.lang, format),
+        Command::Check => check(&ws),
+        Command::Run { ids, opts } => {
+            let plan = Plan::new(opts, None, None)?;
+            run(&ws, &cli.lang, Some(&ids), plan)
+        }
+        Command::Test {
+            jobs,
+            partition,
+            opts,
+        } => {
+            let plan = Plan::new(opts, jobs, partition.as_deref())?;
+            run(&ws, &cli.lang, None, plan)
+        }
+        Command::Fixture { .. } => bail!("fixtures are not available yet"),
+        Command::Sandbox { .. } | Command::Enter { .. } => bail!("internal command"),
+    }
+}
+
+/// The book folder and the `recipes/` folder beside it.
+pub struct Workspace {
+    pub book_dir: PathBuf,
+    pub recipes_dir: PathBuf,
+}
+
+impl Workspace {
+    fn new(book: &Path) -> Self {
+        let parent = match book.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Workspace {
+            book_dir: book.to_path_buf(),
+            recipes_dir: parent.join("recipes"),
+        }
+    }
+
+    fn fixture_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = std::fs::read_dir(self.recipes_dir.join("fixtures"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".toml").map(str::to_string)
+            })
+            .collect();
+        names.insert(EMPTY_FIXTURE.to_string());
+        names
+    }
+
+    fn load(&self, lang: &str) -> anyhow::Result<(Book, Vec<Problem>)> {
+        let (book, mut problems) = load_book(&self.book_dir, lang)?;
+        problems.extend(check_book(&book, &self.fixture_names()));
+        Ok((book, problems))
+    }
+}
+
+fn print_problems(problems: &mut [Problem], to_stdout: bool) {
+    problems.sort_by(|a, b| a.location.cmp(&b.location));
+    for p in problems.iter() {
+        if to_stdout {
+            println!("{p}");
+        } else {
+            eprintln!("{p}");
+        }
+    }
+}
+
+fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
+    let (book, mut problems) = ws.load(lang)?;
+    print_problems(&mut problems, false);
+    let recipes: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+    match format {
+        Format::Json => {
+            let json: Vec<serde_json::Value> = recipes
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id,
+                        "lang": r.lang,
+                        "page": r.page,
+                        "line": r.location.line,
+                        "fixture": r.fixture,
+                        "steps": r.steps.iter().map(|s| serde_json::json!({
+                            "line": s.location.line,
+                            "kind": s.kind.as_str(),
+                            "syntax": s.syntax,
+                            "attrs": s.attrs,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Format::Human => {
+            let width = recipes.iter().map(|r| r.id.len()).max().unwrap_or(0);
+            for r in &recipes {
+                println!(
+                    "{:width$}  {}:{}  fixture={}  {} step{}",
+                    r.id,
+                    r.page,
+                    r.location.line,
+                    r.fixture,
+                    r.steps.len(),
+                    if r.steps.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn check(ws: &Workspace) -> anyhow::Result<i32> {
+    let langs = languages(&ws.book_dir);
+    if langs.is_empty() {
+        bail!(
+            "{}: no book here (expected {}/fr/book.toml and {}/en/book.toml)",
+            ws.book_dir.display(),
+            ws.book_dir.display(),
+            ws.book_dir.display()
+        );
+    }
+    let mut problems = Vec::new();
+    let mut books = Vec::new();
+    for lang in &langs {
+        let (book, p) = ws.load(lang)?;
+        problems.extend(p);
+        books.push(book);
+    }
+    for translation in &books[1..] {
+        problems.extend(check_parity(&books[0], translation));
+    }
+    if problems.is_empty() {
+        let count: usize = books[0].pages.iter().map(|p| p.recipes.len()).sum();
+        println!(
+            "ok: {count} recipes, {} languages ({})",
+            books.len(),
+            langs.join(", ")
+        );
+        return Ok(exit::OK);
+    }
+    print_problems(&mut problems, true);
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    Ok(exit::ERROR)
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("RECIPES_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("recipes")))
+        .unwrap_or_else(|| std::env::temp_dir().join("recipes-cache"))
+}
+
+fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow::Result<i32> {
+    let (book, mut problems) = ws.load(lang)?;
+    if !problems.is_empty() {
+        print_problems(&mut problems, false);
+        eprintln!("error: the book has problems; `recipes check` lists them all");
+        return Ok(exit::ERROR);
+    }
+    let all: BTreeMap<String, Recipe> = book
+        .pages
+        .iter()
+        .flat_map(|p| &p.recipes)
+        .map(|r| (r.id.clone(), r.clone()))
+        .collect();
+    let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+    let selected: Vec<&Recipe> = match ids {
+        Some(ids) => {
+            let mut selected = Vec::new();
+            for id in ids {
+                match all.get(id) {
+                    Some(r) => selected.push(r),
+                    None => {
+                        eprintln!(
+                            "error: no recipe `{id}` in the `{lang}` book{}",
+                            suggest(id, all.keys())
+                        );
+                        return Ok(exit::ERROR);
+                    }
+                }
+            }
+            selected
+        }
+        None => ordered
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| plan.in_partition(*i))
+            .map(|(_, r)| r)
+            .collect(),
+    };
+    if let Some(name) = &plan.opts.fixture {
+        if !ws.fixture_names().contains(name) {
+            eprintln!(
+                "error: unknown fixture `{name}`{}",
+                suggest(name, ws.fixture_names().iter())
+            );
+            return Ok(exit::ERROR);
+        }
+    }
+    let config = RunConfig {
+        default_timeout: plan.timeout,
+        jobs: plan.jobs,
+        keep: plan.opts.keep,
+        fixture_override: plan.opts.fixture.clone(),
+        require_all: plan.opts.require_all,
+        cache_dir: cache_dir(),
+        lib_dir: std::path::absolute(ws.recipes_dir.join("lib"))
+            .context("cannot resolve recipes/lib")?,
+    };
+    let supervisor = Supervisor::new();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    let handle = signals.handle();
+    {
+        let supervisor = Arc::clone(&supervisor);
+        std::thread::spawn(move || {
+            for _ in signals.forever() {
+                supervisor.interrupt();
+            }
+        });
+    }
+    let console = Console::new(plan.opts.format);
+    let factory = LocalFactory {
+        keep: plan.opts.keep,
+    };
+    let outcomes = runner::run_all(&selected, &all, &config, &factory, &supervisor, &console);
+    handle.close();
+    console.summary(&outcomes);
+    if let Some(path) = &plan.opts.junit {
+        report::write_junit(path, &outcomes)
+            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+    }
+    Ok(exit_code(&outcomes, supervisor.interrupted()))
+}
+
+fn exit_code(outcomes: &[Outcome], interrupted: bool) -> i32 {
+    if interrupted || outcomes.iter().any(|o| o.status == Status::Interrupted) {
+        exit::INTERRUPTED
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o.status, Status::Error(_)))
+    {
+        exit::ERROR
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o.status, Status::Failed | Status::TimedOut))
+    {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// ", did you mean `a` or `b`?" for the closest names, or nothing.
+fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> String {
+    let mut scored: Vec<(f64, &String)> = candidates
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.75)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let names: Vec<String> = scored
+        .iter()
+        .take(3)
+        .map(|(_, c)| format!("`{c}`"))
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", names.join(" or "))
+    }
+}
+
+/// Environments without a sandbox: only the `empty` fixture.
+struct LocalFactory {
+    keep: bool,
+}
+
+impl EnvironmentFactory for LocalFactory {
+    fn create(
+        &self,
+        _recipe: &Recipe,
+        fixture: &str,
+        _chain: &[&Recipe],
+    ) -> Result<Box<dyn Environment>, String> {
+        if fixture != EMPTY_FIXTURE {
+            return Err(format!("fixture `{fixture}` needs the sandbox"));
+        }
+        Ok(Box::new(Direct::new(self.keep)?))
+    }
+
+    fn unmet(&self, requirement: Requirement) -> Option<String> {
+        match requirement {
+            Requirement::Root if !nix::unistd::geteuid().is_root() => {
+                Some("not running as root".into())
+            }
+            Requirement::Lxc => Some("no LXC without the sandbox".into()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! `recipes`: extracts the tagged blocks of the LXC book and runs them in
+//! throwaway rootfs fixtures inside an isolated sandbox.
+
+pub mod check;
+pub mod cli;
+mod commands;
+pub mod exit;
+pub mod matcher;
+pub mod model;
+pub mod parse;
+pub mod report;
+pub mod runner;
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: cli::Cli) -> anyhow::Result<i32> {
+    commands::dispatch(cli)
+}

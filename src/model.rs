@@ -1,0 +1,240 @@
+//! The domain model shared by every module: a book's pages and recipes, their
+//! steps and locations, fixture specifications and the outcomes of running.
+//! Pure data; nothing here touches the filesystem or starts a process.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A place in the book: the page as the user names it and a 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// One language tree of the book (`book/fr`, `book/en`).
+#[derive(Debug, Clone)]
+pub struct Book {
+    pub lang: String,
+    /// The language's root folder (`book/fr`).
+    pub root: PathBuf,
+    /// The pages' folder (`book/fr/src` unless `book.toml` says otherwise).
+    pub src: PathBuf,
+    pub pages: Vec<Page>,
+}
+
+/// A Markdown page listed in `SUMMARY.md`.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Relative to the language's `src/`, with `/` separators.
+    pub rel: String,
+    /// The path as shown in messages (`book/fr/src/intro.md`).
+    pub path: PathBuf,
+    pub recipes: Vec<Recipe>,
+}
+
+/// The value of one info-string attribute: `key=value` or a bare flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Value(String),
+    Flag(bool),
+}
+
+impl AttrValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::Value(v) => Some(v),
+            AttrValue::Flag(_) => None,
+        }
+    }
+}
+
+/// What a step does, derived from its syntax word and attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Script,
+    Console,
+    Rust,
+    File,
+    Check,
+    Expect,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Script => "script",
+            StepKind::Console => "console",
+            StepKind::Rust => "rust",
+            StepKind::File => "file",
+            StepKind::Check => "check",
+            StepKind::Expect => "expect",
+        }
+    }
+}
+
+/// Where a step runs inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Where {
+    #[default]
+    Host,
+    Chroot,
+}
+
+/// The exit status a step must end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedExit {
+    Code(i32),
+    Any,
+}
+
+impl Default for ExpectedExit {
+    fn default() -> Self {
+        ExpectedExit::Code(0)
+    }
+}
+
+/// One command of a console transcript and the output it must print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptEntry {
+    /// 1-based line of the `$ ` line in the page.
+    pub line: usize,
+    pub command: String,
+    pub expected: Vec<String>,
+    pub exit: i32,
+}
+
+/// A fenced block that takes part in a recipe.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub location: Location,
+    pub kind: StepKind,
+    /// The info string's first word.
+    pub syntax: String,
+    /// Every other key of the info string, flags mapped to `true`.
+    pub attrs: BTreeMap<String, AttrValue>,
+    /// The block's body with `\n` line endings.
+    pub body: String,
+    pub where_: Where,
+    pub timeout: Option<Duration>,
+    pub exit: ExpectedExit,
+    /// For `file`/`check` steps: the target path (`$ROOTFS/` kept verbatim).
+    pub file: Option<String>,
+    pub mode: Option<u32>,
+    /// For console steps: the parsed transcript.
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+/// What a recipe needs from the machine to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requirement {
+    Root,
+    Lxc,
+    Net,
+}
+
+impl Requirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requirement::Root => "root",
+            Requirement::Lxc => "lxc",
+            Requirement::Net => "net",
+        }
+    }
+}
+
+/// A recipe: every step with one id, in document order.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub id: String,
+    pub lang: String,
+    /// The page, relative to `src/`.
+    pub page: String,
+    pub location: Location,
+    pub fixture: String,
+    pub at: Option<String>,
+    pub needs: Option<String>,
+    pub net_host: bool,
+    pub requires: Vec<Requirement>,
+    pub steps: Vec<Step>,
+}
+
+impl Recipe {
+    /// Steps that are followed by an `expect` block capture their output for it.
+    pub fn expect_for(&self, index: usize) -> Option<&Step> {
+        self.steps
+            .get(index + 1)
+            .filter(|s| s.kind == StepKind::Expect)
+    }
+}
+
+/// The default fixture: a fresh empty directory.
+pub const EMPTY_FIXTURE: &str = "empty";
+
+/// How a recipe run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    TimedOut,
+    Skipped(String),
+    Interrupted,
+    /// The run could not even try (a fixture that cannot be built, say).
+    Error(String),
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed-out",
+            Status::Skipped(_) => "skipped",
+            Status::Interrupted => "interrupted",
+            Status::Error(_) => "error",
+        }
+    }
+}
+
+/// Why a step failed, with what is needed to show it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub step: Location,
+    pub kind: StepKind,
+    /// The command or file the failure is about.
+    pub command: String,
+    pub message: String,
+    pub expected: Option<Vec<String>>,
+    pub actual: Option<String>,
+    /// The full output of the step, shown when there is no diff.
+    pub output: String,
+}
+
+/// The result of running one recipe.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: String,
+    pub lang: String,
+    pub page: String,
+    pub location: Location,
+    pub fixture: String,
+    pub status: Status,
+    pub duration: Duration,
+    pub failure: Option<Failure>,
+    pub steps_run: usize,
+    /// Where the fixture was kept (`--keep`).
+    pub kept: Option<PathBuf>,
+}

@@ -1,0 +1,136 @@
+//! Fenced code blocks of a Markdown page, found with pulldown-cmark so that
+//! only real fences count (not HTML comments, indented code or the body of a
+//! longer fence), with the exact 1-based line of each opening fence.
+
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+
+/// A fenced block as written in the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// 1-based line of the opening fence.
+    pub line: usize,
+    pub info: String,
+    /// The body with `\n` line endings (CRLF pages are normalised).
+    pub body: String,
+}
+
+/// Byte offsets of line starts, to turn an offset into a 1-based line once.
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    pub fn line(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+/// Every fenced code block of `text`, in document order.
+pub fn fenced_blocks(text: &str) -> Vec<Block> {
+    let index = LineIndex::new(text);
+    let mut blocks = Vec::new();
+    let mut current: Option<Block> = None;
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_HEADING_ATTRIBUTES;
+    for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                current = Some(Block {
+                    line: index.line(range.start),
+                    info: info.trim().to_string(),
+                    body: String::new(),
+                });
+            }
+            Event::Text(t) => {
+                if let Some(block) = current.as_mut() {
+                    block.body.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                if let Some(mut block) = current.take() {
+                    if block.body.contains('\r') {
+                        block.body = block.body.replace("\r\n", "\n");
+                    }
+                    blocks.push(block);
+                }
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<(usize, String, String)> {
+        fenced_blocks(text)
+            .into_iter()
+            .map(|b| (b.line, b.info, b.body))
+            .collect()
+    }
+
+    #[test]
+    fn finds_backtick_and_tilde_fences() {
+        let text = "# T\n\n```sh a\necho 1\n```\n\n~~~console b\n$ x\n~~~\n";
+        assert_eq!(
+            lines(text),
+            vec![
+                (3, "sh a".into(), "echo 1\n".into()),
+                (7, "console b".into(), "$ x\n".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn ignores_what_only_looks_like_a_fence() {
+        let text = "<!--\n```sh x\nno\n```\n-->\n\n    ```sh y\n    no\n    ```\n\n````md\n```sh z\nno\n```\n````\n";
+        let found = lines(text);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, 11);
+        assert_eq!(found[0].1, "md");
+        assert!(found[0].2.contains("```sh z"));
+    }
+
+    #[test]
+    fn fences_in_lists_and_quotes_keep_their_line() {
+        let text =
+            "- item\n\n  ```sh a\n  echo 1\n  ```\n\n> quote\n>\n> ```sh b\n> echo 2\n> ```\n";
+        assert_eq!(
+            lines(text),
+            vec![
+                (3, "sh a".into(), "echo 1\n".into()),
+                (9, "sh b".into(), "echo 2\n".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_and_accents_do_not_shift_lines() {
+        let text = "# Été\r\n\r\nÇa marche, à coup sûr.\r\n\r\n```sh a\r\necho é\r\nls\r\n```\r\n";
+        assert_eq!(lines(text), vec![(5, "sh a".into(), "echo é\nls\n".into())]);
+    }
+
+    #[test]
+    fn line_index_maps_offsets() {
+        let index = LineIndex::new("a\nbc\n\nd");
+        assert_eq!(index.line(0), 1);
+        assert_eq!(index.line(2), 2);
+        assert_eq!(index.line(3), 2);
+        assert_eq!(index.line(5), 3);
+        assert_eq!(index.line(6), 4);
+    }
+}

@@ -1,0 +1,551 @@
+//! Markdown → recipes. Reads a language tree of the book (`book.toml`,
+//! `SUMMARY.md`, the pages in order) and builds the recipes of each page.
+//! Pure: no process is started. Problems in the book are collected as
+//! located [`Problem`]s so that one `check` reports all of them.
+
+pub mod blocks;
+pub mod info;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pulldown_cmark::{Event, Parser, Tag};
+
+use crate::model::{
+    AttrValue, Book, ExpectedExit, Location, Page, Recipe, Requirement, Step, StepKind,
+    TranscriptEntry, Where, EMPTY_FIXTURE,
+};
+use blocks::{fenced_blocks, LineIndex};
+use info::{parse_duration, parse_info, valid_id};
+
+/// A problem in the book, reported as `path:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub location: Location,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// The book could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid book.toml: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error(
+        "{path}: no such language folder (expected {path}/book.toml and {path}/src/SUMMARY.md)"
+    )]
+    NoLanguage { path: PathBuf },
+}
+
+fn read(path: &Path) -> Result<String, BookError> {
+    std::fs::read_to_string(path).map_err(|source| BookError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Languages present under the book folder, French first.
+pub fn languages(book_dir: &Path) -> Vec<String> {
+    let mut langs: Vec<String> = std::fs::read_dir(book_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("book.toml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    langs.sort_by_key(|l| (l != "fr", l.clone()));
+    langs
+}
+
+#[derive(serde::Deserialize, Default)]
+struct BookToml {
+    #[serde(default)]
+    book: BookSection,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct BookSection {
+    src: Option<String>,
+}
+
+/// Reads one language tree: `book_dir/lang/book.toml`, its `SUMMARY.md` and
+/// every page it lists, in order.
+pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
+    let root = book_dir.join(lang);
+    let toml_path = root.join("book.toml");
+    if !toml_path.is_file() {
+        return Err(BookError::NoLanguage { path: root });
+    }
+    let config: BookToml = toml::from_str(&read(&toml_path)?).map_err(|e| BookError::Toml {
+        path: toml_path.clone(),
+        message: e.message().to_string(),
+    })?;
+    let src = root.join(config.book.src.as_deref().unwrap_or("src"));
+    let summary_path = src.join("SUMMARY.md");
+    let summary = read(&summary_path)?;
+    let mut problems = Vec::new();
+    let mut pages = Vec::new();
+    for (rel, line) in summary_entries(&summary) {
+        if pages.iter().any(|p: &Page| p.rel == rel) {
+            continue;
+        }
+        let path = src.join(&rel);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("`{rel}` is listed but {} does not exist", path.display())
+                } else {
+                    format!("cannot read {}: {e}", path.display())
+                };
+                problems.push(Problem {
+                    location: Location {
+                        path: summary_path.clone(),
+                        line,
+                    },
+                    message,
+                });
+                continue;
+            }
+        };
+        let (recipes, page_problems) = parse_page(&path, &rel, lang, &text);
+        problems.extend(page_problems);
+        pages.push(Page { rel, path, recipes });
+    }
+    Ok((
+        Book {
+            lang: lang.to_string(),
+            root,
+            src,
+            pages,
+        },
+        problems,
+    ))
+}
+
+/// The page links of a `SUMMARY.md` in order, with their lines. Draft
+/// entries (`[Title]()`) and external links have no file and are skipped.
+pub fn summary_entries(summary: &str) -> Vec<(String, usize)> {
+    let index = LineIndex::new(summary);
+    let mut entries = Vec::new();
+    for (event, range) in Parser::new(summary).into_offset_iter() {
+        if let Event::Start(Tag::Link { dest_url, .. }) = event {
+            let dest = dest_url.split('#').next().unwrap_or_default();
+            if dest.is_empty() || dest.contains("://") {
+                continue;
+            }
+            let dest = dest.trim_start_matches("./").replace("%20", " ");
+            entries.push((dest, index.line(range.start)));
+        }
+    }
+    entries
+}
+
+/// Parses one page's steps into recipes (grouped by id, in document order).
+pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut recipes: Vec<Recipe> = Vec::new();
+    for block in fenced_blocks(text) {
+        let Some((info, info_problems)) = parse_info(&block.info) else {
+            continue;
+        };
+        let location = Location {
+            path: path.to_path_buf(),
+            line: block.line,
+        };
+        let mut problem = |message: String| {
+            problems.push(Problem {
+                location: location.clone(),
+                message,
+            })
+        };
+        for message in info_problems {
+            problem(message);
+        }
+        let id = info.attrs["recipe"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !valid_id(&id) {
+            problem(format!(
+                "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-` (like `network-veth`)"
+            ));
+            continue;
+        }
+        let step = build_step(
+            location.clone(),
+            info.syntax,
+            info.attrs,
+            block.body,
+            &mut problem,
+        );
+        let index = match recipes.iter().position(|r| r.id == id) {
+            Some(i) => i,
+            None => {
+                recipes.push(Recipe {
+                    id: id.clone(),
+                    lang: lang.to_string(),
+                    page: rel.to_string(),
+                    location: location.clone(),
+                    fixture: EMPTY_FIXTURE.to_string(),
+                    at: None,
+                    needs: None,
+                    net_host: false,
+                    requires: Vec::new(),
+                    steps: Vec::new(),
+                });
+                recipes.len() - 1
+            }
+        };
+        let recipe = &mut recipes[index];
+        if step.kind == StepKind::Expect {
+            match recipe.steps.last() {
+                None => problem(format!(
+                    "`expect` block of recipe `{id}` has no step before it to take the output of"
+                )),
+                Some(prev) if !matches!(prev.kind, StepKind::Script | StepKind::Rust) => {
+                    problem(format!(
+                        "`expect` block of recipe `{id}` follows a {} step; it can only follow a script or a rust step",
+                        prev.kind.as_str()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        apply_recipe_keys(recipe, &step, &mut problem);
+        recipe.steps.push(step);
+    }
+    (recipes, problems)
+}
+
+fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(String)) {
+    let first = recipe.steps.is_empty();
+    for key in ["fixture", "at", "needs", "net", "requires"] {
+        let Some(value) = step.attrs.get(key).and_then(AttrValue::as_str) else {
+            continue;
+        };
+        if !first {
+            problem(format!(
+                "`{key}` describes the whole recipe `{}`: put it on its first step (line {})",
+                recipe.id, recipe.location.line
+            ));
+            continue;
+        }
+        match key {
+            "fixture" => recipe.fixture = value.to_string(),
+            "at" if value.starts_with('/') => recipe.at = Some(value.to_string()),
+            "at" => problem(format!("`at={value}` must be an absolute path")),
+            "needs" if valid_id(value) => recipe.needs = Some(value.to_string()),
+            "needs" => problem(format!("malformed recipe id in `needs={value}`")),
+            "net" if value == "host" => recipe.net_host = true,
+            "net" => problem(format!(
+                "unknown network mode `net={value}` (only `net=host`)"
+            )),
+            _ => {
+                for word in value.split('+') {
+                    match word {
+                        "root" => recipe.requires.push(Requirement::Root),
+                        "lxc" => recipe.requires.push(Requirement::Lxc),
+                        "net" => recipe.requires.push(Requirement::Net),
+                        other => problem(format!(
+                            "unknown requirement `{other}` (use root, lxc or net, joined by `+`)"
+                        )),
+                    }
+                }
+                recipe.requires.sort();
+                recipe.requires.dedup();
+            }
+        }
+    }
+}
+
+fn build_step(
+    location: Location,
+    syntax: String,
+    attrs: BTreeMap<String, AttrValue>,
+    body: String,
+    problem: &mut impl FnMut(String),
+) -> Step {
+    let flag = |k: &str| matches!(attrs.get(k), Some(AttrValue::Flag(true)));
+    let value = |k: &str| attrs.get(k).and_then(AttrValue::as_str);
+    let file = value("file").map(str::to_string);
+    let kind = if flag("expect") {
+        if file.is_some() {
+            problem("an `expect` block cannot also have `file=`".into());
+        }
+        StepKind::Expect
+    } else if file.is_some() {
+        if flag("check") {
+            StepKind::Check
+        } else {
+            StepKind::File
+        }
+    } else {
+        if flag("check") {
+            problem("the flag `check` needs `file=PATH` (the file to compare)".into());
+        }
+        match syntax.as_str() {
+            "sh" | "bash" => StepKind::Script,
+            "console" => StepKind::Console,
+            "rust" => StepKind::Rust,
+            other => {
+                problem(format!(
+                    "a `{other}` block in a recipe needs `file=PATH` (write a file), `file=PATH check` (compare one) or `expect` (expected output); scripts are `sh`, `bash`, `console` or `rust`"
+                ));
+                StepKind::Script
+            }
+        }
+    };
+    let where_ = match value("where") {
+        None | Some("host") => Where::Host,
+        Some("chroot") => Where::Chroot,
+        Some(other) => {
+            problem(format!("unknown `where={other}` (use host or chroot)"));
+            Where::Host
+        }
+    };
+    let timeout = value("timeout").and_then(|t| {
+        let parsed = parse_duration(t);
+        if parsed.is_none() {
+            problem(format!(
+                "invalid `timeout={t}` (use a duration like 90s, 2m or 500ms)"
+            ));
+        }
+        parsed
+    });
+    let exit = match value("exit") {
+        None => ExpectedExit::default(),
+        Some("any") => ExpectedExit::Any,
+        Some(n) => match n.parse::<i32>() {
+            Ok(code) if (0..=255).contains(&code) => ExpectedExit::Code(code),
+            _ => {
+                problem(format!(
+                    "invalid `exit={n}` (use a code from 0 to 255, or any)"
+                ));
+                ExpectedExit::default()
+            }
+        },
+    };
+    let mode = value("mode").and_then(|m| {
+        let parsed = u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777);
+        if parsed.is_none() {
+            problem(format!("invalid `mode={m}` (use octal, like 0644 or 755)"));
+        }
+        parsed
+    });
+    if mode.is_some() && kind != StepKind::File {
+        problem("`mode=` only applies to a block with `file=PATH`".into());
+    }
+    if let Some(path) = &file {
+        let rest = path.strip_prefix("$ROOTFS").unwrap_or(path);
+        if rest.contains('$') || !(path.starts_with('/') || path.starts_with("$ROOTFS/")) {
+            problem(format!(
+                "`file={path}` must be an absolute path or start with `$ROOTFS/` (the only variable expanded)"
+            ));
+        }
+    }
+    if kind == StepKind::Expect && (attrs.contains_key("exit") || attrs.contains_key("timeout")) {
+        problem("`exit=` and `timeout=` go on the step before an `expect` block".into());
+    }
+    let transcript = if kind == StepKind::Console {
+        parse_transcript(location.line, &body, problem)
+    } else {
+        Vec::new()
+    };
+    if kind == StepKind::Console && attrs.contains_key("exit") {
+        problem(
+            "a transcript gives each command's exit code as a last output line `[N]`, not `exit=`"
+                .into(),
+        );
+    }
+    Step {
+        location,
+        kind,
+        syntax,
+        attrs,
+        body,
+        where_,
+        timeout,
+        exit,
+        file,
+        mode,
+        transcript,
+    }
+}
+
+/// Splits a transcript into commands and their expected output.
+fn parse_transcript(
+    fence_line: usize,
+    body: &str,
+    problem: &mut impl FnMut(String),
+) -> Vec<TranscriptEntry> {
+    let mut entries: Vec<TranscriptEntry> = Vec::new();
+    let mut reported = false;
+    for (i, line) in body.lines().enumerate() {
+        let line_no = fence_line + 1 + i;
+        if let Some(command) = line.strip_prefix("$ ") {
+            entries.push(TranscriptEntry {
+                line: line_no,
+                command: command.to_string(),
+                expected: Vec::new(),
+                exit: 0,
+            });
+        } else if let Some(entry) = entries.last_mut() {
+            entry.expected.push(line.to_string());
+        } else if !reported {
+            reported = true;
+            problem(format!(
+                "malformed transcript: line {line_no} is output before the first command (commands start with `$ `)"
+            ));
+        }
+    }
+    if entries.is_empty() && !reported {
+        problem("malformed transcript: no command (commands start with `$ `)".into());
+    }
+    for entry in &mut entries {
+        if let Some(code) = entry.expected.last().and_then(|l| exit_line(l)) {
+            entry.exit = code;
+            entry.expected.pop();
+        }
+    }
+    entries
+}
+
+/// A transcript's last output line `[N]`.
+fn exit_line(line: &str) -> Option<i32> {
+    line.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(text: &str) -> (Vec<Recipe>, Vec<String>) {
+        let (recipes, problems) = parse_page(Path::new("p.md"), "p.md", "fr", text);
+        (recipes, problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn groups_steps_by_id_in_order() {
+        let (recipes, problems) = page(
+            "```sh recipe=a fixture=debian-sysv at=/srv/a\necho 1\n```\n\n```sh recipe=b\ntrue\n```\n\n```console recipe=a\n$ echo 1\n1\n```\n\n```sh recipe=a\necho x\n```\n\n```text recipe=a expect\nx\n```\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(recipes.len(), 2);
+        let a = &recipes[0];
+        assert_eq!(a.fixture, "debian-sysv");
+        assert_eq!(a.at.as_deref(), Some("/srv/a"));
+        assert_eq!(a.location.line, 1);
+        let kinds: Vec<_> = a.steps.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                StepKind::Script,
+                StepKind::Console,
+                StepKind::Script,
+                StepKind::Expect
+            ]
+        );
+        assert_eq!(recipes[1].fixture, "empty");
+    }
+
+    #[test]
+    fn kinds_follow_syntax_and_flags() {
+        let (recipes, problems) = page(
+            "```ini recipe=a file=$ROOTFS/etc/x mode=0600\nk=v\n```\n```ini recipe=a file=/etc/x check\nk=v\n```\n```rust recipe=a\nfn main() {}\n```\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let steps = &recipes[0].steps;
+        assert_eq!(steps[0].kind, StepKind::File);
+        assert_eq!(steps[0].mode, Some(0o600));
+        assert_eq!(steps[1].kind, StepKind::Check);
+        assert_eq!(steps[2].kind, StepKind::Rust);
+    }
+
+    #[test]
+    fn located_problems() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "```sh recipe=Bad\n```\n",
+                "p.md:1: malformed recipe id `Bad`",
+            ),
+            (
+                "```text recipe=a expect\nx\n```\n",
+                "p.md:1: `expect` block of recipe `a` has no step",
+            ),
+            (
+                "\n```console recipe=a\nout\n$ ls\n```\n",
+                "p.md:2: malformed transcript: line 3 is output",
+            ),
+            ("```sh recipe=a exit=300\n```\n", "invalid `exit=300`"),
+            (
+                "```sh recipe=a timeout=soon\n```\n",
+                "invalid `timeout=soon`",
+            ),
+            ("```sh recipe=a where=moon\n```\n", "unknown `where=moon`"),
+            ("```ini recipe=a\nk\n```\n", "needs `file=PATH`"),
+            (
+                "```sh recipe=a file=etc/x\n```\n",
+                "must be an absolute path",
+            ),
+            (
+                "```sh recipe=a requires=gpu\n```\n",
+                "unknown requirement `gpu`",
+            ),
+            (
+                "```sh recipe=a\n```\n```sh recipe=a fixture=x\n```\n",
+                "p.md:3: `fixture` describes the whole recipe",
+            ),
+        ];
+        for (text, want) in cases {
+            let (_, problems) = page(text);
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{text:?}: want {want:?}, got {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transcripts() {
+        let (recipes, problems) =
+            page("```console recipe=a\n$ echo hi\nhi\n$ false\n[1]\n$ true\n```\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = &recipes[0].steps[0].transcript;
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            (
+                t[0].line,
+                t[0].command.as_str(),
+                t[0].expected.clone(),
+                t[0].exit
+            ),
+            (2, "echo hi", vec!["hi".to_string()], 0)
+        );
+        assert_eq!((t[1].exit, t[1].expected.len()), (1, 0));
+        assert_eq!(t[2].exit, 0);
+    }
+
+    #[test]
+    fn summary_links_in_order_with_lines() {
+        let summary = "# Summary\n\n[Intro](intro.md)\n\n- [A](a.md)\n  - [B](sub/b.md)\n- [Draft]()\n- [Web](https://example.org)\n";
+        assert_eq!(
+            summary_entries(summary),
+            vec![
+                ("intro.md".into(), 3),
+                ("a.md".into(), 5),
+                ("sub/b.md".into(), 6)
+            ]
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Outcomes → reports: human text (with a coloured diff on a terminal), one
+//! JSON event per line, and JUnit XML. Reads only the model.
+
+mod junit;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use similar::{ChangeTag, TextDiff};
+
+use crate::matcher;
+use crate::model::{Outcome, Recipe, Status};
+use crate::runner::{humantime, Reporter};
+pub use junit::write_junit;
+
+/// Output formats of `run` and `test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Prints progress and outcomes to stdout as recipes finish.
+pub struct Console {
+    format: Format,
+    style: Style,
+    out: Mutex<std::io::Stdout>,
+}
+
+impl Console {
+    pub fn new(format: Format) -> Self {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Console {
+            format,
+            style: Style { color },
+            out: Mutex::new(std::io::stdout()),
+        }
+    }
+
+    fn emit(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// The closing line (human) or event (JSON).
+    pub fn summary(&self, outcomes: &[Outcome]) {
+        let count = |f: fn(&Status) -> bool| outcomes.iter().filter(|o| f(&o.status)).count();
+        let passed = count(|s| *s == Status::Passed);
+        let failed = count(|s| matches!(s, Status::Failed | Status::TimedOut));
+        let skipped = count(|s| matches!(s, Status::Skipped(_)));
+        let errors = count(|s| matches!(s, Status::Error(_)));
+        let interrupted = count(|s| *s == Status::Interrupted);
+        match self.format {
+            Format::Json => self.emit(&format!(
+                "{}\n",
+                serde_json::json!({
+                    "event": "summary",
+                    "total": outcomes.len(),
+                    "passed": passed,
+                    "failed": failed,
+                    "skipped": skipped,
+                    "errors": errors,
+                    "interrupted": interrupted,
+                })
+            )),
+            Format::Human => {
+                let mut parts = vec![format!("{passed} passed"), format!("{failed} failed")];
+                if skipped > 0 {
+                    parts.push(format!("{skipped} skipped"));
+                }
+                if errors > 0 {
+                    parts.push(format!("{errors} errors"));
+                }
+                if interrupted > 0 {
+                    parts.push(format!("{interrupted} interrupted"));
+                }
+                let noun = if outcomes.len() == 1 {
+                    "recipe"
+                } else {
+                    "recipes"
+                };
+                self.emit(&format!(
+                    "\n{} {noun}: {}\n",
+                    outcomes.len(),
+                    parts.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+impl Reporter for Console {
+    fn started(&self, recipe: &Recipe) {
+        if self.format == Format::Json {
+            self.emit(&format!(
+                "{}\n",
+                serde_json::json!({
+                    "event": "started",
+                    "id": recipe.id,
+                    "lang": recipe.lang,
+                    "page": recipe.page,
+                    "line": recipe.location.line,
+                    "fixture": recipe.fixture,
+                })
+            ));
+        }
+    }
+
+    fn finished(&self, outcome: &Outcome) {
+        match self.format {
+            Format::Json => self.emit(&format!("{}\n", json_event(outcome))),
+            Format::Human => self.emit(&human(outcome, &self.style)),
+        }
+    }
+}
+
+/// The `finished` event of one recipe.
+pub fn json_event(o: &Outcome) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "event": "finished",
+        "id": o.id,
+        "lang": o.lang,
+        "page": o.page,
+        "line": o.location.line,
+        "fixture": o.fixture,
+        "status": o.status.as_str(),
+        "duration_ms": o.duration.as_millis() as u64,
+        "steps_run": o.steps_run,
+    });
+    if let Status::Skipped(reason) | Status::Error(reason) = &o.status {
+        event["reason"] = reason.clone().into();
+    }
+    if let Some(f) = &o.failure {
+        event["failure"] = serde_json::json!({
+            "path": f.step.path.display().to_string(),
+            "line": f.step.line,
+            "kind": f.kind.as_str(),
+            "command": f.command,
+            "message": f.message,
+            "expected": f.expected.as_ref().map(|e| e.join("\n")),
+            "actual": f.actual,
+            "output": f.output,
+        });
+    }
+    if let Some(kept) = &o.kept {
+        event["kept"] = kept.display().to_string().into();
+    }
+    event
+}
+
+fn human(o: &Outcome, style: &Style) -> String {
+    let time = humantime(o.duration);
+    let mut text = match &o.status {
+        Status::Passed => format!("{} {} ({time})\n", style.paint("32", "PASS"), o.id),
+        Status::Failed => format!("{} {} ({time})\n", style.paint("31;1", "FAIL"), o.id),
+        Status::TimedOut => format!("{} {} ({time})\n", style.paint("31;1", "TIME"), o.id),
+        Status::Interrupted => format!("{} {}\n", style.paint("33", "INT "), o.id),
+        Status::Skipped(reason) => format!("{} {}: {reason}\n", style.paint("33", "SKIP"), o.id),
+        Status::Error(reason) => {
+            format!("{} {}: {reason}\n", style.paint("31;1", "ERR "), o.id)
+        }
+    };
+    if let Some(f) = &o.failure {
+        text.push_str(&format!(
+            "  {}: {} step of recipe `{}` (fixture {})\n",
+            f.step,
+            f.kind.as_str(),
+            o.id,
+            o.fixture
+        ));
+        for (i, line) in f.command.lines().enumerate() {
+            if i == 8 {
+                text.push_str("    ...\n");
+                break;
+            }
+            text.push_str(&format!("    {line}\n"));
+        }
+        text.push_str(&format!("  {}\n", f.message));
+        match (&f.expected, &f.actual) {
+            (Some(expected), Some(actual)) => {
+                text.push_str(&format!(
+                    "  {} {}\n",
+                    style.paint("31", "-expected"),
+                    style.paint("32", "+actual")
+                ));
+                text.push_str(&diff(expected, actual, style));
+            }
+            _ => {
+                let shown = f.actual.as_deref().unwrap_or(&f.output);
+                if !shown.is_empty() {
+                    text.push_str("  output:\n");
+                    for line in tail(shown, 40) {
+                        text.push_str(&format!("    {line}\n"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(kept) = &o.kept {
+        text.push_str(&format!("  fixture kept at {}\n", kept.display()));
+    }
+    text
+}
+
+fn tail(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// A unified view of expected versus actual lines, where actual lines that
+/// a pattern accepts are shown as that pattern.
+pub fn diff(expected: &[String], actual: &str, style: &Style) -> String {
+    let actual_lines: Vec<&str> = actual.lines().collect();
+    let shown: Vec<&str> = match matcher::compile(expected) {
+        Ok(patterns) => matcher::normalise(expected, &patterns, &actual_lines),
+        Err(_) => actual_lines.clone(),
+    };
+    let old: Vec<&str> = expected.iter().map(String::as_str).collect();
+    let diff = TextDiff::from_slices(&old, &shown);
+    let mut text = String::new();
+    for change in diff.iter_all_changes() {
+        let line = change.value();
+        match change.tag() {
+            ChangeTag::Equal => text.push_str(&format!("   {line}\n")),
+            ChangeTag::Delete => {
+                text.push_str(&format!("  {}\n", style.paint("31", &format!("-{line}"))))
+            }
+            ChangeTag::Insert => {
+                text.push_str(&format!("  {}\n", style.paint("32", &format!("+{line}"))))
+            }
+        }
+    }
+    text
+}

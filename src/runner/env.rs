@@ -1,0 +1,82 @@
+//! Where steps run. An [`Environment`] turns a step's program into a
+//! `Command` placed in the recipe's world: a plain child process beside a
+//! temporary fixture (unprivileged, `empty` fixture only) or a process
+//! entered into the recipe's sandbox.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::model::Where;
+
+/// A program to run for a step.
+#[derive(Debug, Clone)]
+pub struct StepProgram {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub where_: Where,
+}
+
+/// The world one recipe run happens in.
+pub trait Environment: Send {
+    /// `$ROOTFS` as steps see it.
+    fn rootfs(&self) -> String;
+    /// A command that runs `step` in this environment (env vars not set).
+    fn command(&self, step: &StepProgram) -> Result<Command, String>;
+    /// Releases the environment; returns where it was kept, with `--keep`.
+    fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;
+}
+
+/// Steps as ordinary child processes, with a temporary directory as the
+/// fixture and another as the working directory.
+pub struct Direct {
+    rootfs: tempfile::TempDir,
+    scratch: tempfile::TempDir,
+    keep: bool,
+}
+
+impl Direct {
+    pub fn new(keep: bool) -> Result<Self, String> {
+        let make = |prefix: &str| {
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .map_err(|e| format!("cannot create a temporary directory: {e}"))
+        };
+        Ok(Direct {
+            rootfs: make("recipes-rootfs-")?,
+            scratch: make("recipes-scratch-")?,
+            keep,
+        })
+    }
+}
+
+impl Environment for Direct {
+    fn rootfs(&self) -> String {
+        self.rootfs.path().display().to_string()
+    }
+
+    fn command(&self, step: &StepProgram) -> Result<Command, String> {
+        if step.where_ == Where::Chroot {
+            return Err("`where=chroot` needs the sandbox, which needs root".into());
+        }
+        let mut command = Command::new(&step.program);
+        command.args(&step.args).current_dir(self.scratch.path());
+        Ok(command)
+    }
+
+    fn close(self: Box<Self>) -> Result<Option<PathBuf>, String> {
+        if self.keep {
+            let _ = self.scratch.keep();
+            return Ok(Some(self.rootfs.keep()));
+        }
+        let Direct {
+            rootfs, scratch, ..
+        } = *self;
+        rootfs
+            .close()
+            .and(scratch.close())
+            .map_err(|e| format!("cannot remove a temporary directory: {e}"))?;
+        Ok(None)
+    }
+}

@@ -1,0 +1,458 @@
+//! Orchestration: runs selected recipes (their `needs` first, in the same
+//! environment), step by step, under process supervision, in parallel when
+//! asked, and hands each [`Outcome`] to a reporter.
+
+pub mod env;
+pub mod process;
+pub mod rust;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::matcher;
+use crate::model::{
+    ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
+};
+pub use env::{Direct, Environment, StepProgram};
+use process::{Exit, Supervisor};
+
+/// Settings of one run, already validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub default_timeout: Duration,
+    pub jobs: usize,
+    pub keep: bool,
+    pub fixture_override: Option<String>,
+    pub require_all: bool,
+    pub cache_dir: PathBuf,
+    pub lib_dir: PathBuf,
+}
+
+/// Makes the environment a recipe runs in.
+pub trait EnvironmentFactory: Sync {
+    fn create(
+        &self,
+        recipe: &Recipe,
+        fixture: &str,
+        chain: &[&Recipe],
+    ) -> Result<Box<dyn Environment>, String>;
+    /// Why a requirement cannot be met here, if it cannot.
+    fn unmet(&self, requirement: Requirement) -> Option<String>;
+}
+
+/// Receives progress as recipes run (from several threads).
+pub trait Reporter: Sync {
+    fn started(&self, recipe: &Recipe);
+    fn finished(&self, outcome: &Outcome);
+}
+
+/// A recipe and the recipes it needs, deepest first.
+pub fn chain<'a>(recipe: &'a Recipe, all: &'a BTreeMap<String, Recipe>) -> Vec<&'a Recipe> {
+    let mut chain = vec![recipe];
+    let mut current = recipe;
+    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id)) {
+        if chain.iter().any(|r| r.id == next.id) {
+            break;
+        }
+        chain.push(next);
+        current = next;
+    }
+    chain.reverse();
+    chain
+}
+
+/// Runs `selected` with up to `config.jobs` in parallel; outcomes come back
+/// in the order of `selected`.
+pub fn run_all(
+    selected: &[&Recipe],
+    all: &BTreeMap<String, Recipe>,
+    config: &RunConfig,
+    factory: &dyn EnvironmentFactory,
+    supervisor: &Arc<Supervisor>,
+    reporter: &dyn Reporter,
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
+    let runner = Runner {
+        all,
+        config,
+        factory,
+        supervisor,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(recipe) = selected.get(i) else {
+                    break;
+                };
+                reporter.started(recipe);
+                let outcome = runner.run(recipe);
+                reporter.finished(&outcome);
+                outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+            });
+        }
+    });
+    outcomes
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+struct Runner<'a> {
+    all: &'a BTreeMap<String, Recipe>,
+    config: &'a RunConfig,
+    factory: &'a dyn EnvironmentFactory,
+    supervisor: &'a Arc<Supervisor>,
+}
+
+/// A step that did not pass.
+struct StepError {
+    status: Status,
+    failure: Box<Failure>,
+}
+
+impl Runner<'_> {
+    fn run(&self, recipe: &Recipe) -> Outcome {
+        let start = Instant::now();
+        let chain = chain(recipe, self.all);
+        let fixture = self
+            .config
+            .fixture_override
+            .clone()
+            .unwrap_or_else(|| recipe.fixture.clone());
+        let mut outcome = Outcome {
+            id: recipe.id.clone(),
+            lang: recipe.lang.clone(),
+            page: recipe.page.clone(),
+            location: recipe.location.clone(),
+            fixture: fixture.clone(),
+            status: Status::Passed,
+            duration: Duration::ZERO,
+            failure: None,
+            steps_run: 0,
+            kept: None,
+        };
+        let mut requirements: Vec<Requirement> = chain
+            .iter()
+            .flat_map(|r| r.requires.iter().copied())
+            .collect();
+        requirements.sort();
+        requirements.dedup();
+        let unmet: Vec<String> = requirements
+            .iter()
+            .filter_map(|r| {
+                self.factory
+                    .unmet(*r)
+                    .map(|why| format!("requires {}: {why}", r.as_str()))
+            })
+            .collect();
+        if !unmet.is_empty() {
+            let reason = unmet.join("; ");
+            outcome.status = if self.config.require_all {
+                Status::Error(format!("{reason} (and --require-all is set)"))
+            } else {
+                Status::Skipped(reason)
+            };
+            return outcome;
+        }
+        if self.supervisor.interrupted() {
+            outcome.status = Status::Interrupted;
+            return outcome;
+        }
+        let env = match self.factory.create(recipe, &fixture, &chain) {
+            Ok(env) => env,
+            Err(message) => {
+                outcome.status = Status::Error(message);
+                outcome.duration = start.elapsed();
+                return outcome;
+            }
+        };
+        'recipes: for r in &chain {
+            for (i, step) in r.steps.iter().enumerate() {
+                if step.kind == StepKind::Expect {
+                    continue;
+                }
+                outcome.steps_run += 1;
+                if let Err(e) = self.run_step(env.as_ref(), r, step, r.expect_for(i)) {
+                    outcome.status = e.status;
+                    outcome.failure = Some(*e.failure);
+                    break 'recipes;
+                }
+            }
+        }
+        match env.close() {
+            Ok(kept) => outcome.kept = kept,
+            Err(message) if outcome.status == Status::Passed => {
+                outcome.status = Status::Error(format!("cannot clean up: {message}"))
+            }
+            Err(_) => {}
+        }
+        outcome.duration = start.elapsed();
+        outcome
+    }
+
+    fn run_step(
+        &self,
+        env: &dyn Environment,
+        recipe: &Recipe,
+        step: &Step,
+        expect: Option<&Step>,
+    ) -> Result<(), StepError> {
+        let rootfs = env.rootfs();
+        let fail = |command: String, message: String| StepError {
+            status: Status::Failed,
+            failure: Box::new(Failure {
+                step: step.location.clone(),
+                kind: step.kind,
+                command,
+                message,
+                expected: None,
+                actual: None,
+                output: String::new(),
+            }),
+        };
+        let expand = |path: &str| match path.strip_prefix("$ROOTFS") {
+            Some(rest) => format!("{rootfs}{rest}"),
+            None => path.to_string(),
+        };
+        let os = |s: &str| OsString::from(s);
+        let (program, stdin, command_text) = match step.kind {
+            StepKind::Script => {
+                let mut args = vec![os("-eu")];
+                if step.syntax == "bash" {
+                    args.extend([os("-o"), os("pipefail")]);
+                }
+                args.extend([os("-c"), os(&step.body)]);
+                (program(&step.syntax, args, step), None, step.body.clone())
+            }
+            StepKind::Console => {
+                let script = console_script(step);
+                let args = vec![os("--noprofile"), os("--norc"), os("-c"), os(&script)];
+                (program("bash", args, step), None, String::new())
+            }
+            StepKind::Rust => {
+                let binary = rust::compile(&self.config.cache_dir, &step.body)
+                    .map_err(|e| fail("rust program".into(), e))?;
+                (
+                    program(&binary.display().to_string(), vec![], step),
+                    None,
+                    "rust program".into(),
+                )
+            }
+            StepKind::File => {
+                let path = expand(step.file.as_deref().unwrap_or_default());
+                let mut script =
+                    String::from("mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"");
+                if let Some(mode) = step.mode {
+                    script.push_str(&format!(" && chmod {mode:o} -- \"$1\""));
+                }
+                let args = vec![os("-c"), os(&script), os("sh"), os(&path)];
+                (
+                    program("sh", args, step),
+                    Some(step.body.clone().into_bytes()),
+                    format!("write {path}"),
+                )
+            }
+            StepKind::Check => {
+                let path = expand(step.file.as_deref().unwrap_or_default());
+                let args = vec![os("--"), os(&path)];
+                (program("cat", args, step), None, format!("check {path}"))
+            }
+            StepKind::Expect => return Ok(()),
+        };
+        let mut command = env
+            .command(&program)
+            .map_err(|e| fail(command_text.clone(), e))?;
+        command
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+            )
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .env("TERM", "dumb")
+            .env("ROOTFS", &rootfs)
+            .env("RECIPE", &recipe.id)
+            .env("RECIPES_LIB", &self.config.lib_dir);
+        let timeout = step.timeout.unwrap_or(self.config.default_timeout);
+        let finished = self.supervisor.run(command, stdin, timeout).map_err(|e| {
+            fail(
+                command_text.clone(),
+                format!("cannot start {:?}: {e}", program.program),
+            )
+        })?;
+        let output = String::from_utf8_lossy(&finished.output).into_owned();
+        let error = |message: String, expected: Option<Vec<String>>, actual: Option<String>| {
+            let mut e = fail(command_text.clone(), message);
+            e.failure.output = output.clone();
+            e.failure.expected = expected;
+            e.failure.actual = actual;
+            e
+        };
+        match finished.exit {
+            Exit::TimedOut => {
+                let mut e = error(
+                    format!("timed out after {}", humantime(timeout)),
+                    None,
+                    None,
+                );
+                e.status = Status::TimedOut;
+                return Err(e);
+            }
+            Exit::Interrupted => {
+                let mut e = error("interrupted".into(), None, None);
+                e.status = Status::Interrupted;
+                return Err(e);
+            }
+            _ => {}
+        }
+        match step.kind {
+            StepKind::Console => check_transcript(step, &output, finished.exit).map_err(
+                |(entry, message, expected, actual)| {
+                    let mut e = error(message, expected, actual);
+                    e.failure.step = Location {
+                        path: step.location.path.clone(),
+                        line: entry.0,
+                    };
+                    e.failure.command = format!("$ {}", entry.1);
+                    e
+                },
+            ),
+            StepKind::File | StepKind::Check if finished.exit != Exit::Code(0) => {
+                Err(error(format!("failed with {}", finished.exit), None, None))
+            }
+            StepKind::Check => {
+                let expected: Vec<String> = step.body.lines().map(str::to_string).collect();
+                compare(&expected, &output)
+                    .map_err(|m| error(m, Some(expected), Some(output.clone())))
+            }
+            StepKind::File => Ok(()),
+            _ => {
+                let ok = match step.exit {
+                    ExpectedExit::Any => !matches!(finished.exit, Exit::Signal(_)),
+                    ExpectedExit::Code(c) => finished.exit == Exit::Code(c),
+                };
+                if !ok {
+                    let want = match step.exit {
+                        ExpectedExit::Any => "any exit code".to_string(),
+                        ExpectedExit::Code(c) => format!("exit code {c}"),
+                    };
+                    return Err(error(
+                        format!("ended with {}, expected {want}", finished.exit),
+                        None,
+                        None,
+                    ));
+                }
+                if let Some(expect) = expect {
+                    let expected: Vec<String> = expect.body.lines().map(str::to_string).collect();
+                    return compare(&expected, &output).map_err(|m| {
+                        let mut e = error(m, Some(expected), Some(output.clone()));
+                        e.failure.step = expect.location.clone();
+                        e
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn program(name: &str, args: Vec<OsString>, step: &Step) -> StepProgram {
+    StepProgram {
+        program: name.into(),
+        args,
+        where_: step.where_,
+    }
+}
+
+/// Compares output with expected lines; `Err` carries the reason.
+fn compare(expected: &[String], actual: &str) -> Result<(), String> {
+    let patterns = matcher::compile(expected)?;
+    let lines: Vec<&str> = actual.lines().collect();
+    if matcher::matches(&patterns, &lines) {
+        Ok(())
+    } else {
+        Err("output differs from the expected output".into())
+    }
+}
+
+/// Marker printed after each transcript command, with its index and status.
+const MARK: &str = "\u{1}recipes-transcript-mark";
+
+/// One bash script that runs the transcript's commands in one shell (as a
+/// reader types them in one terminal) and prints a marker after each.
+fn console_script(step: &Step) -> String {
+    let mut script = String::from("exec 2>&1\n");
+    for (i, entry) in step.transcript.iter().enumerate() {
+        script.push_str(&entry.command);
+        script.push('\n');
+        script.push_str(&format!("printf '\\n{MARK} {i} %d\\n' \"$?\"\n"));
+    }
+    script
+}
+
+type TranscriptError = ((usize, String), String, Option<Vec<String>>, Option<String>);
+
+/// Splits the output of [`console_script`] and checks each command.
+fn check_transcript(step: &Step, output: &str, exit: Exit) -> Result<(), TranscriptError> {
+    let mut rest = output;
+    for (i, entry) in step.transcript.iter().enumerate() {
+        let at = |m: String, e: Option<Vec<String>>, a: Option<String>| {
+            ((entry.line, entry.command.clone()), m, e, a)
+        };
+        let marker = format!("\n{MARK} {i} ");
+        let Some(pos) = rest.find(&marker) else {
+            return Err(at(
+                format!("the shell stopped before this command finished ({exit}); did a command exit the shell?"),
+                Some(entry.expected.clone()),
+                Some(rest.to_string()),
+            ));
+        };
+        let actual = &rest[..pos];
+        let after = &rest[pos + marker.len()..];
+        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
+        rest = tail;
+        let code: i32 = code.trim().parse().unwrap_or(-1);
+        if let Err(m) = compare(&entry.expected, actual) {
+            return Err(at(
+                m,
+                Some(entry.expected.clone()),
+                Some(actual.to_string()),
+            ));
+        }
+        if code != entry.exit {
+            return Err(at(
+                format!("exited with code {code}, expected {}", entry.exit),
+                None,
+                Some(actual.to_string()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `1.5s`, `2m`: a duration as written in the book.
+pub fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

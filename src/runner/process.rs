@@ -1,0 +1,267 @@
+//! Process supervision: each step runs in its own process group with stdout
+//! and stderr merged into one pipe drained on a thread; a deadline or an
+//! interruption stops the whole group (SIGTERM, a grace period, SIGKILL), and
+//! whatever the step left in its group is killed when it ends.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+/// How long a stopped group gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(1);
+/// Output kept per step; the rest is drained and dropped.
+const OUTPUT_CAP: usize = 16 << 20;
+
+/// How a supervised process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+    Interrupted,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => match Signal::try_from(*s) {
+                Ok(sig) => write!(f, "signal {}", sig.as_str()),
+                Err(_) => write!(f, "signal {s}"),
+            },
+            Exit::TimedOut => write!(f, "timed out"),
+            Exit::Interrupted => write!(f, "interrupted"),
+        }
+    }
+}
+
+/// The end of a supervised process and everything it printed.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub exit: Exit,
+    pub output: Vec<u8>,
+    pub duration: Duration,
+}
+
+/// Knows every running process group, so that Ctrl-C can stop them all.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    groups: Mutex<BTreeSet<i32>>,
+    interrupted: AtomicBool,
+}
+
+impl Supervisor {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Supervisor::default())
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Stops every running group: SIGTERM now, SIGKILL after the grace
+    /// period for those still registered. New steps will not start.
+    pub fn interrupt(self: &Arc<Self>) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.signal_all(Signal::SIGTERM);
+        let this = Arc::clone(self);
+        std::thread::spawn(move || {
+            std::thread::sleep(GRACE);
+            this.signal_all(Signal::SIGKILL);
+        });
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for &pgid in groups.iter() {
+            let _ = killpg(Pid::from_raw(pgid), signal);
+        }
+    }
+
+    /// Runs `command` to its end under supervision.
+    pub fn run(
+        &self,
+        mut command: Command,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> std::io::Result<Finished> {
+        let start = Instant::now();
+        let (reader, writer) = std::io::pipe()?;
+        command
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .process_group(0);
+        let mut child = {
+            // Register under the lock so an interruption cannot miss the group.
+            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            if self.interrupted() {
+                return Ok(Finished {
+                    exit: Exit::Interrupted,
+                    output: Vec::new(),
+                    duration: start.elapsed(),
+                });
+            }
+            let child = command.spawn()?;
+            groups.insert(child.id() as i32);
+            child
+        };
+        // The pipe's write ends live in `command`; drop them so EOF can come.
+        drop(command);
+        let pgid = child.id() as i32;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (drained_tx, drained_rx) = mpsc::channel();
+        {
+            let output = Arc::clone(&output);
+            let mut reader = reader;
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = OUTPUT_CAP.saturating_sub(out.len());
+                    out.extend_from_slice(&buf[..n.min(room)]);
+                }
+                let _ = drained_tx.send(());
+            });
+        }
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
+        let (exited_tx, exited_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // WNOWAIT: the leader stays a zombie, so its process group id
+            // cannot be reused before we kill what is left in the group.
+            let _ = waitid(
+                Id::Pid(Pid::from_raw(pgid)),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+            );
+            let _ = exited_tx.send(());
+        });
+        let mut timed_out = false;
+        if exited_rx.recv_timeout(timeout).is_err() {
+            timed_out = true;
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+            if exited_rx.recv_timeout(GRACE).is_err() {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                let _ = exited_rx.recv();
+            }
+        }
+        let status = {
+            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            // Nothing a step started in its group outlives it.
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            groups.remove(&pgid);
+            child.wait()?
+        };
+        // A process that left the group may still hold the pipe: do not
+        // wait for it for long.
+        let _ = drained_rx.recv_timeout(Duration::from_millis(200));
+        let output = std::mem::take(&mut *output.lock().unwrap_or_else(|e| e.into_inner()));
+        let exit = if self.interrupted() && !status.success() {
+            Exit::Interrupted
+        } else if timed_out {
+            Exit::TimedOut
+        } else if let Some(code) = status.code() {
+            Exit::Code(code)
+        } else {
+            Exit::Signal(status.signal().unwrap_or(0))
+        };
+        Ok(Finished {
+            exit,
+            output,
+            duration: start.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    /// Running (a zombie waiting for its reaper does not count).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                let state = stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]);
+                state != Some(b'Z')
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn merges_output_and_reports_code() {
+        let s = Supervisor::new();
+        let f = s
+            .run(
+                sh("echo out; echo err >&2; exit 3"),
+                None,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(f.exit, Exit::Code(3));
+        assert_eq!(String::from_utf8_lossy(&f.output), "out\nerr\n");
+    }
+
+    #[test]
+    fn feeds_stdin() {
+        let s = Supervisor::new();
+        let f = s
+            .run(sh("cat"), Some(b"hello".to_vec()), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(f.output, b"hello");
+    }
+
+    #[test]
+    fn timeout_kills_the_group() {
+        let s = Supervisor::new();
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 100 & echo $! > {}; sleep 100", pidfile.display());
+        let f = s
+            .run(sh(&script), None, Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(f.exit, Exit::TimedOut);
+        assert!(f.duration < Duration::from_secs(5));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!alive(pid), "background grandchild still running");
+    }
+
+    #[test]
+    fn background_children_do_not_hold_the_step() {
+        let s = Supervisor::new();
+        let f = s
+            .run(sh("sleep 100 & echo done"), None, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(f.exit, Exit::Code(0));
+        assert!(f.duration < Duration::from_secs(5));
+    }
+}

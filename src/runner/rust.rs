@@ -1,0 +1,60 @@
+//! Rust steps: a complete program, compiled once per content hash with the
+//! host's `rustc` into the cache and reused by every later run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// Edition the programs are compiled with.
+const EDITION: &str = "2021";
+
+/// Compiles `source` unless a binary for it is cached; returns its path, or
+/// the compiler's output when it does not compile.
+pub fn compile(cache: &Path, source: &str) -> Result<PathBuf, String> {
+    let mut hasher = Sha256::new();
+    hasher.update(EDITION.as_bytes());
+    hasher.update([0]);
+    hasher.update(source.as_bytes());
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = cache.join("rust");
+    let binary = dir.join(&hash[..32]);
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&dir)
+        .map_err(|e| format!("cannot create a build folder in {}: {e}", dir.display()))?;
+    let src = work.path().join("main.rs");
+    std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+    let out = work.path().join("main");
+    let result = Command::new("rustc")
+        .args([
+            "--edition",
+            EDITION,
+            "--crate-name",
+            "recipe_step",
+            "-C",
+            "debuginfo=0",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("cannot run rustc (is a Rust toolchain installed?): {e}"))?;
+    if !result.status.success() {
+        let mut text = String::from_utf8_lossy(&result.stderr).into_owned();
+        text = text.replace(&src.display().to_string(), "main.rs");
+        return Err(format!("the program does not compile:\n{text}"));
+    }
+    // Rename into place so a concurrent or interrupted build is never half-used.
+    std::fs::rename(&out, &binary)
+        .map_err(|e| format!("cannot move the binary to {}: {e}", binary.display()))?;
+    Ok(binary)
+}
