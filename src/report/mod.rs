@@ -190,7 +190,9 @@ fn human(o: &Outcome, style: &Style) -> String {
             }
             text.push_str(&format!("    {line}\n"));
         }
-        text.push_str(&format!("  {}\n", f.message));
+        for line in f.message.lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
         match (&f.expected, &f.actual) {
             (Some(expected), Some(actual)) => {
                 text.push_str(&format!(

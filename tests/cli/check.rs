@@ -1,0 +1,76 @@
+use crate::{stderr, stdout, Project};
+
+#[test]
+fn a_clean_book_passes() {
+    let p = Project::new("edge-fences");
+    p.recipes().arg("check").assert().code(0);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_place_in_one_run() {
+    let p = Project::new("broken");
+    let out = p.recipes().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = stdout(&out);
+    for want in [
+        "book/fr/src/a.md:3: unknown key `colour`",
+        "book/fr/src/a.md:7: malformed recipe id `Bad_Id`",
+        "book/fr/src/a.md:11: `expect` block of recipe `lonely-expect` has no step before it",
+        "book/fr/src/a.md:15: malformed transcript: line 16 is output before the first command",
+        "book/fr/src/a.md:21: unknown fixture `debian-nope`",
+        "book/fr/src/b.md:3: recipe `twice` is already defined on another page, at book/fr/src/a.md:25",
+        "book/fr/src/SUMMARY.md:5: `missing.md` is listed but",
+        "book/en/src/a.md:29: step 1 of recipe `differs` differs in its body from book/fr/src/a.md:29",
+        "book/fr/src/a.md:33: recipe `only-fr` has no counterpart in the `en` book",
+        "book/en/src/a.md:33: recipe `only-en` has no counterpart in the `fr` book",
+        "book/en/src/a.md:3: unknown key `colour`",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(stderr(&out).contains("17 problems"), "{}", stderr(&out));
+}
+
+#[test]
+fn attributes_must_match_across_languages() {
+    let p = Project::new("passing");
+    let page = p.path().join("book/en/src/page.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(
+        &page,
+        text.replace("recipe=exit-code exit=3", "recipe=exit-code exit=4"),
+    )
+    .unwrap();
+    let out = p.recipes().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(
+            "book/en/src/page.md:22: step 1 of recipe `exit-code` differs in its attributes"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn run_refuses_a_broken_book() {
+    let p = Project::new("broken");
+    let out = p.recipes().args(["run", "twice"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("book/fr/src/a.md:3: unknown key"));
+}
+
+#[test]
+fn a_missing_book_is_a_clear_error() {
+    let p = Project::new("broken");
+    let out = p
+        .recipes()
+        .args(["--book", "nowhere", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nowhere: no book here"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,84 @@
+//! Integration tests: each copies a small test book from `tests/books/` into
+//! a temporary project and runs the real `recipes` binary on it.
+
+mod check;
+mod list;
+mod run;
+mod scale;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// A copy of `tests/books/<name>` in a temporary directory.
+pub struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    pub fn new(name: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("recipes-test-")
+            .tempdir()
+            .unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/books")
+            .join(name);
+        copy(&src, dir.path(), dir.path());
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `recipes` run from the project's root, with a shared build cache.
+    pub fn recipes(&self) -> Command {
+        let mut cmd = Command::cargo_bin("recipes").unwrap();
+        cmd.current_dir(self.path())
+            .env("RECIPES_CACHE", cache_dir())
+            .env_remove("NO_COLOR")
+            .env_remove("CI");
+        cmd
+    }
+}
+
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("recipes-cache")
+}
+
+/// Copies a tree, replacing `@TMP@` with the project's path in pages and
+/// giving pages named `crlf.md` Windows line endings.
+fn copy(src: &Path, dst: &Path, root: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &to, root);
+            continue;
+        }
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        text = text.replace("@TMP@", &root.display().to_string());
+        if entry.file_name() == "crlf.md" {
+            text = text.replace('\n', "\r\n");
+        }
+        std::fs::write(&to, text).unwrap();
+    }
+}
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Whether a process is running (a zombie does not count).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]) != Some(b'Z'))
+        .unwrap_or(false)
+}

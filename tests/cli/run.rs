@@ -1,0 +1,251 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::{alive, stderr, stdout, Project};
+
+#[test]
+fn passing_recipes_pass() {
+    let p = Project::new("passing");
+    let out = p.recipes().args(["test", "--jobs", "2"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("7 recipes: 7 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn output_failure_shows_place_command_and_diff() {
+    let p = Project::new("failing");
+    let out = p.recipes().args(["run", "wrong-output"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    // The first command printed a line the transcript does not show.
+    assert!(text.contains("FAIL wrong-output"), "{text}");
+    assert!(
+        text.contains("book/fr/src/page.md:4: console step"),
+        "{text}"
+    );
+    assert!(text.contains("$ echo \"bonjour\""), "{text}");
+    assert!(text.contains("+bonjour"), "{text}");
+}
+
+#[test]
+fn diff_shows_expected_and_actual_lines() {
+    let p = Project::new("failing");
+    let page = p.path().join("book/fr/src/page.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(
+        &page,
+        text.replace("$ echo \"bonjour\"\n", "$ echo \"bonjour\"\nbonjour\n"),
+    )
+    .unwrap();
+    let out = p.recipes().args(["run", "wrong-output"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("book/fr/src/page.md:6: console step"),
+        "{text}"
+    );
+    assert!(text.contains("   un\n"), "{text}");
+    assert!(text.contains("-2\n"), "{text}");
+    assert!(text.contains("+deux\n"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text}");
+}
+
+#[test]
+fn exit_code_failure_shows_the_output() {
+    let p = Project::new("failing");
+    let out = p.recipes().args(["run", "wrong-exit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("ended with exit code 1, expected exit code 0"),
+        "{text}"
+    );
+    assert!(text.contains("avant"), "{text}");
+    assert!(
+        !text.contains("après\n  "),
+        "the script stops at the failure: {text}"
+    );
+}
+
+#[test]
+fn every_failure_kind_fails() {
+    let p = Project::new("failing");
+    for (id, want) in [
+        ("wrong-expect", "+réel"),
+        ("transcript-exit", "exited with code 2, expected 0"),
+        ("wrong-file", "-a = 2"),
+        ("wrong-rust", "does not compile"),
+    ] {
+        let out = p.recipes().args(["run", id]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{id}");
+        assert!(stdout(&out).contains(want), "{id}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn timeout_stops_the_step_and_its_background_children() {
+    let p = Project::new("timeout");
+    let start = Instant::now();
+    let out = p.recipes().args(["run", "slow"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        stdout(&out).contains("timed out after 1s"),
+        "{}",
+        stdout(&out)
+    );
+    let pid: i32 = std::fs::read_to_string(p.path().join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !alive(pid),
+        "the background grandchild {pid} is still running"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_every_step_and_exits_non_zero() {
+    let p = Project::new("timeout");
+    let page = p.path().join("book/fr/src/page.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("timeout=1s", "timeout=1h")).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("recipes");
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "slow"])
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", crate::cache_dir())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pidfile = p.path().join("grandchild.pid");
+    let start = Instant::now();
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A terminal sends SIGINT to the whole foreground process group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!status.success());
+    assert_eq!(status.code(), Some(130));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !alive(pid),
+        "the background grandchild {pid} is still running"
+    );
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn unknown_id_exits_2_and_suggests() {
+    let p = Project::new("passing");
+    let out = p.recipes().args(["run", "transcrip"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no recipe `transcrip`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `transcript`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn json_events_one_per_line() {
+    let p = Project::new("failing");
+    let out = p
+        .recipes()
+        .args(["run", "wrong-expect", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["event"], "started");
+    assert_eq!(events[1]["event"], "finished");
+    assert_eq!(events[1]["status"], "failed");
+    assert_eq!(events[1]["failure"]["line"], 21);
+    assert_eq!(events[1]["failure"]["expected"], "attendu");
+    assert_eq!(events[1]["failure"]["actual"], "réel\n");
+    assert_eq!(events[2]["event"], "summary");
+    assert_eq!(events[2]["failed"], 1);
+}
+
+#[test]
+fn junit_report_for_ci() {
+    let p = Project::new("failing");
+    let report = p.path().join("report.xml");
+    let out = p
+        .recipes()
+        .args(["run", "wrong-expect", "wrong-exit", "--junit"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"recipes (fr)\" tests=\"2\" failures=\"2\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase name=\"wrong-expect\" classname=\"page.md\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("&quot;avant&quot;") || xml.contains("avant"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"book/fr/src/page.md:21:"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let p = Project::new("passing");
+    for args in [
+        vec!["test", "--partition", "3/2"],
+        vec!["test", "--jobs", "0"],
+        vec!["run", "script", "--timeout", "soon"],
+        vec!["run", "script", "--fixture", "nope"],
+        vec!["frobnicate"],
+    ] {
+        let out = p.recipes().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
