@@ -8,13 +8,17 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::check::{check_book, check_parity};
+use crate::cli::FixtureCommand;
 use crate::cli::{Cli, Command, Plan};
 use crate::exit;
-use crate::model::{Book, Outcome, Recipe, Requirement, Status, EMPTY_FIXTURE};
+use crate::factory::{LocalFactory, SandboxFactory};
+use crate::fixture::Store;
+use crate::host::{self, Installer};
+use crate::model::{Book, Outcome, Recipe, Status, EMPTY_FIXTURE};
 use crate::parse::{languages, load_book, Problem};
 use crate::report::{self, Console, Format};
 use crate::runner::process::Supervisor;
-use crate::runner::{self, Direct, Environment, EnvironmentFactory, RunConfig};
+use crate::runner::{self, EnvironmentFactory, RunConfig};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let ws = Workspace::new(&cli.book);
@@ -33,8 +37,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let plan = Plan::new(opts, jobs, partition.as_deref())?;
             run(&ws, &cli.lang, None, plan)
         }
-        Command::Fixture { .. } => bail!("fixtures are not available yet"),
-        Command::Sandbox { .. } | Command::Enter { .. } => bail!("internal command"),
+        Command::Fixture { command } => fixture(&ws, command),
+        Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
+        Command::Enter {
+            pid,
+            cwd,
+            chroot,
+            argv,
+        } => Ok(crate::sandbox::helper::enter_main(
+            pid,
+            &cwd,
+            chroot.as_deref(),
+            &argv,
+        )),
     }
 }
 
@@ -54,6 +69,10 @@ impl Workspace {
             book_dir: book.to_path_buf(),
             recipes_dir: parent.join("recipes"),
         }
+    }
+
+    fn store(&self) -> Store {
+        Store::new(self.recipes_dir.join("fixtures"), &cache_dir())
     }
 
     fn fixture_names(&self) -> BTreeSet<String> {
@@ -251,10 +270,32 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         });
     }
     let console = Console::new(plan.opts.format);
-    let factory = LocalFactory {
-        keep: plan.opts.keep,
+    let factory: Box<dyn EnvironmentFactory> = if host::is_root() {
+        crate::sandbox::cgroup::remove_stale();
+        Box::new(SandboxFactory {
+            store: ws.store(),
+            installer: Installer::new(!plan.opts.no_install),
+            exe: std::env::current_exe().context("cannot find the recipes binary")?,
+            keep: plan.opts.keep,
+        })
+    } else {
+        if selected.iter().any(|r| r.fixture != EMPTY_FIXTURE) || plan.opts.fixture.is_some() {
+            eprintln!(
+                "recipes: not root, so no sandbox: recipes on real fixtures will fail; run as root"
+            );
+        }
+        Box::new(LocalFactory {
+            keep: plan.opts.keep,
+        })
     };
-    let outcomes = runner::run_all(&selected, &all, &config, &factory, &supervisor, &console);
+    let outcomes = runner::run_all(
+        &selected,
+        &all,
+        &config,
+        factory.as_ref(),
+        &supervisor,
+        &console,
+    );
     handle.close();
     console.summary(&outcomes);
     if let Some(path) = &plan.opts.junit {
@@ -301,31 +342,70 @@ fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> Stri
     }
 }
 
-/// Environments without a sandbox: only the `empty` fixture.
-struct LocalFactory {
-    keep: bool,
+fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
+    let store = ws.store();
+    match command {
+        FixtureCommand::List => {
+            println!(
+                "{:<24} {:<10} {:>8} {:>8}  description",
+                "name", "state", "size", "age"
+            );
+            println!(
+                "{:<24} {:<10} {:>8} {:>8}  a fresh empty folder (built in)",
+                EMPTY_FIXTURE, "built-in", "-", "-"
+            );
+            for def in store.definitions()? {
+                let (state, size, age) = match store.built(&def) {
+                    Some((_, info)) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        (
+                            "built",
+                            format!("{} MB", info.size >> 20),
+                            human_age(now.saturating_sub(info.built_at)),
+                        )
+                    }
+                    None => ("not built", "-".into(), "-".into()),
+                };
+                println!(
+                    "{:<24} {:<10} {:>8} {:>8}  {}",
+                    def.name,
+                    state,
+                    size,
+                    age,
+                    def.spec.description.as_deref().unwrap_or("")
+                );
+            }
+            Ok(exit::OK)
+        }
+        FixtureCommand::Build { name } => {
+            if !host::is_root() {
+                bail!("building a fixture needs root (debootstrap and chroot): run as root");
+            }
+            let installer = Installer::new(true);
+            let install = |needs: &[(&str, &str)]| installer.ensure(needs);
+            let rootfs = store.ensure(&name, &install)?;
+            println!("{name}: {}", rootfs.display());
+            Ok(exit::OK)
+        }
+        FixtureCommand::Clean { name } => {
+            if let Some(name) = &name {
+                store.definition(name)?;
+            }
+            for removed in store.clean(name.as_deref())? {
+                println!("removed {removed}");
+            }
+            Ok(exit::OK)
+        }
+    }
 }
 
-impl EnvironmentFactory for LocalFactory {
-    fn create(
-        &self,
-        _recipe: &Recipe,
-        fixture: &str,
-        _chain: &[&Recipe],
-    ) -> Result<Box<dyn Environment>, String> {
-        if fixture != EMPTY_FIXTURE {
-            return Err(format!("fixture `{fixture}` needs the sandbox"));
-        }
-        Ok(Box::new(Direct::new(self.keep)?))
-    }
-
-    fn unmet(&self, requirement: Requirement) -> Option<String> {
-        match requirement {
-            Requirement::Root if !nix::unistd::geteuid().is_root() => {
-                Some("not running as root".into())
-            }
-            Requirement::Lxc => Some("no LXC without the sandbox".into()),
-            _ => None,
-        }
+fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
     }
 }

@@ -5,11 +5,15 @@ pub mod check;
 pub mod cli;
 mod commands;
 pub mod exit;
+mod factory;
+pub mod fixture;
+pub mod host;
 pub mod matcher;
 pub mod model;
 pub mod parse;
 pub mod report;
 pub mod runner;
+pub mod sandbox;
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: cli::Cli) -> anyhow::Result<i32> {

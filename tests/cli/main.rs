@@ -76,9 +76,37 @@ pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Whether a process is running (a zombie does not count).
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]) != Some(b'Z'))
-        .unwrap_or(false)
+/// Running processes (zombies aside) whose command line contains `needle`.
+pub fn processes(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit_once(") ")
+                        .map(|(_, r)| r.starts_with('Z'))
+                        .unwrap_or(false)
+                })
+                .unwrap_or(true);
+            cmdline.contains(needle) && !zombie
+        })
+        .collect()
+}
+
+/// Fails if a process whose command line contains `needle` is still running
+/// shortly after (the kernel may need a moment to finish killing).
+pub fn assert_gone(needle: &str) {
+    let start = std::time::Instant::now();
+    while !processes(needle).is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "still running: {:?}",
+            processes(needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,104 @@
+//! Chooses and makes the environment each recipe runs in: a sandbox on its
+//! fixture when running as root, plain child processes beside a temporary
+//! folder otherwise (the `empty` fixture only).
+
+use std::path::PathBuf;
+
+use crate::fixture::Store;
+use crate::host::{self, Installer};
+use crate::model::{Recipe, Requirement, EMPTY_FIXTURE};
+use crate::runner::{Direct, Environment, EnvironmentFactory};
+use crate::sandbox::{Sandbox, SandboxSpec};
+
+/// Sandboxed environments on cached fixtures (needs root).
+pub struct SandboxFactory {
+    pub store: Store,
+    pub installer: Installer,
+    pub exe: PathBuf,
+    pub keep: bool,
+}
+
+impl EnvironmentFactory for SandboxFactory {
+    fn create(
+        &self,
+        recipe: &Recipe,
+        fixture: &str,
+        chain: &[&Recipe],
+    ) -> Result<Box<dyn Environment>, String> {
+        self.installer.ensure(&host::needs_of(chain))?;
+        let lower = if fixture == EMPTY_FIXTURE {
+            None
+        } else {
+            let install = |needs: &[(&str, &str)]| self.installer.ensure(needs);
+            Some(
+                self.store
+                    .ensure(fixture, &install)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        let keep = if self.keep {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("recipes-keep-{}-", recipe.id))
+                .tempdir_in("/var/tmp")
+                .map_err(|e| {
+                    format!("cannot create a folder to keep the fixture in /var/tmp: {e}")
+                })?;
+            Some(dir.keep())
+        } else {
+            None
+        };
+        let spec = SandboxSpec {
+            parent: 0,
+            lower,
+            keep,
+            at: chain.iter().rev().find_map(|r| r.at.clone()),
+            net_host: chain.iter().any(|r| r.net_host),
+            cgroup: None,
+            hostname: "sandbox".into(),
+        };
+        Ok(Box::new(Sandbox::start(spec, self.exe.clone())?))
+    }
+
+    fn unmet(&self, requirement: Requirement) -> Option<String> {
+        match requirement {
+            Requirement::Root => None,
+            Requirement::Lxc if !host::command_exists("lxc-start") && !self.installer.allowed => {
+                Some("the lxc tools are not installed (apt-get install lxc)".into())
+            }
+            Requirement::Lxc => None,
+            Requirement::Net if !host::network_available() => {
+                Some("the package archive of the host's apt sources does not answer".into())
+            }
+            Requirement::Net => None,
+        }
+    }
+}
+
+/// Without root: the `empty` fixture only, steps as plain child processes.
+pub struct LocalFactory {
+    pub keep: bool,
+}
+
+impl EnvironmentFactory for LocalFactory {
+    fn create(
+        &self,
+        _recipe: &Recipe,
+        fixture: &str,
+        _chain: &[&Recipe],
+    ) -> Result<Box<dyn Environment>, String> {
+        if fixture != EMPTY_FIXTURE {
+            return Err(format!(
+                "running a recipe on the fixture `{fixture}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
+            ));
+        }
+        Ok(Box::new(Direct::new(self.keep)?))
+    }
+
+    fn unmet(&self, requirement: Requirement) -> Option<String> {
+        match requirement {
+            Requirement::Root | Requirement::Lxc => Some("not running as root".into()),
+            Requirement::Net if !host::network_available() => Some("no network".into()),
+            Requirement::Net => None,
+        }
+    }
+}
