@@ -276,7 +276,7 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
             store: ws.store(),
             installer: Installer::new(!plan.opts.no_install),
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
-            keep: plan.opts.keep,
+            keep: plan.opts.keep.then(|| cache_dir().join("kept")),
         })
     } else {
         if selected.iter().any(|r| r.fixture != EMPTY_FIXTURE) || plan.opts.fixture.is_some() {
@@ -297,6 +297,9 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         &console,
     );
     handle.close();
+    if host::is_root() {
+        crate::sandbox::cgroup::remove_parent_if_unused();
+    }
     console.summary(&outcomes);
     if let Some(path) = &plan.opts.junit {
         report::write_junit(path, &outcomes)

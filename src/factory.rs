@@ -15,7 +15,8 @@ pub struct SandboxFactory {
     pub store: Store,
     pub installer: Installer,
     pub exe: PathBuf,
-    pub keep: bool,
+    /// Where `--keep` leaves fixtures (outside the sandbox's tmpfs folders).
+    pub keep: Option<PathBuf>,
 }
 
 impl EnvironmentFactory for SandboxFactory {
@@ -36,16 +37,17 @@ impl EnvironmentFactory for SandboxFactory {
                     .map_err(|e| e.to_string())?,
             )
         };
-        let keep = if self.keep {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("recipes-keep-{}-", recipe.id))
-                .tempdir_in("/var/tmp")
-                .map_err(|e| {
-                    format!("cannot create a folder to keep the fixture in /var/tmp: {e}")
-                })?;
-            Some(dir.keep())
-        } else {
-            None
+        let keep = match &self.keep {
+            Some(parent) => {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("{}-", recipe.id))
+                    .tempdir_in(parent)
+                    .map_err(|e| format!("cannot create a folder in {}: {e}", parent.display()))?;
+                Some(dir.keep())
+            }
+            None => None,
         };
         let spec = SandboxSpec {
             parent: 0,

@@ -37,6 +37,7 @@ const STEP_COMMANDS: &[(&str, &str)] = &[
     ("lxc-info", "lxc"),
     ("lxc-ls", "lxc"),
     ("script", "bsdutils"),
+    ("ping", "iputils-ping"),
 ];
 
 pub fn command_exists(name: &str) -> bool {

@@ -214,7 +214,10 @@ fn human(o: &Outcome, style: &Style) -> String {
         }
     }
     if let Some(kept) = &o.kept {
-        text.push_str(&format!("  fixture kept at {}\n", kept.display()));
+        text.push_str(&format!(
+            "  fixture kept at {} (upper/ holds what the recipe changed over its base)\n",
+            kept.display()
+        ));
     }
     text
 }

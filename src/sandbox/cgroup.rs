@@ -80,3 +80,11 @@ pub fn remove_stale() {
         }
     }
 }
+
+/// Removes the shared parent folder once no runner uses it.
+pub fn remove_parent_if_unused() {
+    if let Some(parent) = cgroup2_mount().map(|m| m.join(PARENT)) {
+        // Fails, harmlessly, while another runner has sandboxes in it.
+        let _ = std::fs::remove_dir(parent);
+    }
+}

@@ -31,6 +31,13 @@ const DROPPED_CAPS: &[i32] = &[
     35, // CAP_WAKE_ALARM
 ];
 
+/// One line to the runner; a runner that stopped listening is not an error
+/// worth a panic.
+fn say(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn die_with_parent() -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
 }
@@ -41,12 +48,12 @@ pub fn sandbox_main(spec: &str) -> i32 {
     let spec: SandboxSpec = match serde_json::from_str(spec) {
         Ok(spec) => spec,
         Err(e) => {
-            println!("error: invalid sandbox spec: {e}");
+            say(&format!("error: invalid sandbox spec: {e}"));
             return 2;
         }
     };
     if let Err(message) = outer(&spec) {
-        println!("error: {message}");
+        say(&format!("error: {message}"));
         return 1;
     }
     unreachable!("outer() exits")
@@ -78,15 +85,14 @@ fn outer(spec: &SandboxSpec) -> Result<(), String> {
             let code = match pid1(spec) {
                 Ok(()) => 0,
                 Err(message) => {
-                    println!("error: {message}");
+                    say(&format!("error: {message}"));
                     1
                 }
             };
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
-            println!("pid {child}");
-            let _ = std::io::stdout().flush();
+            say(&format!("pid {child}"));
             let code = match waitpid(child, None) {
                 Ok(WaitStatus::Exited(_, code)) => code,
                 _ => 1,
@@ -103,8 +109,7 @@ fn pid1(spec: &SandboxSpec) -> Result<(), String> {
     die_with_parent().map_err(|e| format!("prctl: {e}"))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     apply_all(&mut Linux, &plan(spec))?;
-    println!("ready");
-    let _ = std::io::stdout().flush();
+    say("ready");
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     nix::unistd::dup2_stdout(null.as_fd()).map_err(|e| e.to_string())?;
     // SAFETY: SIG_IGN for SIGCHLD has no handler code to run.

@@ -55,6 +55,8 @@ impl Sandbox {
         };
         let stdout = child.stdout.take().expect("piped");
         sandbox.helper = Some(child);
+        // `pid N` (from the helper) and `ready` (from PID 1) come in any order.
+        let mut ready = false;
         for line in BufReader::new(stdout).lines() {
             let line = line.map_err(|e| format!("sandbox helper: {e}"))?;
             if let Some(pid) = line.strip_prefix("pid ") {
@@ -62,9 +64,12 @@ impl Sandbox {
                     .parse()
                     .map_err(|_| format!("sandbox helper said {line:?}"))?;
             } else if line == "ready" {
-                return Ok(sandbox);
+                ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
                 return Err(message.to_string());
+            }
+            if ready && sandbox.pid1 > 0 {
+                return Ok(sandbox);
             }
         }
         Err("the sandbox helper ended before the sandbox was ready".into())

@@ -4,6 +4,7 @@
 mod check;
 mod list;
 mod run;
+mod sandbox;
 mod scale;
 
 use std::path::{Path, PathBuf};
