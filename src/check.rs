@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Book, Location, Recipe};
+use crate::model::{Book, Location, Recipe, EMPTY_FIXTURE};
 use crate::parse::Problem;
 
 fn problem(location: &Location, message: String) -> Problem {
@@ -64,6 +64,19 @@ pub fn check_book(book: &Book, fixtures: &BTreeSet<String>) -> Vec<Problem> {
                     ));
                 }
                 break;
+            }
+            if next.fixture != recipe.fixture
+                && next.fixture != EMPTY_FIXTURE
+                && recipe.fixture != EMPTY_FIXTURE
+                && current.id == recipe.id
+            {
+                problems.push(problem(
+                    &recipe.location,
+                    format!(
+                        "recipe `{}` runs on fixture `{}` but needs `{needs}`, which runs on `{}`; they share one sandbox",
+                        recipe.id, recipe.fixture, next.fixture
+                    ),
+                ));
             }
             chain.push(needs);
             current = next;

@@ -111,6 +111,9 @@ pub struct RunOpts {
     /// Never install missing host packages; stop with an error instead.
     #[arg(long)]
     pub no_install: bool,
+    /// Show every step's output, also when it passes.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// Errors in the command line that clap cannot see.

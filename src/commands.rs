@@ -250,6 +250,7 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         fixture_override: plan.opts.fixture.clone(),
         require_all: plan.opts.require_all,
         cache_dir: cache_dir(),
+        verbose: plan.opts.verbose,
         lib_dir: std::path::absolute(ws.recipes_dir.join("lib"))
             .context("cannot resolve recipes/lib")?,
     };

@@ -237,4 +237,6 @@ pub struct Outcome {
     pub steps_run: usize,
     /// Where the fixture was kept (`--keep`).
     pub kept: Option<PathBuf>,
+    /// Each step's place and output, kept with `--verbose`.
+    pub log: Vec<(Location, String)>,
 }

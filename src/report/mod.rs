@@ -175,6 +175,15 @@ fn human(o: &Outcome, style: &Style) -> String {
             format!("{} {}: {reason}\n", style.paint("31;1", "ERR "), o.id)
         }
     };
+    for (location, output) in &o.log {
+        text.push_str(&format!(
+            "  {}\n",
+            style.paint("2", &format!("── {location}"))
+        ));
+        for line in output.lines() {
+            text.push_str(&format!("    {line}\n"));
+        }
+    }
     if let Some(f) = &o.failure {
         text.push_str(&format!(
             "  {}: {} step of recipe `{}` (fixture {})\n",

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::matcher;
 use crate::model::{
     ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
+    EMPTY_FIXTURE,
 };
 pub use env::{Direct, Environment, StepProgram};
 use process::{Exit, Supervisor};
@@ -30,6 +31,8 @@ pub struct RunConfig {
     pub require_all: bool,
     pub cache_dir: PathBuf,
     pub lib_dir: PathBuf,
+    /// Keep every step's output in the outcome.
+    pub verbose: bool,
 }
 
 /// Makes the environment a recipe runs in.
@@ -63,6 +66,17 @@ pub fn chain<'a>(recipe: &'a Recipe, all: &'a BTreeMap<String, Recipe>) -> Vec<&
     }
     chain.reverse();
     chain
+}
+
+/// The fixture a chain runs on: the recipe's own, or else the one a recipe
+/// it needs declares.
+pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
+    chain
+        .iter()
+        .rev()
+        .map(|r| r.fixture.as_str())
+        .find(|f| *f != EMPTY_FIXTURE)
+        .unwrap_or(EMPTY_FIXTURE)
 }
 
 /// Runs `selected` with up to `config.jobs` in parallel; outcomes come back
@@ -126,7 +140,7 @@ impl Runner<'_> {
             .config
             .fixture_override
             .clone()
-            .unwrap_or_else(|| recipe.fixture.clone());
+            .unwrap_or_else(|| declared_fixture(&chain).to_string());
         let mut outcome = Outcome {
             id: recipe.id.clone(),
             lang: recipe.lang.clone(),
@@ -138,6 +152,7 @@ impl Runner<'_> {
             failure: None,
             steps_run: 0,
             kept: None,
+            log: Vec::new(),
         };
         let mut requirements: Vec<Requirement> = chain
             .iter()
@@ -180,7 +195,8 @@ impl Runner<'_> {
                     continue;
                 }
                 outcome.steps_run += 1;
-                if let Err(e) = self.run_step(env.as_ref(), r, step, r.expect_for(i)) {
+                let log = self.config.verbose.then_some(&mut outcome.log);
+                if let Err(e) = self.run_step(env.as_ref(), r, step, r.expect_for(i), log) {
                     outcome.status = e.status;
                     outcome.failure = Some(*e.failure);
                     break 'recipes;
@@ -204,6 +220,7 @@ impl Runner<'_> {
         recipe: &Recipe,
         step: &Step,
         expect: Option<&Step>,
+        log: Option<&mut Vec<(Location, String)>>,
     ) -> Result<(), StepError> {
         let rootfs = env.rootfs();
         let fail = |command: String, message: String| StepError {
@@ -294,6 +311,13 @@ impl Runner<'_> {
             )
         })?;
         let output = String::from_utf8_lossy(&finished.output).into_owned();
+        if let Some(log) = log {
+            let shown = match step.kind {
+                StepKind::Console => render_transcript(step, &output),
+                _ => output.clone(),
+            };
+            log.push((step.location.clone(), shown));
+        }
         let error = |message: String, expected: Option<Vec<String>>, actual: Option<String>| {
             let mut e = fail(command_text.clone(), message);
             e.failure.output = output.clone();
@@ -401,6 +425,32 @@ fn console_script(step: &Step) -> String {
         script.push_str(&format!("printf '\\n{MARK} {i} %d\\n' \"$?\"\n"));
     }
     script
+}
+
+/// A transcript's output as a reader would see it in a terminal.
+fn render_transcript(step: &Step, output: &str) -> String {
+    let mut text = String::new();
+    let mut rest = output;
+    for (i, entry) in step.transcript.iter().enumerate() {
+        text.push_str(&format!("$ {}\n", entry.command));
+        let marker = format!("\n{MARK} {i} ");
+        let Some(pos) = rest.find(&marker) else {
+            text.push_str(rest);
+            break;
+        };
+        let segment = &rest[..pos];
+        text.push_str(segment);
+        if !segment.is_empty() && !segment.ends_with('\n') {
+            text.push('\n');
+        }
+        let after = &rest[pos + marker.len()..];
+        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
+        if code.trim() != "0" {
+            text.push_str(&format!("[{}]\n", code.trim()));
+        }
+        rest = tail;
+    }
+    text
 }
 
 type TranscriptError = ((usize, String), String, Option<Vec<String>>, Option<String>);
