@@ -2,7 +2,7 @@
 //! hostname, loopback. Called only in the freshly exec'd, single-threaded
 //! sandbox helper.
 
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
@@ -94,6 +94,22 @@ impl System for Linux {
                     Some(format!("mode={mode:o}").as_str()),
                 )?
             }
+            Op::TmpfsSkeleton { target } => {
+                let skeleton = folders(target, 3);
+                let mode =
+                    std::fs::metadata(target).map_or(0o755, |m| m.permissions().mode() & 0o7777);
+                mount(
+                    Some("tmpfs"),
+                    target,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    Some(format!("mode={mode:o}").as_str()),
+                )?;
+                for (dir, mode) in skeleton {
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+                }
+            }
             Op::Mkdir(path) => std::fs::create_dir_all(path)?,
             Op::CharDevice { path, major, minor } => {
                 mknod(
@@ -172,6 +188,24 @@ impl System for Linux {
         }
         Ok(())
     }
+}
+
+/// Sub-folders of `root` (not following links), parents first, with modes.
+fn folders(root: &Path, depth: usize) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    if depth == 0 {
+        return found;
+    }
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir() {
+            found.push((entry.path(), meta.permissions().mode() & 0o7777));
+            found.extend(folders(&entry.path(), depth - 1));
+        }
+    }
+    found
 }
 
 /// `mount_setattr(2)` with `AT_RECURSIVE`: every mount under `path` becomes

@@ -68,6 +68,11 @@ pub enum Op {
         target: PathBuf,
         mode: u32,
     },
+    /// A fresh tmpfs that keeps the empty folder skeleton of what it hides
+    /// (so `/var/log/lxc` still exists, as on the host, but empty).
+    TmpfsSkeleton {
+        target: PathBuf,
+    },
     Mkdir(PathBuf),
     /// A character device node, mode 0666.
     CharDevice {
@@ -109,13 +114,12 @@ pub fn plan(spec: &SandboxSpec) -> Vec<Op> {
     let p = PathBuf::from;
     let mut ops = vec![Op::MakePrivate, Op::ReadOnlyTree(p("/"))];
     for dir in WRITABLE {
-        ops.push(Op::Tmpfs {
-            target: p(dir),
-            mode: if *dir == "/tmp" || *dir == "/var/tmp" {
-                0o1777
-            } else {
-                0o755
+        ops.push(match *dir {
+            "/tmp" | "/var/tmp" => Op::Tmpfs {
+                target: p(dir),
+                mode: 0o1777,
             },
+            _ => Op::TmpfsSkeleton { target: p(dir) },
         });
     }
     // A private /dev: safe nodes only, and a pty instance of its own.
@@ -248,13 +252,11 @@ mod tests {
         assert_eq!(ops[0], Op::MakePrivate);
         assert_eq!(ops[1], Op::ReadOnlyTree("/".into()));
         for dir in WRITABLE {
-            assert!(
-                ops.contains(&Op::Tmpfs {
-                    target: dir.into(),
-                    mode: if dir.ends_with("tmp") { 0o1777 } else { 0o755 }
-                }),
-                "{dir}"
-            );
+            let fresh = ops.contains(&Op::Tmpfs {
+                target: dir.into(),
+                mode: 0o1777,
+            }) || ops.contains(&Op::TmpfsSkeleton { target: dir.into() });
+            assert!(fresh, "{dir}");
         }
     }
 
@@ -316,7 +318,7 @@ mod tests {
         );
         let lxc_tmpfs = position(
             &ops,
-            |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/var/lib/lxc")),
+            |o| matches!(o, Op::TmpfsSkeleton { target } if target == Path::new("/var/lib/lxc")),
         );
         assert!(lxc_tmpfs < overlay && overlay < bind);
         assert_eq!(rootfs_path(&s), "/var/lib/lxc/web1/rootfs");
