@@ -111,6 +111,12 @@ fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
     let (book, mut problems) = ws.load(lang)?;
     print_problems(&mut problems, false);
     let recipes: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+    let all: BTreeMap<String, Recipe> = recipes
+        .iter()
+        .map(|r| (r.id.clone(), (*r).clone()))
+        .collect();
+    // The fixture a recipe runs on (a recipe it needs may declare it).
+    let fixture = |r: &Recipe| runner::declared_fixture(&runner::chain(r, &all)).to_string();
     match format {
         Format::Json => {
             let json: Vec<serde_json::Value> = recipes
@@ -121,7 +127,7 @@ fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
                         "lang": r.lang,
                         "page": r.page,
                         "line": r.location.line,
-                        "fixture": r.fixture,
+                        "fixture": fixture(r),
                         "steps": r.steps.iter().map(|s| serde_json::json!({
                             "line": s.location.line,
                             "kind": s.kind.as_str(),
@@ -141,7 +147,7 @@ fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
                     r.id,
                     r.page,
                     r.location.line,
-                    r.fixture,
+                    fixture(r),
                     r.steps.len(),
                     if r.steps.len() == 1 { "" } else { "s" }
                 );

@@ -1,6 +1,7 @@
 //! Integration tests: each copies a small test book from `tests/books/` into
 //! a temporary project and runs the real `recipes` binary on it.
 
+mod book;
 mod check;
 mod list;
 mod run;

@@ -1,0 +1,88 @@
+//! The book itself is the largest test: every recipe of it, in the sandbox,
+//! with every requirement met (CI runs as root).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn recipes() -> Command {
+    let mut cmd = Command::cargo_bin("recipes").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RECIPES_CACHE", crate::cache_dir());
+    cmd
+}
+
+#[test]
+fn the_book_checks_clean() {
+    recipes().arg("check").assert().success();
+}
+
+#[test]
+fn both_languages_hold_the_required_recipes() {
+    let required = [
+        "lxc-isolation",
+        "rootfs-base",
+        "network-veth",
+        "network-nat",
+        "console-autologin",
+        "prune-boot-scripts",
+        "convert-image",
+        "boot-mode",
+        "boot-order",
+        "clean-shutdown",
+        "sys-isolation",
+    ];
+    for lang in ["fr", "en"] {
+        let out = recipes()
+            .args(["--lang", lang, "list", "--format", "json"])
+            .output()
+            .unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        for id in required {
+            assert!(ids.contains(&id), "{lang}: {id} missing");
+        }
+        let boot_mode = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "boot-mode")
+            .unwrap();
+        assert!(boot_mode["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "rust"));
+    }
+}
+
+#[test]
+fn every_recipe_of_the_book_passes() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
+            "the book's recipes need root and RECIPES_TEST_REQUIRE_ALL is set"
+        );
+        eprintln!("skipped: the book's recipes need root (sandbox, LXC)");
+        return;
+    }
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("book/fr/book.toml")
+        .exists());
+    let out = recipes()
+        .args(["test", "--require-all", "--jobs", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("0 failed"), "{text}");
+}
