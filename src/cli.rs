@@ -51,9 +51,30 @@ pub enum Command {
         /// Run only the K-th of N deterministic shares of the recipes.
         #[arg(long, value_name = "K/N")]
         partition: Option<String>,
+        /// Run only the recipes of pages changed since the merge base with
+        /// the main branch (and the recipes that need them).
+        #[arg(long)]
+        changed: bool,
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Build or serve the bilingual site.
+    Book {
+        #[command(subcommand)]
+        command: BookCommand,
+    },
+    /// Scaffold a new page in both languages, with a first recipe.
+    New {
+        /// The new recipe's id (also the page's file name).
+        id: String,
+        #[arg(long, value_name = "TITLE")]
+        title_fr: String,
+        #[arg(long, value_name = "TITLE")]
+        title_en: String,
+    },
+    /// Hidden: the mdBook preprocessor (`recipes mdbook [supports RENDERER]`).
+    #[command(name = "mdbook", hide = true)]
+    Mdbook { args: Vec<String> },
     /// Manage the cached base root filesystems.
     Fixture {
         #[command(subcommand)]
@@ -76,6 +97,22 @@ pub enum Command {
         chroot: Option<PathBuf>,
         #[arg(last = true, required = true)]
         argv: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BookCommand {
+    /// Build the site: French at OUT/, English at OUT/en/.
+    Build {
+        #[arg(long, default_value = "target/site", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Serve the site on localhost and rebuild it when the book changes.
+    Serve {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        #[arg(long, default_value = "target/site", value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -114,6 +151,10 @@ pub struct RunOpts {
     /// Show every step's output, also when it passes.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Rewrite the expected output of failing `expect` blocks and
+    /// transcripts in place, in both languages (refused when CI is set).
+    #[arg(long)]
+    pub bless: bool,
 }
 
 /// Errors in the command line that clap cannot see.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::check::{check_book, check_parity};
-use crate::cli::FixtureCommand;
+use crate::cli::{BookCommand, FixtureCommand};
 use crate::cli::{Cli, Command, Plan};
 use crate::exit;
 use crate::factory::{LocalFactory, SandboxFactory};
@@ -27,16 +27,55 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Check => check(&ws),
         Command::Run { ids, opts } => {
             let plan = Plan::new(opts, None, None)?;
-            run(&ws, &cli.lang, Some(&ids), plan)
+            run(&ws, &cli.lang, Selection::Ids(&ids), plan)
         }
         Command::Test {
             jobs,
             partition,
+            changed,
             opts,
         } => {
             let plan = Plan::new(opts, jobs, partition.as_deref())?;
-            run(&ws, &cli.lang, None, plan)
+            let selection = if changed {
+                Selection::Changed
+            } else {
+                Selection::All
+            };
+            run(&ws, &cli.lang, selection, plan)
         }
+        Command::Book { command } => match command {
+            BookCommand::Build { out } => {
+                crate::site::build(&ws.book_dir, &out, &ws.status_path())?;
+                println!(
+                    "built {} (English: {})",
+                    out.display(),
+                    out.join("en").display()
+                );
+                Ok(exit::OK)
+            }
+            BookCommand::Serve { port, out } => {
+                crate::site::serve(&ws.book_dir, &out, &ws.status_path(), port)
+            }
+        },
+        Command::New {
+            id,
+            title_fr,
+            title_en,
+        } => {
+            let titles = [("fr".to_string(), title_fr), ("en".to_string(), title_en)]
+                .into_iter()
+                .collect();
+            for path in crate::workflow::new_page(&ws.book_dir, &id, &titles)? {
+                println!("wrote {}", path.display());
+            }
+            println!("next: edit the pages, then `recipes run {id}` until it passes");
+            Ok(exit::OK)
+        }
+        Command::Mdbook { args } => match args.as_slice() {
+            [] => crate::site::mdbook_command(None),
+            [verb, renderer] if verb == "supports" => crate::site::mdbook_command(Some(renderer)),
+            _ => bail!("usage: recipes mdbook [supports RENDERER]"),
+        },
         Command::Fixture { command } => fixture(&ws, command),
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
@@ -69,6 +108,18 @@ impl Workspace {
             book_dir: book.to_path_buf(),
             recipes_dir: parent.join("recipes"),
         }
+    }
+
+    /// The project root: the folder holding `book/` and `recipes/`.
+    fn project(&self) -> PathBuf {
+        self.recipes_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    fn status_path(&self) -> PathBuf {
+        crate::site::status::store_path(&self.project())
     }
 
     fn store(&self) -> Store {
@@ -202,7 +253,18 @@ fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("recipes-cache"))
 }
 
-fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow::Result<i32> {
+/// Which recipes `run`/`test` take.
+enum Selection<'a> {
+    Ids(&'a [String]),
+    All,
+    Changed,
+}
+
+fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::Result<i32> {
+    if plan.opts.bless && std::env::var_os("CI").is_some() {
+        eprintln!("error: --bless rewrites the book's pages; it is refused when CI is set");
+        return Ok(exit::ERROR);
+    }
     let (book, mut problems) = ws.load(lang)?;
     if !problems.is_empty() {
         print_problems(&mut problems, false);
@@ -216,8 +278,8 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         .map(|r| (r.id.clone(), r.clone()))
         .collect();
     let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
-    let selected: Vec<&Recipe> = match ids {
-        Some(ids) => {
+    let selected: Vec<&Recipe> = match selection {
+        Selection::Ids(ids) => {
             let mut selected = Vec::new();
             for id in ids {
                 match all.get(id) {
@@ -233,12 +295,36 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
             }
             selected
         }
-        None => ordered
+        Selection::All => ordered
             .into_iter()
             .enumerate()
             .filter(|(i, _)| plan.in_partition(*i))
             .map(|(_, r)| r)
             .collect(),
+        Selection::Changed => {
+            let (pages, fixtures) = crate::workflow::changed_since_main(
+                &ws.book_dir,
+                &ws.recipes_dir.join("fixtures"),
+            )?;
+            let touched = |r: &Recipe| {
+                pages.contains(&r.page)
+                    || fixtures.contains(runner::declared_fixture(&runner::chain(r, &all)))
+            };
+            // A recipe is re-run when it, or a recipe it needs, changed.
+            let selected: Vec<&Recipe> = ordered
+                .into_iter()
+                .filter(|r| runner::chain(r, &all).iter().any(|c| touched(c)))
+                .enumerate()
+                .filter(|(i, _)| plan.in_partition(*i))
+                .map(|(_, r)| r)
+                .collect();
+            eprintln!(
+                "recipes: {} recipe{} on pages changed since the main branch",
+                selected.len(),
+                if selected.len() == 1 { "" } else { "s" }
+            );
+            selected
+        }
     };
     if let Some(name) = &plan.opts.fixture {
         if !ws.fixture_names().contains(name) {
@@ -257,6 +343,7 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         require_all: plan.opts.require_all,
         cache_dir: cache_dir(),
         verbose: plan.opts.verbose,
+        bless: plan.opts.bless,
         lib_dir: std::path::absolute(ws.recipes_dir.join("lib"))
             .context("cannot resolve recipes/lib")?,
     };
@@ -308,6 +395,15 @@ fn run(ws: &Workspace, lang: &str, ids: Option<&[String]>, plan: Plan) -> anyhow
         crate::sandbox::cgroup::remove_parent_if_unused();
     }
     console.summary(&outcomes);
+    if let Err(e) = crate::site::status::Store::record(&ws.status_path(), &outcomes, &all) {
+        eprintln!("recipes: cannot record the results for the site: {e}");
+    }
+    if plan.opts.bless {
+        let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
+        for path in crate::workflow::apply_blessings(&ws.book_dir, &blessed)? {
+            println!("blessed {}", path.display());
+        }
+    }
     if let Some(path) = &plan.opts.junit {
         report::write_junit(path, &outcomes)
             .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;

@@ -14,6 +14,8 @@ pub mod parse;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod site;
+pub mod workflow;
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: cli::Cli) -> anyhow::Result<i32> {

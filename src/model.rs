@@ -239,4 +239,17 @@ pub struct Outcome {
     pub kept: Option<PathBuf>,
     /// Each step's place and output, kept with `--verbose`.
     pub log: Vec<(Location, String)>,
+    /// New expected bodies, with `--bless`.
+    pub blessed: Vec<Blessed>,
+}
+
+/// A step whose expected output `--bless` rewrote.
+#[derive(Debug, Clone)]
+pub struct Blessed {
+    pub recipe: String,
+    /// Index of the step in its recipe.
+    pub step: usize,
+    pub location: Location,
+    /// The new body, with `\n` line endings.
+    pub body: String,
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::matcher;
 use crate::model::{
-    ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
+    Blessed, ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
     EMPTY_FIXTURE,
 };
 pub use env::{Direct, Environment, StepProgram};
@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub lib_dir: PathBuf,
     /// Keep every step's output in the outcome.
     pub verbose: bool,
+    /// Turn output mismatches into new expected bodies instead of failures.
+    pub bless: bool,
 }
 
 /// Makes the environment a recipe runs in.
@@ -153,6 +155,7 @@ impl Runner<'_> {
             steps_run: 0,
             kept: None,
             log: Vec::new(),
+            blessed: Vec::new(),
         };
         let mut requirements: Vec<Requirement> = chain
             .iter()
@@ -196,10 +199,22 @@ impl Runner<'_> {
                 }
                 outcome.steps_run += 1;
                 let log = self.config.verbose.then_some(&mut outcome.log);
-                if let Err(e) = self.run_step(env.as_ref(), r, step, r.expect_for(i), log) {
-                    outcome.status = e.status;
-                    outcome.failure = Some(*e.failure);
-                    break 'recipes;
+                match self.run_step(env.as_ref(), r, step, r.expect_for(i), log) {
+                    Ok(None) => {}
+                    Ok(Some(blessing)) => {
+                        let target = &r.steps[i + blessing.offset];
+                        outcome.blessed.push(Blessed {
+                            recipe: r.id.clone(),
+                            step: i + blessing.offset,
+                            location: target.location.clone(),
+                            body: blessing.body,
+                        });
+                    }
+                    Err(e) => {
+                        outcome.status = e.status;
+                        outcome.failure = Some(*e.failure);
+                        break 'recipes;
+                    }
                 }
             }
         }
@@ -221,7 +236,7 @@ impl Runner<'_> {
         step: &Step,
         expect: Option<&Step>,
         log: Option<&mut Vec<(Location, String)>>,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<Blessing>, StepError> {
         let rootfs = env.rootfs();
         let fail = |command: String, message: String| StepError {
             status: Status::Failed,
@@ -282,7 +297,7 @@ impl Runner<'_> {
                 let args = vec![os("--"), os(&path)];
                 (program("cat", args, step), None, format!("check {path}"))
             }
-            StepKind::Expect => return Ok(()),
+            StepKind::Expect => return Ok(None),
         };
         let mut command = env
             .command(&program)
@@ -342,27 +357,36 @@ impl Runner<'_> {
             }
             _ => {}
         }
+        let bless = self.config.bless;
+        let blessed = |offset: usize, body: String| Ok(Some(Blessing { offset, body }));
         match step.kind {
-            StepKind::Console => check_transcript(step, &output, finished.exit).map_err(
-                |(entry, message, expected, actual)| {
+            StepKind::Console => match check_transcript(step, &output, finished.exit) {
+                Ok(()) => Ok(None),
+                Err(_) if bless && blessed_transcript(step, &output).is_some() => {
+                    blessed(0, blessed_transcript(step, &output).unwrap_or_default())
+                }
+                Err((entry, message, expected, actual)) => {
                     let mut e = error(message, expected, actual);
                     e.failure.step = Location {
                         path: step.location.path.clone(),
                         line: entry.0,
                     };
                     e.failure.command = format!("$ {}", entry.1);
-                    e
-                },
-            ),
+                    Err(e)
+                }
+            },
             StepKind::File | StepKind::Check if finished.exit != Exit::Code(0) => {
                 Err(error(format!("failed with {}", finished.exit), None, None))
             }
             StepKind::Check => {
                 let expected: Vec<String> = step.body.lines().map(str::to_string).collect();
-                compare(&expected, &output)
-                    .map_err(|m| error(m, Some(expected), Some(output.clone())))
+                match compare(&expected, &output) {
+                    Ok(()) => Ok(None),
+                    Err(_) if bless => blessed(0, lines_body(&blessed_lines(&expected, &output))),
+                    Err(m) => Err(error(m, Some(expected), Some(output.clone()))),
+                }
             }
-            StepKind::File => Ok(()),
+            StepKind::File => Ok(None),
             _ => {
                 let ok = match step.exit {
                     ExpectedExit::Any => !matches!(finished.exit, Exit::Signal(_)),
@@ -379,18 +403,33 @@ impl Runner<'_> {
                         None,
                     ));
                 }
-                if let Some(expect) = expect {
-                    let expected: Vec<String> = expect.body.lines().map(str::to_string).collect();
-                    return compare(&expected, &output).map_err(|m| {
+                let Some(expect) = expect else {
+                    return Ok(None);
+                };
+                let expected: Vec<String> = expect.body.lines().map(str::to_string).collect();
+                match compare(&expected, &output) {
+                    Ok(()) => Ok(None),
+                    Err(_) if bless => blessed(1, lines_body(&blessed_lines(&expected, &output))),
+                    Err(m) => {
                         let mut e = error(m, Some(expected), Some(output.clone()));
                         e.failure.step = expect.location.clone();
-                        e
-                    });
+                        Err(e)
+                    }
                 }
-                Ok(())
             }
         }
     }
+}
+
+/// A new body for a step (at `offset` after the step that ran: 1 for its
+/// `expect` block), produced by `--bless`.
+struct Blessing {
+    offset: usize,
+    body: String,
+}
+
+fn lines_body(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 fn program(name: &str, args: Vec<OsString>, step: &Step) -> StepProgram {
@@ -427,70 +466,105 @@ fn console_script(step: &Step) -> String {
     script
 }
 
+/// Each command's output and exit code, cut out of the output of
+/// [`console_script`]; `None` from the first command that did not finish.
+fn split_transcript(step: &Step, output: &str) -> Vec<Option<(String, i32)>> {
+    let mut rest = output;
+    let mut parts = Vec::new();
+    for i in 0..step.transcript.len() {
+        let marker = format!("\n{MARK} {i} ");
+        let Some(pos) = rest.find(&marker) else {
+            parts.resize(step.transcript.len(), None);
+            break;
+        };
+        let after = &rest[pos + marker.len()..];
+        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
+        parts.push(Some((
+            rest[..pos].to_string(),
+            code.trim().parse().unwrap_or(-1),
+        )));
+        rest = tail;
+    }
+    parts
+}
+
 /// A transcript's output as a reader would see it in a terminal.
 fn render_transcript(step: &Step, output: &str) -> String {
     let mut text = String::new();
-    let mut rest = output;
-    for (i, entry) in step.transcript.iter().enumerate() {
+    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
         text.push_str(&format!("$ {}\n", entry.command));
-        let marker = format!("\n{MARK} {i} ");
-        let Some(pos) = rest.find(&marker) else {
-            text.push_str(rest);
+        let Some((segment, code)) = part else {
             break;
         };
-        let segment = &rest[..pos];
-        text.push_str(segment);
+        text.push_str(&segment);
         if !segment.is_empty() && !segment.ends_with('\n') {
             text.push('\n');
         }
-        let after = &rest[pos + marker.len()..];
-        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
-        if code.trim() != "0" {
-            text.push_str(&format!("[{}]\n", code.trim()));
+        if code != 0 {
+            text.push_str(&format!("[{code}]\n"));
         }
-        rest = tail;
     }
     text
 }
 
 type TranscriptError = ((usize, String), String, Option<Vec<String>>, Option<String>);
 
-/// Splits the output of [`console_script`] and checks each command.
+/// Checks each command of a transcript against its output.
 fn check_transcript(step: &Step, output: &str, exit: Exit) -> Result<(), TranscriptError> {
-    let mut rest = output;
-    for (i, entry) in step.transcript.iter().enumerate() {
+    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
         let at = |m: String, e: Option<Vec<String>>, a: Option<String>| {
             ((entry.line, entry.command.clone()), m, e, a)
         };
-        let marker = format!("\n{MARK} {i} ");
-        let Some(pos) = rest.find(&marker) else {
+        let Some((actual, code)) = part else {
             return Err(at(
                 format!("the shell stopped before this command finished ({exit}); did a command exit the shell?"),
                 Some(entry.expected.clone()),
-                Some(rest.to_string()),
+                Some(String::new()),
             ));
         };
-        let actual = &rest[..pos];
-        let after = &rest[pos + marker.len()..];
-        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
-        rest = tail;
-        let code: i32 = code.trim().parse().unwrap_or(-1);
-        if let Err(m) = compare(&entry.expected, actual) {
-            return Err(at(
-                m,
-                Some(entry.expected.clone()),
-                Some(actual.to_string()),
-            ));
+        if let Err(m) = compare(&entry.expected, &actual) {
+            return Err(at(m, Some(entry.expected.clone()), Some(actual)));
         }
         if code != entry.exit {
             return Err(at(
                 format!("exited with code {code}, expected {}", entry.exit),
                 None,
-                Some(actual.to_string()),
+                Some(actual),
             ));
         }
     }
     Ok(())
+}
+
+/// Expected lines rewritten to match `actual`, keeping every expected line
+/// whose pattern still matches.
+fn blessed_lines(expected: &[String], actual: &str) -> Vec<String> {
+    let lines: Vec<&str> = actual.lines().collect();
+    match matcher::compile(expected) {
+        Ok(patterns) => matcher::normalise(expected, &patterns, &lines)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        Err(_) => lines.into_iter().map(str::to_string).collect(),
+    }
+}
+
+/// A transcript's body rewritten to what its commands printed, or `None`
+/// when the shell stopped early (nothing safe to write).
+fn blessed_transcript(step: &Step, output: &str) -> Option<String> {
+    let mut body = String::new();
+    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
+        let (actual, code) = part?;
+        body.push_str(&format!("$ {}\n", entry.command));
+        for line in blessed_lines(&entry.expected, &actual) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        if code != 0 {
+            body.push_str(&format!("[{code}]\n"));
+        }
+    }
+    Some(body)
 }
 
 /// `1.5s`, `2m`: a duration as written in the book.

@@ -1,0 +1,193 @@
+//! The bilingual site: both language trees built in-process with the mdBook
+//! library (French at the root, English under `en/`), the `recipes`
+//! preprocessor (badges, language switch, accent-folded search), and a small
+//! local server that rebuilds when the book changes.
+
+pub mod preprocess;
+pub mod status;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use mdbook_driver::config::Config;
+use mdbook_driver::MDBook;
+use mdbook_preprocessor::Preprocessor;
+
+use crate::parse::languages;
+pub use preprocess::{RecipesPreprocessor, SiteLayout};
+use status::Store;
+
+/// Builds every language of the book into `out` (the first language at the
+/// root, the others in sub-folders).
+pub fn build(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<()> {
+    let langs = languages(book_dir);
+    if langs.is_empty() {
+        bail!(
+            "{}: no book here (expected {0}/fr/book.toml)",
+            book_dir.display()
+        );
+    }
+    let out = std::path::absolute(out).context("cannot resolve the output folder")?;
+    let layout = SiteLayout {
+        langs: langs.clone(),
+        book_dir: book_dir.to_path_buf(),
+    };
+    // The HTML renderer empties its destination: the root language first.
+    for lang in &langs {
+        let root = book_dir.join(lang);
+        let mut config = Config::from_disk(root.join("book.toml"))
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", root.join("book.toml").display()))?;
+        config.build.build_dir = match langs.first() == Some(lang) {
+            true => out.clone(),
+            false => out.join(lang),
+        };
+        let mut book = MDBook::load_with_config(&root, config)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", root.display()))?;
+        book.with_preprocessor(RecipesPreprocessor {
+            lang: lang.clone(),
+            layout: layout.clone(),
+            store: Store::load(store_path),
+        });
+        book.build()
+            .map_err(|e| anyhow::anyhow!("building the `{lang}` book: {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// `recipes mdbook [supports RENDERER]`: the preprocessor as mdBook's
+/// command protocol runs it (for a plain `mdbook build`).
+pub fn mdbook_command(supports: Option<&str>) -> anyhow::Result<i32> {
+    if let Some(renderer) = supports {
+        return Ok(if renderer == "html" { 0 } else { 1 });
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let (ctx, book) = mdbook_preprocessor::parse_input(input.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot read mdBook's input (is it mdBook 0.5?): {e:#}"))?;
+    let book_dir = ctx.root.parent().map(Path::to_path_buf).unwrap_or_default();
+    let lang = ctx
+        .config
+        .book
+        .language
+        .clone()
+        .unwrap_or_else(|| "fr".to_string());
+    let project = book_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let preprocessor = RecipesPreprocessor {
+        lang,
+        layout: SiteLayout {
+            langs: languages(&book_dir),
+            book_dir,
+        },
+        store: Store::load(&status::store_path(&project)),
+    };
+    let book = preprocessor
+        .run(&ctx, book)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    serde_json::to_writer(std::io::stdout(), &book)?;
+    Ok(0)
+}
+
+/// The newest modification time under the given paths.
+fn newest(paths: &[PathBuf]) -> SystemTime {
+    fn walk(path: &Path, newest: &mut SystemTime) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if let Ok(modified) = meta.modified() {
+            *newest = (*newest).max(modified);
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        }
+    }
+    let mut time = SystemTime::UNIX_EPOCH;
+    for path in paths {
+        walk(path, &mut time);
+    }
+    time
+}
+
+/// Serves the built site on `127.0.0.1:port` and rebuilds it when a page,
+/// the theme or the status store changes.
+pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyhow::Result<i32> {
+    build(book_dir, out, store_path)?;
+    let server = tiny_http::Server::http(("127.0.0.1", port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let address = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.port())
+        .unwrap_or(port);
+    eprintln!(
+        "recipes: serving the book on http://127.0.0.1:{address}/ (English: /en/); Ctrl-C stops"
+    );
+    let watched = vec![book_dir.to_path_buf(), store_path.to_path_buf()];
+    {
+        let (book_dir, out, store_path) = (
+            book_dir.to_path_buf(),
+            out.to_path_buf(),
+            store_path.to_path_buf(),
+        );
+        std::thread::spawn(move || {
+            let mut seen = newest(&watched);
+            loop {
+                std::thread::sleep(Duration::from_millis(400));
+                let now = newest(&watched);
+                if now > seen {
+                    seen = now;
+                    match build(&book_dir, &out, &store_path) {
+                        Ok(()) => eprintln!("recipes: rebuilt the site"),
+                        Err(e) => eprintln!("recipes: rebuild failed: {e:#}"),
+                    }
+                }
+            }
+        });
+    }
+    for request in server.incoming_requests() {
+        let response = respond(out, request.url());
+        let _ = request.respond(response);
+    }
+    Ok(0)
+}
+
+fn respond(out: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let path = url.split(['?', '#']).next().unwrap_or("/");
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut file = out.to_path_buf();
+    for part in path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
+        file.push(part);
+    }
+    if file.is_dir() {
+        file.push("index.html");
+    }
+    let (status, file) = if file.is_file() {
+        (200, file)
+    } else {
+        (404, out.join("404.html"))
+    };
+    let body = std::fs::read(&file).unwrap_or_default();
+    let kind = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "ttf" => "font/ttf",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("valid header");
+    tiny_http::Response::from_data(body)
+        .with_status_code(status)
+        .with_header(header)
+}

@@ -1,0 +1,262 @@
+//! The contributor workflow: scaffolding a new page in both languages,
+//! writing blessed outputs back into the pages (both languages at once), and
+//! finding the pages changed since the main branch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use crate::model::Blessed;
+use crate::parse::info::valid_id;
+use crate::parse::{languages, load_book};
+
+/// Writes `path` aside and renames it into place, so a reader (or a crash)
+/// never sees half a page.
+pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write next to {}", path.display()))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = tmp.as_file().set_permissions(meta.permissions());
+    }
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// `recipes new ID`: a page per language with a first recipe, and its entry
+/// in each `SUMMARY.md`. Returns the files written.
+pub fn new_page(
+    book_dir: &Path,
+    id: &str,
+    titles: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    if !valid_id(id) {
+        bail!(
+            "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-`"
+        );
+    }
+    let langs = languages(book_dir);
+    if langs.is_empty() {
+        bail!("{}: no book here", book_dir.display());
+    }
+    for lang in &langs {
+        let (book, _) = load_book(book_dir, lang)?;
+        let page = book.src.join(format!("{id}.md"));
+        if page.exists() {
+            bail!("{} already exists", page.display());
+        }
+        if let Some(r) = book
+            .pages
+            .iter()
+            .flat_map(|p| &p.recipes)
+            .find(|r| r.id == id)
+        {
+            bail!("{}: recipe `{id}` already exists", r.location);
+        }
+    }
+    let mut written = Vec::new();
+    for lang in &langs {
+        let (book, _) = load_book(book_dir, lang)?;
+        let title = titles
+            .get(lang)
+            .or_else(|| titles.get("en"))
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
+        let intro = if lang == "fr" {
+            "Décrivez ici la question, puis la réponse, et prouvez chaque affirmation par une étape."
+        } else {
+            "Describe the question here, then the answer, and prove each claim with a step."
+        };
+        let page = format!(
+            "# {title}\n\n{intro}\n\n```sh recipe={id}\necho \"{id}: replace this step\"\n```\n\n```text recipe={id} expect\n{id}: replace this step\n```\n"
+        );
+        let path = book.src.join(format!("{id}.md"));
+        write_atomically(&path, &page)?;
+        written.push(path);
+        let summary_path = book.src.join("SUMMARY.md");
+        let mut summary = std::fs::read_to_string(&summary_path)
+            .with_context(|| format!("cannot read {}", summary_path.display()))?;
+        if !summary.ends_with('\n') {
+            summary.push('\n');
+        }
+        summary.push_str(&format!("- [{title}]({id}.md)\n"));
+        write_atomically(&summary_path, &summary)?;
+        written.push(summary_path);
+    }
+    Ok(written)
+}
+
+/// Writes blessed bodies into the pages of every language (the step is
+/// found by recipe id and index, so both translations get the same code).
+pub fn apply_blessings(book_dir: &Path, blessed: &[Blessed]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for lang in languages(book_dir) {
+        let (book, _) = load_book(book_dir, &lang)?;
+        let steps: BTreeMap<(String, usize), (PathBuf, usize)> = book
+            .pages
+            .iter()
+            .flat_map(|p| &p.recipes)
+            .flat_map(|r| {
+                r.steps.iter().enumerate().map(|(i, s)| {
+                    (
+                        (r.id.clone(), i),
+                        (s.location.path.clone(), s.location.line),
+                    )
+                })
+            })
+            .collect();
+        let mut by_file: BTreeMap<PathBuf, Vec<(usize, &str)>> = BTreeMap::new();
+        for b in blessed {
+            let Some((path, line)) = steps.get(&(b.recipe.clone(), b.step)) else {
+                bail!(
+                    "recipe `{}` has no step {} in the `{lang}` book",
+                    b.recipe,
+                    b.step + 1
+                );
+            };
+            by_file
+                .entry(path.clone())
+                .or_default()
+                .push((*line, &b.body));
+        }
+        for (path, mut edits) in by_file {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            edits.sort_by_key(|(line, _)| std::cmp::Reverse(*line));
+            let mut result = text.clone();
+            for (line, body) in edits {
+                result = replace_block_body(&result, line, body).with_context(|| {
+                    format!("{}:{line}: cannot find the block to bless", path.display())
+                })?;
+            }
+            if result != text {
+                write_atomically(&path, &result)?;
+                written.push(path);
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Replaces the body of the fenced block opening at 1-based `line`, keeping
+/// the block's container prefix (list indentation, `> `) and line endings.
+fn replace_block_body(text: &str, line: usize, body: &str) -> Option<String> {
+    let crlf = text.contains("\r\n");
+    let eol = if crlf { "\r\n" } else { "\n" };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let open = lines
+        .get(line.checked_sub(1)?)?
+        .trim_end_matches(['\r', '\n']);
+    let prefix: String = open
+        .chars()
+        .take_while(|c| c.is_whitespace() || *c == '>')
+        .collect();
+    let fence = &open[prefix.len()..];
+    let marker = fence.chars().next()?;
+    let width = fence.chars().take_while(|c| *c == marker).count();
+    let close = (line..lines.len()).find(|&i| {
+        let l = lines[i].trim_end_matches(['\r', '\n']);
+        let l = l.strip_prefix(prefix.trim_end()).unwrap_or(l).trim();
+        l.chars().all(|c| c == marker) && l.chars().count() >= width
+    })?;
+    let mut out: String = lines[..line].concat();
+    for body_line in body.lines() {
+        if body_line.is_empty() {
+            out.push_str(prefix.trim_end());
+        } else {
+            out.push_str(&prefix);
+            out.push_str(body_line);
+        }
+        out.push_str(eol);
+    }
+    out.push_str(&lines[close..].concat());
+    Some(out)
+}
+
+/// Pages (relative to `src/`) and fixtures changed since the merge base with
+/// the main branch, committed or not.
+pub fn changed_since_main(
+    book_dir: &Path,
+    fixtures_dir: &Path,
+) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(book_dir)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]).context("--changed needs a git work tree")?;
+    let base = ["main", "origin/main", "master", "origin/master"]
+        .iter()
+        .find_map(|branch| git(&["merge-base", "HEAD", branch]))
+        .context("--changed: no main (or master) branch to compare with")?;
+    let mut files: Vec<String> = git(&["diff", "--name-only", &base])
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    files.extend(
+        git(&["ls-files", "--others", "--exclude-standard"])
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string),
+    );
+    let top = PathBuf::from(top);
+    let book = std::path::absolute(book_dir)?;
+    let fixtures = std::path::absolute(fixtures_dir)?;
+    let mut pages = BTreeSet::new();
+    let mut changed_fixtures = BTreeSet::new();
+    for file in files {
+        let path = top.join(&file);
+        if let Ok(rest) = path.strip_prefix(&book) {
+            // <lang>/src/<page>
+            let parts: Vec<_> = rest.components().collect();
+            if parts.len() > 2 && parts[1].as_os_str() == "src" {
+                let rel: PathBuf = parts[2..].iter().collect();
+                pages.insert(rel.to_string_lossy().replace('\\', "/"));
+            }
+        } else if let Ok(rest) = path.strip_prefix(&fixtures) {
+            if let Some(name) = rest.to_string_lossy().strip_suffix(".toml") {
+                changed_fixtures.insert(name.to_string());
+            }
+        }
+    }
+    Ok((pages, changed_fixtures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_a_body_and_keeps_prefixes_and_line_endings() {
+        let text = "a\n\n```console recipe=x\n$ echo hi\nold\n```\nafter\n";
+        assert_eq!(
+            replace_block_body(text, 3, "$ echo hi\nhi\n").unwrap(),
+            "a\n\n```console recipe=x\n$ echo hi\nhi\n```\nafter\n"
+        );
+        let quoted = "> ```text recipe=x expect\n> old\n>\n> more\n> ```\n";
+        assert_eq!(
+            replace_block_body(quoted, 1, "new\n\nlines\n").unwrap(),
+            "> ```text recipe=x expect\n> new\n>\n> lines\n> ```\n"
+        );
+        let crlf = "```text recipe=x expect\r\nold\r\n```\r\n";
+        assert_eq!(
+            replace_block_body(crlf, 1, "new\n").unwrap(),
+            "```text recipe=x expect\r\nnew\r\n```\r\n"
+        );
+        let longer = "````text recipe=x expect\n```\n````\n";
+        assert_eq!(
+            replace_block_body(longer, 1, "x\n").unwrap(),
+            "````text recipe=x expect\nx\n````\n"
+        );
+    }
+}
