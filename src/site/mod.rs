@@ -115,13 +115,9 @@ fn newest(paths: &[PathBuf]) -> SystemTime {
 /// the theme or the status store changes.
 pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyhow::Result<i32> {
     build(book_dir, out, store_path)?;
-    let server = tiny_http::Server::http(("127.0.0.1", port))
-        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.port())
-        .unwrap_or(port);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let address = listener.local_addr()?.port();
     eprintln!(
         "recipes: serving the book on http://127.0.0.1:{address}/ (English: /en/); Ctrl-C stops"
     );
@@ -147,14 +143,44 @@ pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyho
             }
         });
     }
-    for request in server.incoming_requests() {
-        let response = respond(out, request.url());
-        let _ = request.respond(response);
+    // One short-lived connection per request, each on its own thread: a
+    // local preview server needs nothing more.
+    for stream in listener.incoming().flatten() {
+        let out = out.to_path_buf();
+        std::thread::spawn(move || answer(stream, &out));
     }
     Ok(0)
 }
 
-fn respond(out: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn answer(mut stream: std::net::TcpStream, out: &Path) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // Drain the headers; nothing in them matters here.
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let url = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, kind, body) = respond(out, url);
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(&body));
+}
+
+/// The status line, content type and body for a URL of the built site.
+fn respond(out: &Path, url: &str) -> (&'static str, &'static str, Vec<u8>) {
     let path = url.split(['?', '#']).next().unwrap_or("/");
     let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let mut file = out.to_path_buf();
@@ -168,9 +194,9 @@ fn respond(out: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>
         file.push("index.html");
     }
     let (status, file) = if file.is_file() {
-        (200, file)
+        ("200 OK", file)
     } else {
-        (404, out.join("404.html"))
+        ("404 Not Found", out.join("404.html"))
     };
     let body = std::fs::read(&file).unwrap_or_default();
     let kind = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -186,8 +212,5 @@ fn respond(out: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>
         "ico" => "image/x-icon",
         _ => "application/octet-stream",
     };
-    let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("valid header");
-    tiny_http::Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header)
+    (status, kind, body)
 }

@@ -7,6 +7,8 @@ mod list;
 mod run;
 mod sandbox;
 mod scale;
+mod site;
+mod workflow;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,19 @@ impl Project {
 
 pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("recipes-cache")
+}
+
+/// Copies a tree as it is.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap().flatten() {
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
 }
 
 /// Copies a tree, replacing `@TMP@` with the project's path in pages and
