@@ -31,6 +31,7 @@ fn both_languages_hold_the_required_recipes() {
         "boot-order",
         "clean-shutdown",
         "sys-isolation",
+        "systemd-guest",
     ];
     for lang in ["fr", "en"] {
         let out = recipes()
