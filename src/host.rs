@@ -5,21 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::model::{Recipe, Requirement};
-
-const PATH_DIRS: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+use crate::model::{Recipe, Requirement, STEP_PATH};
 
 /// Commands a recipe's steps may call, and their packages.
 const STEP_COMMANDS: &[(&str, &str)] = &[
@@ -40,8 +31,16 @@ const STEP_COMMANDS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
 ];
 
+/// Where a host command is, looked up in [`STEP_PATH`].
+pub fn which(name: &str) -> Option<PathBuf> {
+    STEP_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
 pub fn command_exists(name: &str) -> bool {
-    PATH_DIRS.iter().any(|d| Path::new(d).join(name).is_file())
+    which(name).is_some()
 }
 
 pub fn is_root() -> bool {
@@ -180,4 +179,28 @@ fn apt_host() -> Option<String> {
             rest.split('/').next().map(str::to_string)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_page;
+
+    #[test]
+    fn needs_come_from_the_commands_steps_call_and_from_requires() {
+        let page = "```sh recipe=a requires=lxc\nip link add br0 type bridge\nnft list ruleset | grep -c nat\n```\n\n```console recipe=a\n$ iptables-save\n$ brctl show\n```\n";
+        let (recipes, problems) = parse_page(Path::new("p.md"), "p.md", "fr", page);
+        assert!(problems.is_empty(), "{problems:?}");
+        let needs = needs_of(&[&recipes[0]]);
+        for want in [
+            ("ip", "iproute2"),
+            ("nft", "nftables"),
+            ("brctl", "bridge-utils"),
+            ("lxc-start", "lxc"),
+        ] {
+            assert!(needs.contains(&want), "{want:?} in {needs:?}");
+        }
+        // A word inside another word is not a command.
+        assert!(!needs.contains(&("iptables", "iptables")), "{needs:?}");
+    }
 }

@@ -181,6 +181,10 @@ impl Recipe {
     }
 }
 
+/// The `PATH` steps (and fixture setup scripts) run with, and where the
+/// host's commands are looked for.
+pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The default fixture: a fresh empty directory.
 pub const EMPTY_FIXTURE: &str = "empty";
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::matcher;
 use crate::model::{
     Blessed, ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
-    EMPTY_FIXTURE,
+    EMPTY_FIXTURE, STEP_PATH,
 };
 pub use env::{Direct, Environment, StepProgram};
 use process::{Exit, Supervisor};
@@ -304,10 +304,7 @@ impl Runner<'_> {
             .map_err(|e| fail(command_text.clone(), e))?;
         command
             .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
+            .env("PATH", STEP_PATH)
             .env(
                 "HOME",
                 std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),

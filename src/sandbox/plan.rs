@@ -164,7 +164,11 @@ pub fn plan(spec: &SandboxSpec) -> Vec<Op> {
         // Per network namespace, so writable (ip_forward and the like).
         ops.push(Op::Writable(p("/proc/sys/net")));
     }
-    ops.push(Op::Sysfs(p("/sys")));
+    if !spec.net_host {
+        // sysfs shows the network devices of the namespace that mounts it.
+        // Sharing the host's network, the host's /sys (read-only) is right.
+        ops.push(Op::Sysfs(p("/sys")));
+    }
     ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
     // The fixture: an overlay on the base, or an empty folder.
     let rootfs = p(ROOTFS);
@@ -278,6 +282,7 @@ mod tests {
         });
         assert!(!ops.contains(&Op::Writable("/proc/sys/net".into())));
         assert!(!ops.contains(&Op::LoopbackUp));
+        assert!(!ops.iter().any(|o| matches!(o, Op::Sysfs(_))));
     }
 
     #[test]

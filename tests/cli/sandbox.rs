@@ -306,3 +306,28 @@ fn without_root_real_fixtures_say_they_need_root() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(stdout(&out).contains("needs root"), "{}", stdout(&out));
 }
+
+#[test]
+fn net_host_shares_the_host_network_and_nothing_else() {
+    if !root() {
+        return;
+    }
+    let p = Project::new("sandbox");
+    let out = p
+        .recipes()
+        .args(["run", "net-host", "hostile-kernel", "-v"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    // Every host interface shows up in the net=host recipe...
+    for link in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
+        let name = link.file_name().to_string_lossy().into_owned();
+        assert!(
+            text.contains(&format!("    {name}\n")),
+            "{name} missing:\n{text}"
+        );
+    }
+    // ...while the others still see only their own loopback.
+    assert!(text.contains("$ ls /sys/class/net\n    lo\n"), "{text}");
+}

@@ -232,6 +232,10 @@ impl Drop for Server {
 }
 
 fn serve(out: &Path) -> (Server, u16) {
+    serve_book(project(), out)
+}
+
+fn serve_book(dir: &Path, out: &Path) -> (Server, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -240,7 +244,7 @@ fn serve(out: &Path) -> (Server, u16) {
     let child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
         .args(["book", "serve", "--port", &port.to_string(), "--out"])
         .arg(out)
-        .current_dir(project())
+        .current_dir(dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -256,18 +260,40 @@ fn serve(out: &Path) -> (Server, u16) {
     (server, port)
 }
 
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_rebuilds_when_a_page_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::copy_tree(&project().join("book"), &dir.path().join("book"));
+    let out = dir.path().join("site");
+    let (_server, port) = serve_book(dir.path(), &out);
+    assert!(!get(port, "/en/network.html").contains("FRESH-EDIT-MARKER"));
+    let page = dir.path().join("book/en/src/network.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replacen("\n", "\n\nFRESH-EDIT-MARKER\n", 1)).unwrap();
+    let start = Instant::now();
+    while !get(port, "/en/network.html").contains("FRESH-EDIT-MARKER") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the site was not rebuilt"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn serve_answers_pages_and_missing_ones() {
     let out = tempfile::tempdir().unwrap();
     let (_server, port) = serve(out.path());
-    let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
+    let get = |path: &str| get(port, path);
     let page = get("/en/network.html");
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("text/html"));
