@@ -100,13 +100,13 @@ pub struct Workspace {
 
 impl Workspace {
     fn new(book: &Path) -> Self {
-        let parent = match book.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        let recipes_dir = match book.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.join("recipes"),
+            _ => PathBuf::from("recipes"),
         };
         Workspace {
             book_dir: book.to_path_buf(),
-            recipes_dir: parent.join("recipes"),
+            recipes_dir,
         }
     }
 
@@ -227,6 +227,29 @@ fn check(ws: &Workspace) -> anyhow::Result<i32> {
     }
     for translation in &books[1..] {
         problems.extend(check_parity(&books[0], translation));
+    }
+    // Fixture definitions the recipes rely on must parse.
+    for name in ws.fixture_names() {
+        if name == EMPTY_FIXTURE {
+            continue;
+        }
+        if let Err(crate::fixture::FixtureError::Definition { path, message }) =
+            ws.store().definition(&name)
+        {
+            problems.push(Problem {
+                location: crate::model::Location {
+                    line: toml_error_line(&message),
+                    path,
+                },
+                // The last line of a TOML error says what is wrong.
+                message: message
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
     }
     if problems.is_empty() {
         let count: usize = books[0].pages.iter().map(|p| p.recipes.len()).sum();
@@ -485,6 +508,12 @@ fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
+        FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
+            println!(
+                "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
+            );
+            Ok(exit::OK)
+        }
         FixtureCommand::Build { name } => {
             if !host::is_root() {
                 bail!("building a fixture needs root (debootstrap and chroot): run as root");
@@ -514,4 +543,14 @@ fn human_age(seconds: u64) -> String {
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86400),
     }
+}
+
+/// The line a TOML error message points at ("... at line 3, column 1"), or 1.
+fn toml_error_line(message: &str) -> usize {
+    message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }

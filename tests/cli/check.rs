@@ -24,10 +24,11 @@ fn every_problem_is_reported_with_its_place_in_one_run() {
         "book/fr/src/a.md:33: recipe `only-fr` has no counterpart in the `en` book",
         "book/en/src/a.md:33: recipe `only-en` has no counterpart in the `fr` book",
         "book/en/src/a.md:3: unknown key `colour`",
+        "recipes/fixtures/typo.toml:4: unknown field `colour`",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(stderr(&out).contains("17 problems"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("18 problems"), "{}", stderr(&out));
 }
 
 #[test]
