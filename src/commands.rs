@@ -389,11 +389,18 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
     let console = Console::new(plan.opts.format);
     let factory: Box<dyn EnvironmentFactory> = if host::is_root() {
         crate::sandbox::cgroup::remove_stale();
+        // It must exist before the first sandbox, to stay visible in it.
+        std::fs::create_dir_all(&config.cache_dir)
+            .with_context(|| format!("cannot create the cache {}", config.cache_dir.display()))?;
         Box::new(SandboxFactory {
             store: ws.store(),
             installer: Installer::new(!plan.opts.no_install),
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
-            keep: plan.opts.keep.then(|| cache_dir().join("kept")),
+            keep: plan.opts.keep.then(|| config.cache_dir.join("kept")),
+            visible: vec![
+                std::path::absolute(&config.cache_dir).context("cannot resolve the cache folder")?,
+                config.lib_dir.clone(),
+            ],
         })
     } else {
         if selected.iter().any(|r| r.fixture != EMPTY_FIXTURE) || plan.opts.fixture.is_some() {

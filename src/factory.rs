@@ -15,8 +15,10 @@ pub struct SandboxFactory {
     pub store: Store,
     pub installer: Installer,
     pub exe: PathBuf,
-    /// Where `--keep` leaves fixtures (outside the sandbox's tmpfs folders).
+    /// Where `--keep` leaves fixtures.
     pub keep: Option<PathBuf>,
+    /// Host folders steps must see (the cache, `recipes/lib`).
+    pub visible: Vec<PathBuf>,
 }
 
 impl EnvironmentFactory for SandboxFactory {
@@ -57,6 +59,7 @@ impl EnvironmentFactory for SandboxFactory {
             net_host: chain.iter().any(|r| r.net_host),
             cgroup: None,
             hostname: "sandbox".into(),
+            visible: self.visible.clone(),
         };
         Ok(Box::new(Sandbox::start(spec, self.exe.clone())?))
     }

@@ -108,7 +108,7 @@ fn outer(spec: &SandboxSpec) -> Result<(), String> {
 fn pid1(spec: &SandboxSpec) -> Result<(), String> {
     die_with_parent().map_err(|e| format!("prctl: {e}"))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    apply_all(&mut Linux, &plan(spec))?;
+    apply_all(&mut Linux::default(), &plan(spec))?;
     say("ready");
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     nix::unistd::dup2_stdout(null.as_fd()).map_err(|e| e.to_string())?;

@@ -26,7 +26,11 @@ pub fn apply_all(system: &mut dyn System, ops: &[Op]) -> Result<(), String> {
 }
 
 /// The real kernel.
-pub struct Linux;
+#[derive(Default)]
+pub struct Linux {
+    /// Folders held by [`Op::Hold`], by path.
+    held: std::collections::BTreeMap<std::path::PathBuf, std::os::fd::OwnedFd>,
+}
 
 fn none() -> Option<&'static str> {
     None
@@ -108,6 +112,23 @@ impl System for Linux {
                 for (dir, mode) in skeleton {
                     std::fs::create_dir_all(&dir)?;
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+                }
+            }
+            Op::Hold(path) => {
+                // O_PATH: a handle that survives the folder being hidden.
+                if let Ok(fd) = nix::fcntl::open(
+                    path,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    self.held.insert(path.clone(), fd);
+                }
+            }
+            Op::Restore(path) => {
+                if let Some(fd) = self.held.get(path) {
+                    let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+                    std::fs::create_dir_all(path)?;
+                    bind(Path::new(&source), path, true)?;
                 }
             }
             Op::Mkdir(path) => std::fs::create_dir_all(path)?,

@@ -55,6 +55,11 @@ pub struct SandboxSpec {
     /// namespace at.
     pub cgroup: Option<PathBuf>,
     pub hostname: String,
+    /// Host folders steps must still see (the cache of bases and compiled
+    /// programs, the shell helpers), even when they lie under a folder the
+    /// sandbox hides behind a tmpfs (a checkout in `/tmp`, say).
+    #[serde(default)]
+    pub visible: Vec<PathBuf>,
 }
 
 /// One setup operation, applied in order by PID 1 of the sandbox.
@@ -68,6 +73,10 @@ pub enum Op {
         target: PathBuf,
         mode: u32,
     },
+    /// Keep a handle on a host folder before it may be hidden.
+    Hold(PathBuf),
+    /// Show a held folder again at its own path, read-only.
+    Restore(PathBuf),
     /// A fresh tmpfs that keeps the empty folder skeleton of what it hides
     /// (so `/var/log/lxc` still exists, as on the host, but empty).
     TmpfsSkeleton {
@@ -113,6 +122,12 @@ pub enum Op {
 pub fn plan(spec: &SandboxSpec) -> Vec<Op> {
     let p = PathBuf::from;
     let mut ops = vec![Op::MakePrivate, Op::ReadOnlyTree(p("/"))];
+    let hidden: Vec<&PathBuf> = spec
+        .visible
+        .iter()
+        .filter(|v| WRITABLE.iter().any(|w| v.starts_with(w)))
+        .collect();
+    ops.extend(hidden.iter().map(|v| Op::Hold((*v).clone())));
     for dir in WRITABLE {
         ops.push(match *dir {
             "/tmp" | "/var/tmp" => Op::Tmpfs {
@@ -122,6 +137,7 @@ pub fn plan(spec: &SandboxSpec) -> Vec<Op> {
             _ => Op::TmpfsSkeleton { target: p(dir) },
         });
     }
+    ops.extend(hidden.iter().map(|v| Op::Restore((*v).clone())));
     // A private /dev: safe nodes only, and a pty instance of its own.
     ops.push(Op::Tmpfs {
         target: p("/dev"),
@@ -243,6 +259,7 @@ mod tests {
             net_host: false,
             cgroup: None,
             hostname: "sandbox".into(),
+            visible: vec!["/root/.cache/recipes".into()],
         }
     }
 
@@ -262,6 +279,22 @@ mod tests {
             }) || ops.contains(&Op::TmpfsSkeleton { target: dir.into() });
             assert!(fresh, "{dir}");
         }
+    }
+
+    #[test]
+    fn host_folders_under_a_hidden_one_are_held_then_shown_again() {
+        let s = SandboxSpec {
+            visible: vec!["/tmp/ci/target/cache".into(), "/root/.cache/recipes".into()],
+            ..spec()
+        };
+        let ops = plan(&s);
+        let hold = position(&ops, |o| *o == Op::Hold("/tmp/ci/target/cache".into()));
+        let tmp = position(&ops, |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/tmp")));
+        let restore = position(&ops, |o| *o == Op::Restore("/tmp/ci/target/cache".into()));
+        let overlay = position(&ops, |o| matches!(o, Op::Overlay { .. }));
+        assert!(hold < tmp && tmp < restore && restore < overlay);
+        // A folder no tmpfs hides needs nothing.
+        assert!(!ops.contains(&Op::Hold("/root/.cache/recipes".into())));
     }
 
     #[test]
