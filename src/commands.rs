@@ -398,7 +398,8 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
             keep: plan.opts.keep.then(|| config.cache_dir.join("kept")),
             visible: vec![
-                std::path::absolute(&config.cache_dir).context("cannot resolve the cache folder")?,
+                std::path::absolute(&config.cache_dir)
+                    .context("cannot resolve the cache folder")?,
                 config.lib_dir.clone(),
             ],
         })

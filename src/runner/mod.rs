@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::matcher;
 use crate::model::{
     Blessed, ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
-    EMPTY_FIXTURE, STEP_PATH,
+    Where, EMPTY_FIXTURE, STEP_PATH,
 };
 pub use env::{Direct, Environment, StepProgram};
 use process::{Exit, Supervisor};
@@ -237,7 +237,11 @@ impl Runner<'_> {
         expect: Option<&Step>,
         log: Option<&mut Vec<(Location, String)>>,
     ) -> Result<Option<Blessing>, StepError> {
-        let rootfs = env.rootfs();
+        // Inside a chroot, the fixture is the root.
+        let rootfs = match step.where_ {
+            Where::Chroot => "/".to_string(),
+            Where::Host => env.rootfs(),
+        };
         let fail = |command: String, message: String| StepError {
             status: Status::Failed,
             failure: Box::new(Failure {
@@ -251,7 +255,7 @@ impl Runner<'_> {
             }),
         };
         let expand = |path: &str| match path.strip_prefix("$ROOTFS") {
-            Some(rest) => format!("{rootfs}{rest}"),
+            Some(rest) => format!("{}{rest}", rootfs.trim_end_matches('/')),
             None => path.to_string(),
         };
         let os = |s: &str| OsString::from(s);

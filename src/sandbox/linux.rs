@@ -118,7 +118,9 @@ impl System for Linux {
                 // O_PATH: a handle that survives the folder being hidden.
                 if let Ok(fd) = nix::fcntl::open(
                     path,
-                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
                     Mode::empty(),
                 ) {
                     self.held.insert(path.clone(), fd);

@@ -289,7 +289,10 @@ mod tests {
         };
         let ops = plan(&s);
         let hold = position(&ops, |o| *o == Op::Hold("/tmp/ci/target/cache".into()));
-        let tmp = position(&ops, |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/tmp")));
+        let tmp = position(
+            &ops,
+            |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/tmp")),
+        );
         let restore = position(&ops, |o| *o == Op::Restore("/tmp/ci/target/cache".into()));
         let overlay = position(&ops, |o| matches!(o, Op::Overlay { .. }));
         assert!(hold < tmp && tmp < restore && restore < overlay);
