@@ -1,7 +1,7 @@
 //! One function per command: load what the command needs, call the library,
 //! print, and return the exit code.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -162,10 +162,7 @@ fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
     let (book, mut problems) = ws.load(lang)?;
     print_problems(&mut problems, false);
     let recipes: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
-    let all: BTreeMap<String, Recipe> = recipes
-        .iter()
-        .map(|r| (r.id.clone(), (*r).clone()))
-        .collect();
+    let all = runner::index(recipes.iter().copied());
     // The fixture a recipe runs on (a recipe it needs may declare it).
     let fixture = |r: &Recipe| runner::declared_fixture(&runner::chain(r, &all)).to_string();
     match format {
@@ -294,23 +291,18 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
         eprintln!("error: the book has problems; `recipes check` lists them all");
         return Ok(exit::ERROR);
     }
-    let all: BTreeMap<String, Recipe> = book
-        .pages
-        .iter()
-        .flat_map(|p| &p.recipes)
-        .map(|r| (r.id.clone(), r.clone()))
-        .collect();
+    let all = runner::index(book.pages.iter().flat_map(|p| &p.recipes));
     let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
     let selected: Vec<&Recipe> = match selection {
         Selection::Ids(ids) => {
             let mut selected = Vec::new();
             for id in ids {
-                match all.get(id) {
-                    Some(r) => selected.push(r),
+                match all.get(id.as_str()) {
+                    Some(r) => selected.push(*r),
                     None => {
                         eprintln!(
                             "error: no recipe `{id}` in the `{lang}` book{}",
-                            suggest(id, all.keys())
+                            suggest(id, all.keys().copied())
                         );
                         return Ok(exit::ERROR);
                     }
@@ -353,7 +345,7 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
         if !ws.fixture_names().contains(name) {
             eprintln!(
                 "error: unknown fixture `{name}`{}",
-                suggest(name, ws.fixture_names().iter())
+                suggest(name, ws.fixture_names().iter().map(String::as_str))
             );
             return Ok(exit::ERROR);
         }
@@ -461,8 +453,8 @@ fn exit_code(outcomes: &[Outcome], interrupted: bool) -> i32 {
 }
 
 /// ", did you mean `a` or `b`?" for the closest names, or nothing.
-fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> String {
-    let mut scored: Vec<(f64, &String)> = candidates
+fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let mut scored: Vec<(f64, &str)> = candidates
         .map(|c| (strsim::jaro_winkler(word, c), c))
         .filter(|(score, _)| *score > 0.75)
         .collect();

@@ -55,11 +55,22 @@ pub trait Reporter: Sync {
     fn finished(&self, outcome: &Outcome);
 }
 
+/// Recipes by id (the first one, when a broken book has two).
+pub type RecipeIndex<'a> = BTreeMap<&'a str, &'a Recipe>;
+
+pub fn index<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> RecipeIndex<'a> {
+    let mut index = RecipeIndex::new();
+    for recipe in recipes {
+        index.entry(recipe.id.as_str()).or_insert(recipe);
+    }
+    index
+}
+
 /// A recipe and the recipes it needs, deepest first.
-pub fn chain<'a>(recipe: &'a Recipe, all: &'a BTreeMap<String, Recipe>) -> Vec<&'a Recipe> {
+pub fn chain<'a>(recipe: &'a Recipe, all: &RecipeIndex<'a>) -> Vec<&'a Recipe> {
     let mut chain = vec![recipe];
     let mut current = recipe;
-    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id)) {
+    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id).copied()) {
         if chain.iter().any(|r| r.id == next.id) {
             break;
         }
@@ -85,7 +96,7 @@ pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
 /// in the order of `selected`.
 pub fn run_all(
     selected: &[&Recipe],
-    all: &BTreeMap<String, Recipe>,
+    all: &RecipeIndex,
     config: &RunConfig,
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
@@ -122,7 +133,7 @@ pub fn run_all(
 }
 
 struct Runner<'a> {
-    all: &'a BTreeMap<String, Recipe>,
+    all: &'a RecipeIndex<'a>,
     config: &'a RunConfig,
     factory: &'a dyn EnvironmentFactory,
     supervisor: &'a Arc<Supervisor>,

@@ -3,7 +3,7 @@
 //! the accented words of each section so that search finds `chaîne` when a
 //! reader types `chaine` (mdBook's search does not fold accents).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use mdbook_preprocessor::book::Book;
@@ -16,7 +16,7 @@ use super::status::{code_hash, Store};
 use crate::model::Recipe;
 use crate::parse::blocks::LineIndex;
 use crate::parse::parse_page;
-use crate::runner::{chain, declared_fixture};
+use crate::runner::{chain, declared_fixture, index, RecipeIndex};
 
 /// Where each language of the site lives.
 #[derive(Debug, Clone)]
@@ -59,10 +59,7 @@ impl Preprocessor for RecipesPreprocessor {
                 pages.push((source.clone(), recipes));
             }
         }
-        let all: BTreeMap<String, Recipe> = pages
-            .iter()
-            .flat_map(|(_, r)| r.iter().map(|r| (r.id.clone(), r.clone())))
-            .collect();
+        let all = index(pages.iter().flat_map(|(_, r)| r));
         book.for_each_chapter_mut(|chapter| {
             let (Some(path), Some(source)) = (chapter.path.clone(), chapter.source_path.clone())
             else {
@@ -144,7 +141,7 @@ impl RecipesPreprocessor {
         path: &Path,
         source: &Path,
         recipes: &[Recipe],
-        all: &BTreeMap<String, Recipe>,
+        all: &RecipeIndex,
     ) -> String {
         let mut lines: Vec<String> = content.lines().map(str::to_string).collect();
         let mut inserts: Vec<(usize, String)> = Vec::new();
@@ -166,7 +163,7 @@ impl RecipesPreprocessor {
         format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"))
     }
 
-    fn badge(&self, recipe: &Recipe, all: &BTreeMap<String, Recipe>) -> String {
+    fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {
         let w = words(&self.lang);
         let entry = self.store.recipes.get(&recipe.id);
         let state = match entry {

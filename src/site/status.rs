@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Outcome, Recipe, Status};
+use crate::runner::RecipeIndex;
 
 /// One recipe's last result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,11 +67,7 @@ impl Store {
 
     /// Merges the outcomes of a run into the store on disk (under a lock,
     /// written aside and renamed). Interrupted runs record nothing.
-    pub fn record(
-        path: &Path,
-        outcomes: &[Outcome],
-        recipes: &BTreeMap<String, Recipe>,
-    ) -> std::io::Result<()> {
+    pub fn record(path: &Path, outcomes: &[Outcome], recipes: &RecipeIndex) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let lock = File::create(dir.join(".status.lock"))?;
@@ -81,7 +78,7 @@ impl Store {
             if outcome.status == Status::Interrupted {
                 continue;
             }
-            let Some(recipe) = recipes.get(&outcome.id) else {
+            let Some(recipe) = recipes.get(outcome.id.as_str()) else {
                 continue;
             };
             store.recipes.insert(
