@@ -196,7 +196,17 @@ fn respond(out: &Path, url: &str) -> (&'static str, &'static str, Vec<u8>) {
     let (status, file) = if file.is_file() {
         ("200 OK", file)
     } else {
-        ("404 Not Found", out.join("404.html"))
+        // The missing page's language has its own 404 page.
+        let language = path
+            .split('/')
+            .find(|p| !p.is_empty())
+            .map(|first| out.join(first).join("404.html"));
+        (
+            "404 Not Found",
+            language
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| out.join("404.html")),
+        )
     };
     let body = std::fs::read(&file).unwrap_or_default();
     let kind = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {

@@ -298,7 +298,16 @@ fn serve_answers_pages_and_missing_ones() {
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("text/html"));
     assert!(get("/").contains("<html lang=\"fr\""));
-    assert!(get("/nowhere.html").starts_with("HTTP/1.1 404"));
+    let missing = get("/nowhere.html");
+    assert!(
+        missing.starts_with("HTTP/1.1 404") && missing.contains("Page introuvable"),
+        "{missing}"
+    );
+    let missing_en = get("/en/nowhere.html");
+    assert!(
+        missing_en.starts_with("HTTP/1.1 404") && missing_en.contains("Page not found"),
+        "{missing_en}"
+    );
     assert!(get("/../../etc/passwd").starts_with("HTTP/1.1 404"));
 }
 
