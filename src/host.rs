@@ -29,6 +29,8 @@ const STEP_COMMANDS: &[(&str, &str)] = &[
     ("lxc-ls", "lxc"),
     ("script", "bsdutils"),
     ("ping", "iputils-ping"),
+    ("sysctl", "procps"),
+    ("ps", "procps"),
 ];
 
 /// Where a host command is, looked up in [`STEP_PATH`].

@@ -87,3 +87,33 @@ fn every_recipe_of_the_book_passes() {
     );
     assert!(text.contains("0 failed"), "{text}");
 }
+
+#[test]
+fn the_conversion_holds_on_another_debian_release() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
+            "the book's recipes need root and RECIPES_TEST_REQUIRE_ALL is set"
+        );
+        eprintln!("skipped: the book's recipes need root (sandbox, LXC)");
+        return;
+    }
+    let out = recipes()
+        .args([
+            "run",
+            "prune-boot-scripts",
+            "convert-image",
+            "--fixture",
+            "debian-sysv-trixie",
+            "--require-all",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("2 passed"), "{text}");
+}
