@@ -12,17 +12,8 @@ fn recipes() -> Command {
     cmd
 }
 
-/// Whether the book's recipes can run; says why not, or fails under CI.
 fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
-        "the book's recipes need root and RECIPES_TEST_REQUIRE_ALL is set"
-    );
-    eprintln!("skipped: the book's recipes need root (sandbox, LXC)");
-    false
+    crate::root_or_skip("the book's recipes need root (sandbox, LXC)")
 }
 
 #[test]

@@ -85,6 +85,20 @@ fn copy(src: &Path, dst: &Path, root: &Path) {
     }
 }
 
+/// Whether a test that needs root can run: as root, yes; otherwise it says
+/// why it is skipped, or fails when `RECIPES_TEST_REQUIRE_ALL` is set (CI).
+pub fn root_or_skip(why: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
+        "{why}, and RECIPES_TEST_REQUIRE_ALL is set"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 pub fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -12,17 +12,8 @@ use nix::unistd::Pid;
 
 use crate::{assert_gone, processes, stdout, Project};
 
-/// Whether root-only tests can run; says why not, or fails under CI.
 fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
-        "this test needs root and RECIPES_TEST_REQUIRE_ALL is set"
-    );
-    eprintln!("skipped: the sandbox needs root (namespaces and mounts)");
-    false
+    crate::root_or_skip("the sandbox needs root (namespaces and mounts)")
 }
 
 /// What a recipe could change on the host.
