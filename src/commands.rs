@@ -396,11 +396,10 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
             ],
         })
     } else {
-        if selected.iter().any(|r| r.fixture != EMPTY_FIXTURE) || plan.opts.fixture.is_some() {
-            eprintln!(
-                "recipes: not root, so no sandbox: recipes on real fixtures will fail; run as root"
-            );
-        }
+        eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+        // Orphans of the steps (a daemon that left with setsid) come back to
+        // us, so they can be stopped when the run ends.
+        crate::runner::process::adopt_orphans();
         Box::new(LocalFactory {
             keep: plan.opts.keep,
         })
@@ -416,6 +415,8 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
     handle.close();
     if host::is_root() {
         crate::sandbox::cgroup::remove_parent_if_unused();
+    } else {
+        crate::runner::process::stop_orphans();
     }
     console.summary(&outcomes);
     if let Err(e) = crate::site::status::Store::record(&ws.status_path(), &outcomes, &all) {
