@@ -231,3 +231,39 @@ fn bad_options_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn without_a_sandbox_a_timeout_still_leaves_nothing_running() {
+    // Run as an ordinary user (no sandbox): the runner adopts what escaped.
+    if !crate::root_or_skip("dropping to an ordinary user needs root") {
+        return;
+    }
+    let p = Project::new("timeout");
+    std::fs::set_permissions(
+        p.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(["run", "slow"])
+        .current_dir(p.path())
+        .env("HOME", p.path())
+        .env("RECIPES_CACHE", p.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("not root, so no sandbox"),
+        "{}",
+        stderr(&out)
+    );
+    assert_gone("sleep 98765");
+}
