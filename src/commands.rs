@@ -477,11 +477,11 @@ fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
     match command {
         FixtureCommand::List => {
             println!(
-                "{:<24} {:<10} {:>8} {:>8}  description",
+                "{:<24} {:<18} {:>8} {:>8}  description",
                 "name", "state", "size", "age"
             );
             println!(
-                "{:<24} {:<10} {:>8} {:>8}  a fresh empty folder (built in)",
+                "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
                 EMPTY_FIXTURE, "built-in", "-", "-"
             );
             for def in store.definitions()? {
@@ -498,8 +498,13 @@ fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
                     }
                     None => ("not built", "-".into(), "-".into()),
                 };
+                // An older definition's base is still there: say so.
+                let state = match store.stale(&def) {
+                    0 => state.to_string(),
+                    n => format!("{state} (+{n} stale)"),
+                };
                 println!(
-                    "{:<24} {:<10} {:>8} {:>8}  {}",
+                    "{:<24} {:<18} {:>8} {:>8}  {}",
                     def.name,
                     state,
                     size,
