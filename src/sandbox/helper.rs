@@ -138,6 +138,7 @@ fn enter(
     chroot_dir: Option<&Path>,
     argv: &[OsString],
 ) -> Result<i32, String> {
+    join_cgroup_of(pid);
     // Open every namespace first: once in the new mount namespace, the
     // host's /proc/P is out of sight.
     let mut namespaces: Vec<(OwnedFd, CloneFlags)> = Vec::new();
@@ -183,6 +184,24 @@ fn enter(
                 Err(e) => return Err(format!("waitpid: {e}")),
             }
         },
+    }
+}
+
+/// Moves this process into the cgroup v2 folder of `pid` (the sandbox's),
+/// so that the steps are killed with the sandbox's cgroup too. Best effort:
+/// the PID namespace already takes them.
+fn join_cgroup_of(pid: i32) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
+    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return;
+    };
+    if let Some(mount) = super::cgroup::cgroup2_mount() {
+        let procs = mount
+            .join(path.trim_start_matches('/'))
+            .join("cgroup.procs");
+        let _ = std::fs::write(procs, "0");
     }
 }
 
