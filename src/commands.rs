@@ -400,6 +400,9 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
         // Orphans of the steps (a daemon that left with setsid) come back to
         // us, so they can be stopped when the run ends.
         crate::runner::process::adopt_orphans();
+        for kind in ["recipes-rootfs", "recipes-scratch"] {
+            crate::runner::env::remove_stale_temp(&std::env::temp_dir(), kind);
+        }
         Box::new(LocalFactory {
             keep: plan.opts.keep,
         })

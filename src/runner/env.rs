@@ -37,17 +37,41 @@ pub struct Direct {
 
 impl Direct {
     pub fn new(keep: bool) -> Result<Self, String> {
-        let make = |prefix: &str| {
+        let make = |kind: &str| {
             tempfile::Builder::new()
-                .prefix(prefix)
+                .prefix(&temp_prefix(kind))
                 .tempdir()
                 .map_err(|e| format!("cannot create a temporary directory: {e}"))
         };
         Ok(Direct {
-            rootfs: make("recipes-rootfs-")?,
-            scratch: make("recipes-scratch-")?,
+            rootfs: make("recipes-rootfs")?,
+            scratch: make("recipes-scratch")?,
             keep,
         })
+    }
+}
+
+/// `KIND-PID-`: temporary folders carry the pid of the run that made them,
+/// so a later run can tell those of a run that was killed.
+pub fn temp_prefix(kind: &str) -> String {
+    format!("{kind}-{}-", std::process::id())
+}
+
+/// Removes the temporary folders `KIND-PID-*` in `dir` whose run is gone.
+pub fn remove_stale_temp(dir: &std::path::Path, kind: &str) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(kind)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -27,8 +27,9 @@ pub fn compile(cache: &Path, source: &str) -> Result<PathBuf, String> {
         return Ok(binary);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    super::env::remove_stale_temp(&dir, ".build");
     let work = tempfile::Builder::new()
-        .prefix(".build-")
+        .prefix(&super::env::temp_prefix(".build"))
         .tempdir_in(&dir)
         .map_err(|e| format!("cannot create a build folder in {}: {e}", dir.display()))?;
     let src = work.path().join("main.rs");
