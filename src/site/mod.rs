@@ -8,6 +8,7 @@ pub mod status;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
@@ -20,8 +21,33 @@ pub use preprocess::{RecipesPreprocessor, SiteLayout};
 use status::Store;
 
 /// Builds every language of the book into `out` (the first language at the
-/// root, the others in sub-folders).
+/// root, the others in sub-folders). The site is built aside and then put in
+/// place, so a reader of `out` never sees half a site.
 pub fn build(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<()> {
+    let staged = stage(book_dir, out, store_path)?;
+    put_in_place(&staged, out)
+}
+
+/// Replaces `out` with the freshly built `staged` folder.
+fn put_in_place(staged: &Path, out: &Path) -> anyhow::Result<()> {
+    let old = out.with_file_name(format!(".{}.old-{}", file_name(out), std::process::id()));
+    if out.exists() {
+        std::fs::rename(out, &old)
+            .with_context(|| format!("cannot move {} aside", out.display()))?;
+    }
+    std::fs::rename(staged, out)
+        .with_context(|| format!("cannot put the site in {}", out.display()))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "site".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Builds the site into a fresh folder beside `out`; returns it.
+fn stage(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<PathBuf> {
     let langs = languages(book_dir);
     if langs.is_empty() {
         bail!(
@@ -30,6 +56,12 @@ pub fn build(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<(
         );
     }
     let out = std::path::absolute(out).context("cannot resolve the output folder")?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let out = out.with_file_name(format!(".{}.new-{}", file_name(&out), std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
     let layout = SiteLayout {
         langs: langs.clone(),
         book_dir: book_dir.to_path_buf(),
@@ -53,7 +85,7 @@ pub fn build(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<(
         book.build()
             .map_err(|e| anyhow::anyhow!("building the `{lang}` book: {e:#}"))?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `recipes mdbook [supports RENDERER]`: the preprocessor as mdBook's
@@ -115,6 +147,9 @@ fn newest(paths: &[PathBuf]) -> SystemTime {
 /// the theme or the status store changes.
 pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyhow::Result<i32> {
     build(book_dir, out, store_path)?;
+    // Requests read under the read lock; a rebuild swaps the site in under
+    // the write lock, so no request sees the site half replaced.
+    let swap = Arc::new(RwLock::new(()));
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let address = listener.local_addr()?.port();
@@ -123,10 +158,11 @@ pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyho
     );
     let watched = vec![book_dir.to_path_buf(), store_path.to_path_buf()];
     {
-        let (book_dir, out, store_path) = (
+        let (book_dir, out, store_path, swap) = (
             book_dir.to_path_buf(),
             out.to_path_buf(),
             store_path.to_path_buf(),
+            Arc::clone(&swap),
         );
         std::thread::spawn(move || {
             let mut seen = newest(&watched);
@@ -135,7 +171,11 @@ pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyho
                 let now = newest(&watched);
                 if now > seen {
                     seen = now;
-                    match build(&book_dir, &out, &store_path) {
+                    let rebuilt = stage(&book_dir, &out, &store_path).and_then(|staged| {
+                        let _writing = swap.write().unwrap_or_else(|e| e.into_inner());
+                        put_in_place(&staged, &out)
+                    });
+                    match rebuilt {
                         Ok(()) => eprintln!("recipes: rebuilt the site"),
                         Err(e) => eprintln!("recipes: rebuild failed: {e:#}"),
                     }
@@ -146,13 +186,13 @@ pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyho
     // One short-lived connection per request, each on its own thread: a
     // local preview server needs nothing more.
     for stream in listener.incoming().flatten() {
-        let out = out.to_path_buf();
-        std::thread::spawn(move || answer(stream, &out));
+        let (out, swap) = (out.to_path_buf(), Arc::clone(&swap));
+        std::thread::spawn(move || answer(stream, &out, &swap));
     }
     Ok(0)
 }
 
-fn answer(mut stream: std::net::TcpStream, out: &Path) {
+fn answer(mut stream: std::net::TcpStream, out: &Path, swap: &RwLock<()>) {
     use std::io::{BufRead, BufReader, Write};
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(match stream.try_clone() {
@@ -169,7 +209,10 @@ fn answer(mut stream: std::net::TcpStream, out: &Path) {
         header.clear();
     }
     let url = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, kind, body) = respond(out, url);
+    let (status, kind, body) = {
+        let _reading = swap.read().unwrap_or_else(|e| e.into_inner());
+        respond(out, url)
+    };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
         body.len()
