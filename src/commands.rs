@@ -22,6 +22,19 @@ use crate::runner::{self, EnvironmentFactory, RunConfig};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let ws = Workspace::new(&cli.book);
+    if matches!(
+        cli.command,
+        Command::List { .. } | Command::Check | Command::Fixture { .. }
+    ) {
+        // Commands that only print may die quietly when their reader goes
+        // away (`recipes list | head`), as Unix tools do. Commands that run
+        // steps keep SIGPIPE ignored: a step closing its stdin must not kill
+        // the runner.
+        // SAFETY: restoring the default disposition installs no handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::List { format } => list(&ws, &cli.lang, format),
         Command::Check => check(&ws),
