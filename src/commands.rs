@@ -139,16 +139,9 @@ impl Workspace {
         Store::new(self.recipes_dir.join("fixtures"), &cache_dir())
     }
 
+    /// Every fixture a recipe may name: the defined ones and `empty`.
     fn fixture_names(&self) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = std::fs::read_dir(self.recipes_dir.join("fixtures"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".toml").map(str::to_string)
-            })
-            .collect();
+        let mut names: BTreeSet<String> = self.store().names().into_iter().collect();
         names.insert(EMPTY_FIXTURE.to_string());
         names
     }
@@ -239,12 +232,10 @@ fn check(ws: &Workspace) -> anyhow::Result<i32> {
         problems.extend(check_parity(&books[0], translation));
     }
     // Fixture definitions the recipes rely on must parse.
-    for name in ws.fixture_names() {
-        if name == EMPTY_FIXTURE {
-            continue;
-        }
+    let store = ws.store();
+    for name in store.names() {
         if let Err(crate::fixture::FixtureError::Definition { path, message }) =
-            ws.store().definition(&name)
+            store.definition(&name)
         {
             problems.push(Problem {
                 location: crate::model::Location {
