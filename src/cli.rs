@@ -91,6 +91,15 @@ pub enum Command {
     Enter {
         #[arg(long)]
         pid: i32,
+        /// PID 1's start time, so a reused pid is never joined.
+        #[arg(long)]
+        start: u64,
+        /// A control group folder to join (repeated).
+        #[arg(long)]
+        cgroup: Vec<PathBuf>,
+        /// The sandbox shares the host's network.
+        #[arg(long)]
+        net_host: bool,
         #[arg(long)]
         cwd: PathBuf,
         #[arg(long)]

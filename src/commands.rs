@@ -93,14 +93,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
             pid,
+            start,
+            cgroup,
+            net_host,
             cwd,
             chroot,
             argv,
         } => Ok(crate::sandbox::helper::enter_main(
-            pid,
-            &cwd,
-            chroot.as_deref(),
-            &argv,
+            &crate::sandbox::helper::EnterRequest {
+                pid,
+                start,
+                cgroups: &cgroup,
+                net_host,
+                cwd: &cwd,
+                chroot: chroot.as_deref(),
+                argv: &argv,
+            },
         )),
     }
 }
@@ -393,11 +401,9 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
             installer: Installer::new(!plan.opts.no_install),
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
             keep: plan.opts.keep.then(|| config.cache_dir.join("kept")),
-            visible: vec![
-                std::path::absolute(&config.cache_dir)
-                    .context("cannot resolve the cache folder")?,
-                config.lib_dir.clone(),
-            ],
+            cache: std::path::absolute(&config.cache_dir)
+                .context("cannot resolve the cache folder")?,
+            lib: config.lib_dir.clone(),
         })
     } else {
         eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");

@@ -2,13 +2,28 @@
 //! fixture when running as root, plain child processes beside a temporary
 //! folder otherwise (the `empty` fixture only).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::fixture::Store;
 use crate::host::{self, Installer};
 use crate::model::{Recipe, Requirement, EMPTY_FIXTURE};
 use crate::runner::{Direct, Environment, EnvironmentFactory};
+use crate::sandbox::cgroup::Limits;
+use crate::sandbox::plan::{self, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
+
+/// The limits of a chain: the highest any of its recipes asks for, or the
+/// defaults.
+fn limits_of(chain: &[&Recipe]) -> Limits {
+    let mut limits = Limits::DEFAULT;
+    if let Some(pids) = chain.iter().filter_map(|r| r.pids).max() {
+        limits.pids = pids;
+    }
+    if let Some(memory) = chain.iter().filter_map(|r| r.memory).max() {
+        limits.memory = memory;
+    }
+    limits
+}
 
 /// Sandboxed environments on cached fixtures (needs root).
 pub struct SandboxFactory {
@@ -17,8 +32,34 @@ pub struct SandboxFactory {
     pub exe: PathBuf,
     /// Where `--keep` leaves fixtures.
     pub keep: Option<PathBuf>,
-    /// Host folders steps must see (the cache, `recipes/lib`).
-    pub visible: Vec<PathBuf>,
+    /// The cache (compiled programs, id slots).
+    pub cache: PathBuf,
+    /// The shell helpers steps may source (`recipes/lib`).
+    pub lib: PathBuf,
+}
+
+impl SandboxFactory {
+    /// Host folders shown read-only inside at fixed paths: the compiled
+    /// Rust programs and the shell helpers (a host path may lie under a
+    /// folder the sandbox hides, or one its root may not enter).
+    fn shares(&self) -> Result<Vec<Share>, String> {
+        let rust = self.cache.join("rust");
+        std::fs::create_dir_all(&rust)
+            .map_err(|e| format!("cannot create {}: {e}", rust.display()))?;
+        let mut shares = vec![Share {
+            host: rust,
+            inside: Path::new(plan::RUN).join("rust"),
+            writable: false,
+        }];
+        if self.lib.is_dir() {
+            shares.push(Share {
+                host: self.lib.clone(),
+                inside: Path::new(plan::RUN).join("lib"),
+                writable: false,
+            });
+        }
+        Ok(shares)
+    }
 }
 
 impl EnvironmentFactory for SandboxFactory {
@@ -53,15 +94,22 @@ impl EnvironmentFactory for SandboxFactory {
         };
         let spec = SandboxSpec {
             parent: 0,
+            ids: IdRange { base: 0, count: 0 },
             lower,
+            rootfs_rw: None,
             keep,
             at: chain.iter().rev().find_map(|r| r.at.clone()),
             net_host: chain.iter().any(|r| r.net_host),
-            cgroup: None,
+            cgroups: None,
+            limits: limits_of(chain),
             hostname: "sandbox".into(),
-            visible: self.visible.clone(),
+            shares: self.shares()?,
         };
-        Ok(Box::new(Sandbox::start(spec, self.exe.clone())?))
+        Ok(Box::new(Sandbox::start(
+            spec,
+            self.exe.clone(),
+            &self.cache,
+        )?))
     }
 
     fn unmet(&self, requirement: Requirement) -> Option<String> {

@@ -169,6 +169,10 @@ pub struct Recipe {
     pub needs: Option<String>,
     pub net_host: bool,
     pub requires: Vec<Requirement>,
+    /// The sandbox's process limit (`pids=`), when not the default.
+    pub pids: Option<u64>,
+    /// The sandbox's memory limit in bytes, tmpfs included (`memory=`).
+    pub memory: Option<u64>,
     pub steps: Vec<Step>,
 }
 
@@ -256,4 +260,33 @@ pub struct Blessed {
     pub location: Location,
     /// The new body, with `\n` line endings.
     pub body: String,
+}
+
+/// `4G`, `512M`, `4096`: a size in bytes (powers of 1024).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit.trim_end_matches(['i', 'B']) {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift).filter(|n| *n > 0)
+}
+
+/// The shortest exact form of a size (`4G`, `1536M`).
+pub fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::model::AttrValue;
 
 /// Keys that describe the whole recipe (allowed on its first step).
-pub const RECIPE_KEYS: &[&str] = &["recipe", "fixture", "at", "needs", "net", "requires"];
+pub const RECIPE_KEYS: &[&str] = &[
+    "recipe", "fixture", "at", "needs", "net", "requires", "pids", "memory",
+];
 /// Keys that describe one step.
 pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode"];
 /// Bare flags.

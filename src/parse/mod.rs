@@ -202,6 +202,8 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
                     needs: None,
                     net_host: false,
                     requires: Vec::new(),
+                    pids: None,
+                    memory: None,
                     steps: Vec::new(),
                 });
                 recipes.len() - 1
@@ -228,9 +230,24 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
     (recipes, problems)
 }
 
+/// An `at=` path: absolute, normalised, not the root itself.
+fn valid_at(value: &str) -> bool {
+    let path = std::path::Path::new(value);
+    path.is_absolute()
+        && value != "/"
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        })
+}
+
 fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(String)) {
     let first = recipe.steps.is_empty();
-    for key in ["fixture", "at", "needs", "net", "requires"] {
+    for key in [
+        "fixture", "at", "needs", "net", "requires", "pids", "memory",
+    ] {
         let Some(value) = step.attrs.get(key).and_then(AttrValue::as_str) else {
             continue;
         };
@@ -243,8 +260,22 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
         }
         match key {
             "fixture" => recipe.fixture = value.to_string(),
-            "at" if value.starts_with('/') => recipe.at = Some(value.to_string()),
-            "at" => problem(format!("`at={value}` must be an absolute path")),
+            "at" if valid_at(value) => recipe.at = Some(value.to_string()),
+            "at" => problem(format!(
+                "`at={value}` must be an absolute path below `/`, without `.` or `..`"
+            )),
+            "pids" => match value.parse::<u64>() {
+                Ok(n) if (1..=1 << 22).contains(&n) => recipe.pids = Some(n),
+                _ => problem(format!(
+                    "`pids={value}` must be a number of processes (1 to 4194304)"
+                )),
+            },
+            "memory" => match crate::model::parse_size(value) {
+                Some(n) if n >= 16 << 20 => recipe.memory = Some(n),
+                _ => problem(format!(
+                    "`memory={value}` must be a size of at least 16M (`512M`, `4G`)"
+                )),
+            },
             "needs" if valid_id(value) => recipe.needs = Some(value.to_string()),
             "needs" => problem(format!("malformed recipe id in `needs={value}`")),
             "net" if value == "host" => recipe.net_host = true,

@@ -21,8 +21,22 @@ pub struct StepProgram {
 pub trait Environment: Send {
     /// `$ROOTFS` as steps see it.
     fn rootfs(&self) -> String;
+    /// Where a host path shown to the steps (a compiled program, the shell
+    /// helpers) appears to them.
+    fn inside(&self, host: &std::path::Path) -> PathBuf {
+        host.to_path_buf()
+    }
+    /// The steps' `HOME`, when not the runner's.
+    fn home(&self) -> Option<PathBuf> {
+        None
+    }
     /// A command that runs `step` in this environment (env vars not set).
     fn command(&self, step: &StepProgram) -> Result<Command, String>;
+    /// What may explain a failure beyond the step's own output (a limit
+    /// the environment ran into).
+    fn diagnose(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Releases the environment; returns where it was kept, with `--keep`.
     fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;
 }

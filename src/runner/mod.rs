@@ -223,7 +223,13 @@ impl Runner<'_> {
                     }
                     Err(e) => {
                         outcome.status = e.status;
-                        outcome.failure = Some(*e.failure);
+                        let mut failure = *e.failure;
+                        // A limit the sandbox ran into explains the failure
+                        // better than its symptoms (EAGAIN, a killed step).
+                        for why in env.diagnose() {
+                            failure.message = format!("{}; {why}", failure.message);
+                        }
+                        outcome.failure = Some(failure);
                         break 'recipes;
                     }
                 }
@@ -288,7 +294,7 @@ impl Runner<'_> {
                 let binary = rust::compile(&self.config.cache_dir, &step.body)
                     .map_err(|e| fail("rust program".into(), e))?;
                 (
-                    program(&binary.display().to_string(), vec![], step),
+                    program(&env.inside(&binary).display().to_string(), vec![], step),
                     None,
                     "rust program".into(),
                 )
@@ -322,14 +328,17 @@ impl Runner<'_> {
             .env("PATH", STEP_PATH)
             .env(
                 "HOME",
-                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+                env.home()
+                    .map(Into::into)
+                    .or_else(|| std::env::var_os("HOME"))
+                    .unwrap_or_else(|| "/root".into()),
             )
             .env("LANG", "C.UTF-8")
             .env("LC_ALL", "C.UTF-8")
             .env("TERM", "dumb")
             .env("ROOTFS", &rootfs)
             .env("RECIPE", &recipe.id)
-            .env("RECIPES_LIB", &self.config.lib_dir);
+            .env("RECIPES_LIB", env.inside(&self.config.lib_dir));
         let timeout = step.timeout.unwrap_or(self.config.default_timeout);
         let finished = self.supervisor.run(command, stdin, timeout).map_err(|e| {
             fail(

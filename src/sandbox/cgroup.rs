@@ -1,90 +1,402 @@
-//! The cgroup v2 folder each sandbox lives in: its processes (and the LXC
-//! containers it starts, which make their cgroups below it) can all be
-//! killed at once, and the folders removed, when the sandbox ends; folders
-//! left by a runner that was killed are removed by the next run.
+//! The control groups of a sandbox: a folder per sandbox under
+//! `recipes.sandboxes` in every hierarchy that holds a limit (`pids`,
+//! `memory`: cgroup v2 when its root offers them, else the v1 hierarchies of
+//! a hybrid host), and, on cgroup v2, a child folder delegated to the
+//! sandbox's root (LXC inside makes its own cgroups below it). The limits
+//! sit on the parent folder, owned by the host's root, so the sandbox can
+//! neither raise them nor leave them. Folders left by a runner that was
+//! killed are removed by the next run.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 const PARENT: &str = "recipes.sandboxes";
 
-/// The host's cgroup v2 mount point, if any.
-pub fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split(' ').next() == Some("cgroup2") {
-            left.split(' ').nth(4).map(PathBuf::from)
-        } else {
-            None
-        }
-    })
+/// Per-sandbox limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Processes and threads (`pids.max`).
+    pub pids: u64,
+    /// Bytes of memory, tmpfs scratch included (`memory.max`).
+    pub memory: u64,
 }
 
-/// Creates a fresh folder for one sandbox of this runner.
-pub fn create() -> Option<PathBuf> {
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        pids: 2048,
+        memory: 4 << 30,
+    };
+}
+
+/// A limit a sandbox ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    Pids(u64),
+    Memory(u64),
+}
+
+impl std::fmt::Display for Hit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hit::Pids(n) => write!(
+                f,
+                "the sandbox reached its process limit ({n}, key `pids=`)"
+            ),
+            Hit::Memory(n) => write!(
+                f,
+                "the sandbox reached its memory limit ({}, key `memory=`)",
+                crate::sandbox::plan::format_size(*n)
+            ),
+        }
+    }
+}
+
+/// Where a cgroup hierarchy is mounted on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hierarchy {
+    mount: PathBuf,
+    /// `None` for cgroup v2; the v1 controllers otherwise.
+    controllers: Option<Vec<String>>,
+}
+
+fn hierarchies() -> Vec<Hierarchy> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut right = right.split(' ');
+            let fstype = right.next()?;
+            let options = right.nth(1).unwrap_or("");
+            let mount = PathBuf::from(left.split(' ').nth(4)?);
+            match fstype {
+                "cgroup2" => Some(Hierarchy {
+                    mount,
+                    controllers: None,
+                }),
+                "cgroup" => Some(Hierarchy {
+                    mount,
+                    controllers: Some(options.split(',').map(str::to_string).collect()),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The host's cgroup v2 mount point, if any.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    hierarchies()
+        .into_iter()
+        .find(|h| h.controllers.is_none())
+        .map(|h| h.mount)
+}
+
+/// The folders of one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroups {
+    /// Every folder the sandbox's processes join (steps too).
+    pub join: Vec<PathBuf>,
+    /// The cgroup v2 folder the sandbox owns and roots its cgroup
+    /// namespace at; mounted as `/sys/fs/cgroup` inside.
+    pub delegated: PathBuf,
+    /// The folders that carry the limits, removed last.
+    pub owned: Vec<PathBuf>,
+    /// Where `pids.events` and the memory counters are read.
+    pub pids_dir: PathBuf,
+    pub memory_dir: PathBuf,
+    pub memory_v2: bool,
+    pub limits: Limits,
+}
+
+/// Why the cgroups of a sandbox could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup v2 hierarchy is mounted (LXC inside the sandbox needs one)")]
+    NoCgroup2,
+    #[error("no `{0}` cgroup controller on this host: the sandbox cannot be limited")]
+    NoController(&'static str),
+    #[error("cgroup {operation} {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(
+    operation: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(io("write", path))
+}
+
+/// Makes the folders of a new sandbox with `limits`, the delegated one
+/// owned by `root_uid` (the host id of the sandbox's root).
+pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let parent = cgroup2_mount()?.join(PARENT);
-    let dir = parent.join(format!(
+    let name = format!(
         "{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir)
+    );
+    let all = hierarchies();
+    let v2 = all
+        .iter()
+        .find(|h| h.controllers.is_none())
+        .ok_or(CgroupError::NoCgroup2)?
+        .mount
+        .clone();
+    let v2_controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+    let in_v2 = |c: &str| v2_controllers.split_whitespace().any(|x| x == c);
+    let parent = v2.join(PARENT);
+    let dir = parent.join(&name);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let mut cgroups = Cgroups {
+        join: Vec::new(),
+        delegated: dir.join("sandbox"),
+        owned: vec![dir.clone()],
+        pids_dir: dir.clone(),
+        memory_dir: dir.clone(),
+        memory_v2: true,
+        limits,
+    };
+    let wanted: Vec<&'static str> = ["pids", "memory"]
+        .into_iter()
+        .filter(|c| in_v2(c))
+        .collect();
+    if !wanted.is_empty() {
+        let enable: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+        // Controllers reach a folder only through its parents' subtree_control.
+        let _ = std::fs::write(v2.join("cgroup.subtree_control"), enable.trim());
+        write(&parent.join("cgroup.subtree_control"), enable.trim())?;
+    }
+    for controller in ["pids", "memory"] {
+        let dir = if in_v2(controller) {
+            dir.clone()
+        } else {
+            let hierarchy = all
+                .iter()
+                .find(|h| {
+                    h.controllers
+                        .as_ref()
+                        .is_some_and(|c| c.iter().any(|x| x == controller))
+                })
+                .ok_or(CgroupError::NoController(controller))?;
+            let v1 = hierarchy.mount.join(PARENT).join(&name);
+            std::fs::create_dir_all(&v1).map_err(io("create", &v1))?;
+            cgroups.owned.push(v1.clone());
+            cgroups.join.push(v1.clone());
+            v1
+        };
+        match (controller, in_v2(controller)) {
+            ("pids", _) => {
+                write(&dir.join("pids.max"), &limits.pids.to_string())?;
+                cgroups.pids_dir = dir;
+            }
+            ("memory", true) => {
+                write(&dir.join("memory.max"), &limits.memory.to_string())?;
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                cgroups.memory_dir = dir;
+            }
+            _ => {
+                write(
+                    &dir.join("memory.limit_in_bytes"),
+                    &limits.memory.to_string(),
+                )?;
+                let memsw = dir.join("memory.memsw.limit_in_bytes");
+                if memsw.exists() {
+                    let _ = std::fs::write(memsw, limits.memory.to_string());
+                }
+                cgroups.memory_dir = dir;
+                cgroups.memory_v2 = false;
+            }
+        }
+    }
+    // The delegated child: the sandbox's root owns it and the files that
+    // delegation hands over (cgroup v2's delegation model), never the
+    // limits of its parent.
+    let delegated = cgroups.delegated.clone();
+    std::fs::create_dir_all(&delegated).map_err(io("create", &delegated))?;
+    for file in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        let path = delegated.join(file);
+        std::os::unix::fs::chown(&path, Some(root_uid), Some(root_uid))
+            .map_err(io("chown", &path))?;
+    }
+    cgroups.join.insert(0, delegated);
+    Ok(cgroups)
 }
 
-/// Kills everything in `dir` and removes it with its sub-folders.
+/// Moves the calling process into every folder of the sandbox.
+pub fn join(cgroups: &[PathBuf]) -> Result<(), CgroupError> {
+    for dir in cgroups {
+        write(&dir.join("cgroup.procs"), "0")?;
+    }
+    Ok(())
+}
+
+fn counter(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl Cgroups {
+    /// The limits the sandbox ran into so far.
+    pub fn hits(&self) -> Vec<Hit> {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        let mut hits = Vec::new();
+        if counter(&read(self.pids_dir.join("pids.events")), "max ") > 0 {
+            hits.push(Hit::Pids(self.limits.pids));
+        }
+        let memory = if self.memory_v2 {
+            let events = read(self.memory_dir.join("memory.events"));
+            counter(&events, "max ") + counter(&events, "oom_kill ")
+        } else {
+            read(self.memory_dir.join("memory.failcnt"))
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                + counter(
+                    &read(self.memory_dir.join("memory.oom_control")),
+                    "oom_kill ",
+                )
+        };
+        if memory > 0 {
+            hits.push(Hit::Memory(self.limits.memory));
+        }
+        hits
+    }
+
+    /// Kills every process left (cgroup v2's `cgroup.kill`) and removes the
+    /// folders; bounded in time.
+    pub fn remove(&self) -> std::io::Result<()> {
+        let mut last = Ok(());
+        for dir in self.owned.iter().rev() {
+            if let Err(e) = remove(dir) {
+                last = Err(e);
+            }
+        }
+        last
+    }
+}
+
+/// Kills everything in `dir` and removes it with its sub-folders, giving
+/// up after a few seconds.
 pub fn remove(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
         return Ok(());
     }
     let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-    let mut last = Ok(());
-    for _ in 0..100 {
-        last = remove_tree(dir);
-        if last.is_ok() {
-            return Ok(());
+    let start = Instant::now();
+    loop {
+        let result = remove_tree(dir);
+        if result.is_ok() || start.elapsed() > Duration::from_secs(5) {
+            return result;
         }
+        kill_procs(dir);
         std::thread::sleep(Duration::from_millis(20));
     }
-    last
+}
+
+/// cgroup v1 has no `cgroup.kill`: kill what its folders still hold.
+fn kill_procs(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if entry.file_name() == "cgroup.procs" {
+            for pid in std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
 }
 
 fn remove_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_tree(&entry.path())?;
+    // cgroup folders hold only control files: remove the deepest first.
+    let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .contents_first(true)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+        .map(|e| e.into_path())
+        .collect();
+    dirs.dedup();
+    for d in dirs {
+        match std::fs::remove_dir(&d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
-    match std::fs::remove_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
+    Ok(())
 }
 
-/// Removes the folders of runners that are no longer alive.
+/// Removes the folders of runners that are no longer alive, in every
+/// hierarchy.
 pub fn remove_stale() {
-    let Some(parent) = cgroup2_mount().map(|m| m.join(PARENT)) else {
-        return;
-    };
-    for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = remove(&entry.path());
+    for hierarchy in hierarchies() {
+        let parent = hierarchy.mount.join(PARENT);
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = remove(&entry.path());
+            }
         }
     }
 }
 
-/// Removes the shared parent folder once no runner uses it.
+/// Removes the shared parent folders once no runner uses them.
 pub fn remove_parent_if_unused() {
-    if let Some(parent) = cgroup2_mount().map(|m| m.join(PARENT)) {
+    for hierarchy in hierarchies() {
         // Fails, harmlessly, while another runner has sandboxes in it.
-        let _ = std::fs::remove_dir(parent);
+        let _ = std::fs::remove_dir(hierarchy.mount.join(PARENT));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_by_key() {
+        let events = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n";
+        assert_eq!(counter(events, "max "), 3);
+        assert_eq!(counter(events, "oom_kill "), 1);
+        assert_eq!(counter("max 0\n", "max "), 0);
+        assert_eq!(counter("", "max "), 0);
+    }
+
+    #[test]
+    fn hits_name_the_limit_and_its_key() {
+        assert_eq!(
+            Hit::Pids(2048).to_string(),
+            "the sandbox reached its process limit (2048, key `pids=`)"
+        );
+        assert!(Hit::Memory(4 << 30).to_string().contains("4G"));
     }
 }

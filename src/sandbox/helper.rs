@@ -1,34 +1,48 @@
 //! The two hidden subcommands that run in a freshly exec'd, single-threaded
-//! process: `__sandbox` (unshares the namespaces and becomes, through a
-//! fork, PID 1 of the sandbox, holding it until its control pipe closes)
-//! and `__enter` (joins a running sandbox's namespaces and runs a step).
+//! process.
+//!
+//! `__sandbox` builds a sandbox in three processes: the helper (the host's
+//! root, in a private mount namespace it prepares: read-only host, fresh
+//! tmpfs folders, a private `/dev`, the idmapped base), a child that makes
+//! the user namespace (its maps written by the helper) and, once the helper
+//! is done, the other namespaces (so every mount the helper made is locked
+//! inside), and that child's child, PID 1 of the sandbox, which mounts the
+//! kernel views of its own namespaces and the fixture's overlay, then holds
+//! the sandbox until its control pipe closes or the runner kills it.
+//!
+//! `__enter` joins a running sandbox (by pidfd, so a reused pid cannot be
+//! joined) as its root and runs a step there, under the seccomp filter,
+//! forwarding nothing and waiting: a SIGTERM to the step's process group
+//! reaches the step itself, whose traps run during the grace period.
 
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{chdir, chroot, execvp, fork, getppid, ForkResult};
+use nix::unistd::{chdir, chroot, execvp, fork, getppid, ForkResult, Pid};
 
+use super::cgroup;
 use super::linux::{apply_all, Linux};
-use super::plan::{plan, SandboxSpec};
+use super::plan::{host_ops, inner_ops, SandboxSpec};
+use super::seccomp;
+use super::userns;
 
-/// Capabilities no step needs and that reach past the sandbox (kernel
-/// modules, the clock, the kernel log, raw I/O): dropped from the bounding
-/// set of every step.
-const DROPPED_CAPS: &[i32] = &[
-    16, // CAP_SYS_MODULE
-    17, // CAP_SYS_RAWIO
-    25, // CAP_SYS_TIME
-    30, // CAP_AUDIT_CONTROL
-    32, // CAP_MAC_OVERRIDE
-    33, // CAP_MAC_ADMIN
-    34, // CAP_SYSLOG
-    35, // CAP_WAKE_ALARM
+/// Capabilities no step needs, even inside its user namespace: dropped
+/// from the bounding set of every step.
+const DROPPED_CAPS: &[caps::Capability] = &[
+    caps::Capability::CAP_SYS_MODULE,
+    caps::Capability::CAP_SYS_RAWIO,
+    caps::Capability::CAP_SYS_TIME,
+    caps::Capability::CAP_AUDIT_CONTROL,
+    caps::Capability::CAP_MAC_OVERRIDE,
+    caps::Capability::CAP_MAC_ADMIN,
+    caps::Capability::CAP_SYSLOG,
+    caps::Capability::CAP_WAKE_ALARM,
 ];
 
 /// One line to the runner; a runner that stopped listening is not an error
@@ -43,7 +57,7 @@ fn die_with_parent() -> nix::Result<()> {
 }
 
 /// `recipes __sandbox --spec JSON`. Prints `pid N` (PID 1's pid on the
-/// host), then `ready` or `error: ...`; exits when its stdin closes.
+/// host), then `ready` or `error: ...`; PID 1 exits when its stdin closes.
 pub fn sandbox_main(spec: &str) -> i32 {
     let spec: SandboxSpec = match serde_json::from_str(spec) {
         Ok(spec) => spec,
@@ -52,34 +66,123 @@ pub fn sandbox_main(spec: &str) -> i32 {
             return 2;
         }
     };
-    if let Err(message) = outer(&spec) {
-        say(&format!("error: {message}"));
-        return 1;
+    match outer(&spec) {
+        Ok(code) => code,
+        Err(message) => {
+            say(&format!("error: {message}"));
+            1
+        }
     }
-    unreachable!("outer() exits")
 }
 
-fn outer(spec: &SandboxSpec) -> Result<(), String> {
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn wait_code(child: Pid) -> i32 {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return 1,
+        }
+    }
+}
+
+/// The helper: host root, private mount namespace.
+fn outer(spec: &SandboxSpec) -> Result<i32, String> {
     die_with_parent().map_err(|e| format!("prctl: {e}"))?;
     if getppid().as_raw() != spec.parent {
         return Err("the runner is gone".into());
     }
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWPID;
-    if let Some(cgroup) = &spec.cgroup {
-        std::fs::write(cgroup.join("cgroup.procs"), "0")
-            .map_err(|e| format!("cannot join the cgroup {}: {e}", cgroup.display()))?;
-        flags |= CloneFlags::CLONE_NEWCGROUP;
+    if let Some(cgroups) = &spec.cgroups {
+        cgroup::join(&cgroups.join).map_err(|e| e.to_string())?;
     }
-    if !spec.net_host {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    unshare(flags).map_err(|e| format!("unshare: {e} (running recipes needs root)"))?;
+    // A session keyring of its own: the runner's (the host root's) is out
+    // of reach.
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers
+    // but a null name.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
+    unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e} (running recipes needs root)"))?;
+    let (up_r, up_w) = pipe()?;
+    let (down_r, down_w) = pipe()?;
     let _ = std::io::stdout().flush();
     // SAFETY: this process is single-threaded (freshly exec'd), so the
     // child may run arbitrary code after fork.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(up_r);
+            drop(down_w);
+            let code = match namespaces(spec, up_w, down_r) {
+                Ok(code) => code,
+                Err(message) => {
+                    say(&format!("error: {message}"));
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => {
+            drop(up_w);
+            drop(down_r);
+            let prepared = prepare(spec, child, up_r);
+            if let Err(message) = prepared {
+                // The child sees the pipe close and gives up.
+                drop(down_w);
+                let _ = wait_code(child);
+                return Err(message);
+            }
+            let mut down = std::fs::File::from(down_w);
+            down.write_all(b"g")
+                .map_err(|e| format!("sandbox child: {e}"))?;
+            drop(down);
+            Ok(wait_code(child))
+        }
+    }
+}
+
+/// The host's side: maps the child's user namespace, then builds the
+/// locked part of the sandbox's file system.
+fn prepare(spec: &SandboxSpec, child: Pid, up: OwnedFd) -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    let mut up = std::fs::File::from(up);
+    if up.read(&mut byte).map_err(|e| e.to_string())? != 1 {
+        return Err("the sandbox child stopped before making its user namespace".into());
+    }
+    userns::write_maps(child.as_raw(), spec.ids)
+        .map_err(|e| format!("cannot write the id maps of the sandbox: {e}"))?;
+    let userns = std::fs::File::open(format!("/proc/{child}/ns/user"))
+        .map_err(|e| format!("cannot open the sandbox's user namespace: {e}"))?;
+    let mut linux = Linux::with_userns(userns.into());
+    let exists = |p: &Path| p.exists();
+    apply_all(&mut linux, &host_ops(spec, &exists)).map_err(|e| e.to_string())
+}
+
+/// The child: user namespace, then the others; forks PID 1.
+fn namespaces(spec: &SandboxSpec, up: OwnedFd, down: OwnedFd) -> Result<i32, String> {
+    die_with_parent().map_err(|e| format!("prctl: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(user): {e}"))?;
+    std::fs::File::from(up)
+        .write_all(b"u")
+        .map_err(|e| e.to_string())?;
+    let mut byte = [0u8; 1];
+    if std::fs::File::from(down).read(&mut byte).unwrap_or(0) != 1 {
+        return Ok(1);
+    }
+    userns::become_root().map_err(|e| format!("cannot become root in the sandbox: {e}"))?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    if !spec.net_host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+    let _ = std::io::stdout().flush();
+    // SAFETY: single-threaded, as above.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             let code = match pid1(spec) {
@@ -93,25 +196,28 @@ fn outer(spec: &SandboxSpec) -> Result<(), String> {
         }
         ForkResult::Parent { child } => {
             say(&format!("pid {child}"));
-            let code = match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => code,
-                _ => 1,
-            };
-            std::process::exit(code);
+            Ok(wait_code(child))
         }
     }
 }
 
-/// PID 1 of the sandbox: build it, say so, then hold it until the runner
-/// closes our stdin (or dies). Orphans re-parented here are reaped by the
-/// kernel because SIGCHLD is ignored.
+/// PID 1 of the sandbox: build the inside, say so, then hold it until the
+/// runner closes our stdin or kills us. Orphans re-parented here are reaped
+/// by the kernel because SIGCHLD is ignored.
 fn pid1(spec: &SandboxSpec) -> Result<(), String> {
     die_with_parent().map_err(|e| format!("prctl: {e}"))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    apply_all(&mut Linux::default(), &plan(spec))?;
+    apply_all(&mut Linux::default(), &inner_ops(spec)).map_err(|e| e.to_string())?;
     say("ready");
-    let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    // Nothing of the runner's stays reachable through /proc/1/fd.
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| e.to_string())?;
     nix::unistd::dup2_stdout(null.as_fd()).map_err(|e| e.to_string())?;
+    nix::unistd::dup2_stderr(null.as_fd()).map_err(|e| e.to_string())?;
+    let _ = nix::unistd::setsid();
     // SAFETY: SIG_IGN for SIGCHLD has no handler code to run.
     unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map_err(|e| e.to_string())?;
     let mut buf = [0u8; 64];
@@ -120,10 +226,22 @@ fn pid1(spec: &SandboxSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// `recipes __enter --pid P --cwd D [--chroot R] -- ARGV`: joins the
-/// namespaces of the sandbox whose PID 1 is `P` and runs `ARGV` there.
-pub fn enter_main(pid: i32, cwd: &Path, chroot_dir: Option<&Path>, argv: &[OsString]) -> i32 {
-    match enter(pid, cwd, chroot_dir, argv) {
+/// What `__enter` is asked to do.
+pub struct EnterRequest<'a> {
+    /// PID 1 of the sandbox, as the host sees it, and its start time (in
+    /// clock ticks after boot), which a reused pid would not have.
+    pub pid: i32,
+    pub start: u64,
+    pub cgroups: &'a [PathBuf],
+    pub net_host: bool,
+    pub cwd: &'a Path,
+    pub chroot: Option<&'a Path>,
+    pub argv: &'a [OsString],
+}
+
+/// `recipes __enter ...`: joins the sandbox and runs `ARGV` there.
+pub fn enter_main(request: &EnterRequest) -> i32 {
+    match enter(request) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("recipes: {message}");
@@ -132,41 +250,77 @@ pub fn enter_main(pid: i32, cwd: &Path, chroot_dir: Option<&Path>, argv: &[OsStr
     }
 }
 
-fn enter(
-    pid: i32,
-    cwd: &Path,
-    chroot_dir: Option<&Path>,
-    argv: &[OsString],
-) -> Result<i32, String> {
-    join_cgroup_of(pid);
-    // Open every namespace first: once in the new mount namespace, the
-    // host's /proc/P is out of sight.
-    let mut namespaces: Vec<(OwnedFd, CloneFlags)> = Vec::new();
-    for (name, flag) in [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ] {
-        let path = format!("/proc/{pid}/ns/{name}");
-        let file = std::fs::File::open(&path)
-            .map_err(|e| format!("cannot open {path}: {e} (is the sandbox gone?)"))?;
-        namespaces.push((file.into(), flag));
+/// The start time of a process (field 22 of its `stat`).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split(' ').nth(19)?.parse().ok()
+}
+
+/// A pidfd for `pid`, if it is still the process that started at `start`.
+pub fn pidfd(pid: i32, start: u64) -> Result<OwnedFd, String> {
+    // SAFETY: pidfd_open(2) takes no pointers; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(format!(
+            "the sandbox is gone: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    for (fd, flag) in &namespaces {
-        setns(fd, *flag).map_err(|e| format!("setns {flag:?}: {e}"))?;
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if start_time(pid) != Some(start) {
+        return Err("the sandbox is gone (its pid now names another process)".into());
     }
-    drop(namespaces);
-    let args: Vec<CString> = argv
+    Ok(fd)
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+fn enter(request: &EnterRequest) -> Result<i32, String> {
+    // Joined first, while still the host's root: the limits' folders
+    // belong to it.
+    cgroup::join(request.cgroups).map_err(|e| e.to_string())?;
+    let fd = pidfd(request.pid, request.start)?;
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if !request.net_host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    setns(&fd, flags).map_err(|e| format!("cannot join the sandbox: {e}"))?;
+    drop(fd);
+    userns::become_root().map_err(|e| format!("cannot become root in the sandbox: {e}"))?;
+    let args: Vec<CString> = request
+        .argv
         .iter()
         .map(|a| CString::new(a.as_encoded_bytes()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    let filter = seccomp::filter().map_err(|e| e.to_string())?;
+    // The step's process group gets the runner's signals; this process
+    // outlives them to report how the step ended.
+    let handler = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in FORWARDED {
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { sigaction(sig, &handler) }.map_err(|e| e.to_string())?;
+    }
     // SAFETY: single-threaded process (freshly exec'd).
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let err = run_in_sandbox(cwd, chroot_dir, &args);
+            let err = run_in_sandbox(request, &args, &filter);
             eprintln!("recipes: {err}");
             std::process::exit(127);
         }
@@ -180,43 +334,37 @@ fn enter(
                     let _ = nix::sys::signal::raise(sig);
                     return Ok(128 + sig as i32);
                 }
-                Ok(_) => continue,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(format!("waitpid: {e}")),
             }
         },
     }
 }
 
-/// Moves this process into the cgroup v2 folder of `pid` (the sandbox's),
-/// so that the steps are killed with the sandbox's cgroup too. Best effort:
-/// the PID namespace already takes them.
-fn join_cgroup_of(pid: i32) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return;
-    };
-    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return;
-    };
-    if let Some(mount) = super::cgroup::cgroup2_mount() {
-        let procs = mount
-            .join(path.trim_start_matches('/'))
-            .join("cgroup.procs");
-        let _ = std::fs::write(procs, "0");
+/// In the forked child: place the process, drop capabilities, filter, exec.
+fn run_in_sandbox(
+    request: &EnterRequest,
+    args: &[CString],
+    filter: &seccompiler::BpfProgram,
+) -> String {
+    for sig in FORWARDED {
+        // SAFETY: restoring the default action has no handler.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
-}
-
-/// In the forked child: place the process, drop capabilities, exec.
-fn run_in_sandbox(cwd: &Path, chroot_dir: Option<&Path>, args: &[CString]) -> String {
-    if let Some(root) = chroot_dir {
+    if let Some(root) = request.chroot {
         if let Err(e) = enter_chroot(root) {
             return format!("cannot enter the chroot {}: {e}", root.display());
         }
-    } else if let Err(e) = chdir(cwd) {
-        return format!("cannot enter {}: {e}", cwd.display());
+    } else if let Err(e) = chdir(request.cwd) {
+        return format!("cannot enter {}: {e}", request.cwd.display());
     }
     for cap in DROPPED_CAPS {
-        // SAFETY: PR_CAPBSET_DROP takes an integer capability.
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) };
+        if let Err(e) = caps::drop(None, caps::CapSet::Bounding, *cap) {
+            return format!("cannot drop {cap}: {e}");
+        }
+    }
+    if let Err(e) = seccomp::install(filter) {
+        return e.to_string();
     }
     match execvp(&args[0], args) {
         Err(e) => format!("cannot run {:?}: {e}", args[0]),
@@ -226,7 +374,8 @@ fn run_in_sandbox(cwd: &Path, chroot_dir: Option<&Path>, args: &[CString]) -> St
 
 /// A chroot step sees the fixture with proc, sys and dev mounted as a
 /// container would have them, in a mount namespace of its own so that the
-/// mounts vanish with the step.
+/// mounts vanish with the step. Its proc is the sandbox's: the host's
+/// kernel settings stay out of reach (root here is not the host's root).
 fn enter_chroot(root: &Path) -> nix::Result<()> {
     let none: Option<&str> = None;
     unshare(CloneFlags::CLONE_NEWNS)?;
@@ -236,13 +385,25 @@ fn enter_chroot(root: &Path) -> nix::Result<()> {
         let _ = std::fs::create_dir_all(root.join(dir));
     }
     mount(Some("proc"), &root.join("proc"), Some("proc"), fs, none)?;
-    mount(
+    let sys = root.join("sys");
+    if mount(
         Some("sysfs"),
-        &root.join("sys"),
+        &sys,
         Some("sysfs"),
         fs | MsFlags::MS_RDONLY,
         none,
-    )?;
+    )
+    .is_err()
+    {
+        // Sharing the host's network, only the host's sysfs can be shown.
+        mount(
+            Some("/sys"),
+            &sys,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )?;
+    }
     mount(
         Some(Path::new("/dev")),
         &root.join("dev"),
@@ -257,4 +418,18 @@ fn enter_chroot(root: &Path) -> nix::Result<()> {
 /// The scratch folder a sandboxed step starts in.
 pub fn scratch() -> PathBuf {
     PathBuf::from(super::plan::SCRATCH)
+}
+
+/// Kills a process through its pidfd (no pid reuse possible).
+pub fn kill(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal(2) with a valid descriptor and no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
 }

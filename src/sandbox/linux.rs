@@ -1,26 +1,37 @@
-//! Applies a sandbox plan to the running Linux system: mounts, device nodes,
-//! hostname, loopback. Called only in the freshly exec'd, single-threaded
-//! sandbox helper.
+//! Applies a sandbox plan to the running Linux system: mounts (the new
+//! mount API for detached, idmapped copies), device nodes, hostname,
+//! loopback. Called only in the freshly exec'd, single-threaded helpers.
 
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-use super::plan::Op;
+use super::plan::{Clone, Op};
 
-/// Applies operations; the seam between the plan and the kernel.
+/// Applies operations; the seam between the plans and the kernel.
 pub trait System {
     fn apply(&mut self, op: &Op) -> std::io::Result<()>;
 }
 
+/// A setup operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox setup failed at {op}: {source}")]
+pub struct SetupError {
+    pub op: String,
+    pub source: std::io::Error,
+}
+
 /// Applies every operation in order; the first failure names its operation.
-pub fn apply_all(system: &mut dyn System, ops: &[Op]) -> Result<(), String> {
+pub fn apply_all(system: &mut dyn System, ops: &[Op]) -> Result<(), SetupError> {
     for op in ops {
-        system
-            .apply(op)
-            .map_err(|e| format!("sandbox setup failed at {op:?}: {e}"))?;
+        system.apply(op).map_err(|source| SetupError {
+            op: format!("{op:?}"),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -28,41 +39,188 @@ pub fn apply_all(system: &mut dyn System, ops: &[Op]) -> Result<(), String> {
 /// The real kernel.
 #[derive(Default)]
 pub struct Linux {
-    /// Folders held by [`Op::Hold`], by path.
-    held: std::collections::BTreeMap<std::path::PathBuf, std::os::fd::OwnedFd>,
+    /// Detached mounts kept by [`Op::Hold`], by key.
+    held: BTreeMap<String, OwnedFd>,
+    /// The sandbox's user namespace, for idmapped mounts.
+    userns: Option<OwnedFd>,
+}
+
+impl Linux {
+    /// The kernel, making idmapped mounts for the user namespace `userns`.
+    pub fn with_userns(userns: OwnedFd) -> Linux {
+        Linux {
+            held: BTreeMap::new(),
+            userns: Some(userns),
+        }
+    }
 }
 
 fn none() -> Option<&'static str> {
     None
 }
 
-fn bind(source: &Path, target: &Path, readonly: bool) -> nix::Result<()> {
-    mount(
-        Some(source),
-        target,
-        none(),
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none(),
-    )?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    if readonly {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    mount(none(), target, none(), flags, none())
+fn cstr(path: &Path) -> std::io::Result<CString> {
+    Ok(CString::new(path.as_os_str().as_encoded_bytes())?)
 }
 
-fn create_target(source: &Path, target: &Path) -> std::io::Result<()> {
-    if target.exists() || target.is_symlink() {
-        return Ok(());
-    }
-    if source.is_dir() {
-        std::fs::create_dir_all(target)
+fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
     } else {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::File::create(target).map(drop)
+        Ok(rc)
     }
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)` on `dirfd`+`path` (rustix does not wrap it yet).
+fn mount_setattr(
+    dirfd: libc::c_int,
+    path: &Path,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> std::io::Result<()> {
+    let c_path = cstr(path)?;
+    // SAFETY: the path is a valid NUL-terminated string and `attr` a valid
+    // `struct mount_attr` of the size passed; the kernel only reads them.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            c_path.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Sets or clears read-only on every mount under `path`.
+fn read_only_tree(path: &Path, readonly: bool) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: if readonly { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if readonly { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr(libc::AT_FDCWD, path, libc::AT_RECURSIVE as _, &attr)
+}
+
+/// A detached copy of the mount at `clone.source`, idmapped through
+/// `userns` and made read-only as asked, before anything is attached: the
+/// sandbox can never see it otherwise.
+fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
+    let c_path = cstr(&clone.source)?;
+    // SAFETY: plain open_tree(2) on a valid path; the returned descriptor is
+    // owned below.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })?;
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let mut attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    if clone.readonly {
+        attr.attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    if clone.idmap {
+        let userns = userns.ok_or_else(|| {
+            std::io::Error::other("an idmapped mount needs the sandbox's user namespace")
+        })?;
+        attr.attr_set |= MOUNT_ATTR_IDMAP;
+        attr.userns_fd = userns.as_raw_fd() as u64;
+    }
+    if attr.attr_set != 0 {
+        mount_setattr(
+            fd.as_raw_fd(),
+            Path::new(""),
+            libc::AT_EMPTY_PATH as _,
+            &attr,
+        )?;
+    }
+    Ok(fd)
+}
+
+/// Attaches a detached mount at `target`.
+fn attach(fd: &OwnedFd, target: &Path) -> std::io::Result<()> {
+    let empty = CString::default();
+    let c_target = cstr(target)?;
+    // SAFETY: valid descriptor and NUL-terminated strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// An overlay option value: `\`, `,` and `:` are escaped.
+fn escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.display().to_string().chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An overlay; `user_xattr` when mounted inside a user namespace, where the
+/// `trusted.*` attributes overlayfs uses by default are the host root's.
+fn overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    user_xattr: bool,
+) -> nix::Result<()> {
+    let mut options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        escape(lower),
+        escape(upper),
+        escape(work)
+    );
+    if user_xattr {
+        options.push_str(",userxattr");
+    }
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+}
+
+fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
 }
 
 impl System for Linux {
@@ -76,92 +234,93 @@ impl System for Linux {
                 MsFlags::MS_REC | MsFlags::MS_PRIVATE,
                 none(),
             )?,
-            Op::ReadOnlyTree(path) => read_only_tree(path)?,
-            Op::Tmpfs { target, mode } => {
-                let flags = if target == Path::new("/dev") {
-                    MsFlags::MS_NOSUID
-                } else {
-                    MsFlags::empty()
-                };
-                std::fs::create_dir_all(target).or_else(|e| {
-                    if target.is_dir() {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })?;
+            Op::Hold { key, clone } => {
+                let fd = detached_copy(clone, self.userns.as_ref())?;
+                self.held.insert(key.clone(), fd);
+            }
+            Op::ReadOnlyTree(path) => read_only_tree(path, true)?,
+            Op::WritableTree(path) => read_only_tree(path, false)?,
+            Op::Tmpfs {
+                target,
+                mode,
+                uid,
+                size,
+                skeleton,
+                noexec,
+            } => {
+                let folders = skeleton
+                    .as_ref()
+                    .map(|from| folders(from, 3))
+                    .unwrap_or_default();
+                let mut flags = MsFlags::MS_NOSUID;
+                if target != Path::new("/dev") {
+                    flags |= MsFlags::MS_NODEV;
+                }
+                if *noexec {
+                    flags |= MsFlags::MS_NOEXEC;
+                }
+                if !target.is_dir() {
+                    std::fs::create_dir_all(target)?;
+                }
+                let options = format!("mode={mode:o},uid={uid},gid={uid},size={size}");
                 mount(
                     Some("tmpfs"),
                     target,
                     Some("tmpfs"),
                     flags,
-                    Some(format!("mode={mode:o}").as_str()),
-                )?
-            }
-            Op::TmpfsSkeleton { target } => {
-                let skeleton = folders(target, 3);
-                let mode =
-                    std::fs::metadata(target).map_or(0o755, |m| m.permissions().mode() & 0o7777);
-                mount(
-                    Some("tmpfs"),
-                    target,
-                    Some("tmpfs"),
-                    MsFlags::empty(),
-                    Some(format!("mode={mode:o}").as_str()),
+                    Some(options.as_str()),
                 )?;
-                for (dir, mode) in skeleton {
+                for (rel, mode) in folders {
+                    let dir = target.join(rel);
                     std::fs::create_dir_all(&dir)?;
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+                    chown(&dir, *uid)?;
                 }
             }
-            Op::Hold(path) => {
-                // O_PATH: a handle that survives the folder being hidden.
-                if let Ok(fd) = nix::fcntl::open(
-                    path,
-                    nix::fcntl::OFlag::O_PATH
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    self.held.insert(path.clone(), fd);
+            Op::OverlayHost { dir, layers } => {
+                for sub in ["upper", "work"] {
+                    std::fs::create_dir_all(layers.join(sub))?;
                 }
+                overlay(dir, &layers.join("upper"), &layers.join("work"), dir, false)?
             }
-            Op::Restore(path) => {
-                if let Some(fd) = self.held.get(path) {
-                    let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+            Op::Mkdir { path, uid } => {
+                if !path.is_dir() {
                     std::fs::create_dir_all(path)?;
-                    bind(Path::new(&source), path, true)?;
+                    chown(path, *uid)?;
                 }
             }
-            Op::Mkdir(path) => std::fs::create_dir_all(path)?,
-            Op::CharDevice { path, major, minor } => {
-                mknod(
+            Op::Move { from, to } => mount(Some(from), to, none(), MsFlags::MS_MOVE, none())?,
+            Op::Attach { key, target } => {
+                let fd = self
+                    .held
+                    .remove(key)
+                    .ok_or_else(|| std::io::Error::other(format!("nothing was held as `{key}`")))?;
+                if !target.exists() {
+                    // A device node is bound onto an empty file.
+                    std::fs::File::create(target)?;
+                }
+                attach(&fd, target)?
+            }
+            Op::Device {
+                path,
+                major,
+                minor,
+                uid,
+            } => {
+                let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+                nix::sys::stat::mknod(
                     path,
-                    SFlag::S_IFCHR,
-                    Mode::from_bits_truncate(0o666),
-                    makedev(*major, *minor),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    mode,
+                    nix::sys::stat::makedev(*major, *minor),
                 )?;
                 // mknod honours the umask; the nodes are for everyone.
-                nix::sys::stat::fchmodat(
-                    nix::fcntl::AT_FDCWD,
-                    path,
-                    Mode::from_bits_truncate(0o666),
-                    nix::sys::stat::FchmodatFlags::FollowSymlink,
-                )?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+                chown(path, *uid)?;
             }
-            Op::Bind {
-                source,
-                target,
-                readonly,
-            } => {
-                create_target(source, target)?;
-                bind(source, target, *readonly)?
-            }
-            Op::ReadOnly(path) | Op::Writable(path) => {
-                if path.exists() {
-                    bind(path, path, matches!(op, Op::ReadOnly(_)))?
-                }
-            }
+            Op::Symlink { target, link } => symlink(target, link)?,
+            Op::MirrorHost { to, skip } => mirror_host(to, skip)?,
+            Op::PivotRoot(new_root) => pivot_root(new_root)?,
             Op::Proc(target) => mount(Some("proc"), target, Some("proc"), fs, none())?,
             Op::Sysfs(target) => mount(
                 Some("sysfs"),
@@ -171,41 +330,27 @@ impl System for Linux {
                 none(),
             )?,
             Op::Cgroup2(target) => mount(Some("cgroup2"), target, Some("cgroup2"), fs, none())?,
-            Op::Devpts(target) => {
-                std::fs::create_dir_all(target)?;
-                mount(
-                    Some("devpts"),
-                    target,
-                    Some("devpts"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=0620"),
-                )?
-            }
-            Op::Mqueue(target) => {
-                std::fs::create_dir_all(target)?;
-                mount(Some("mqueue"), target, Some("mqueue"), fs, none())?
-            }
-            Op::Symlink { target, link } => symlink(target, link)?,
+            Op::Devpts(target) => mount(
+                Some("devpts"),
+                target,
+                Some("devpts"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            )?,
+            Op::Mqueue(target) => mount(Some("mqueue"), target, Some("mqueue"), fs, none())?,
             Op::Overlay {
                 lower,
                 upper,
                 work,
                 target,
-            } => {
-                let options = format!(
-                    "lowerdir={},upperdir={},workdir={}",
-                    lower.display(),
-                    upper.display(),
-                    work.display()
-                );
-                mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(options.as_str()),
-                )?
-            }
+            } => overlay(lower, upper, work, target, true)?,
+            Op::Bind { source, target } => mount(
+                Some(source),
+                target,
+                none(),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none(),
+            )?,
             Op::Hostname(name) => nix::unistd::sethostname(name)?,
             Op::LoopbackUp => loopback_up()?,
         }
@@ -213,57 +358,71 @@ impl System for Linux {
     }
 }
 
-/// Sub-folders of `root` (not following links), parents first, with modes.
-fn folders(root: &Path, depth: usize) -> Vec<(std::path::PathBuf, u32)> {
-    let mut found = Vec::new();
-    if depth == 0 {
-        return found;
-    }
-    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-            continue;
-        };
-        if meta.is_dir() {
-            found.push((entry.path(), meta.permissions().mode() & 0o7777));
-            found.extend(folders(&entry.path(), depth - 1));
-        }
-    }
-    found
+/// Sub-folders of `root` (not following links, not crossing into other
+/// mounts), parents first, relative to it, with their modes.
+fn folders(root: &Path, depth: usize) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(device) = std::fs::metadata(root).map(|m| m.dev()) else {
+        return Vec::new();
+    };
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .max_depth(depth)
+        .same_file_system(true)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if meta.dev() != device {
+                return None;
+            }
+            let rel = e.path().strip_prefix(root).ok()?.to_path_buf();
+            Some((rel, meta.permissions().mode() & 0o7777))
+        })
+        .collect()
 }
 
-/// `mount_setattr(2)` with `AT_RECURSIVE`: every mount under `path` becomes
-/// read-only in this mount namespace, in one call.
-fn read_only_tree(path: &Path) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
+/// Binds every top folder of `/` into `to` (recursively, so the mounts
+/// below come along, locked as they are), recreates its links, binds its
+/// files; skips `skip`.
+fn mirror_host(to: &Path, skip: &[String]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir("/")? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == s.as_str()) {
+            continue;
+        }
+        let source = entry.path();
+        let target = to.join(&name);
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            symlink(std::fs::read_link(&source)?, &target)?;
+            continue;
+        }
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+        } else {
+            std::fs::File::create(&target)?;
+        }
+        mount(
+            Some(&source),
+            &target,
+            none(),
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none(),
+        )?;
     }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-    // SAFETY: the path is a valid NUL-terminated string and `attr` a valid
-    // `struct mount_attr` of the size passed; the kernel only reads them.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    Ok(())
+}
+
+/// `pivot_root(new_root, new_root)`, then the old root is detached: only
+/// what was bound into the new one stays in the namespace.
+fn pivot_root(new_root: &Path) -> std::io::Result<()> {
+    nix::unistd::chdir(new_root)?;
+    nix::unistd::pivot_root(".", ".")?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)?;
+    nix::unistd::chdir("/")?;
     Ok(())
 }
 
@@ -275,8 +434,8 @@ fn loopback_up() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = socket.as_raw_fd();
     // SAFETY: an all-zero ifreq is valid; we set the name and read flags.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
@@ -317,7 +476,14 @@ mod tests {
 
     #[test]
     fn applies_in_order_and_stops_at_the_first_failure() {
-        let ops = vec![Op::MakePrivate, Op::Mkdir("/a".into()), Op::LoopbackUp];
+        let ops = vec![
+            Op::MakePrivate,
+            Op::Mkdir {
+                path: "/a".into(),
+                uid: 0,
+            },
+            Op::LoopbackUp,
+        ];
         let mut rec = Recording {
             applied: vec![],
             fail_at: None,
@@ -328,8 +494,14 @@ mod tests {
             applied: vec![],
             fail_at: Some(1),
         };
-        let err = apply_all(&mut rec, &ops).unwrap_err();
-        assert!(err.contains("Mkdir(\"/a\")"), "{err}");
+        let err = apply_all(&mut rec, &ops).unwrap_err().to_string();
+        assert!(err.contains("Mkdir") && err.contains("\"/a\""), "{err}");
         assert_eq!(rec.applied, vec![Op::MakePrivate]);
+    }
+
+    #[test]
+    fn overlay_options_escape_their_separators() {
+        assert_eq!(escape(Path::new("/a,b:c\\d")), "/a\\,b\\:c\\\\d");
+        assert_eq!(escape(Path::new("/plain/path")), "/plain/path");
     }
 }

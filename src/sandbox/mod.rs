@@ -1,61 +1,103 @@
-//! The sandbox: one per recipe run, private mount, PID, network, UTS, IPC
-//! and cgroup namespaces held by a re-exec'd helper that is their PID 1.
-//! Steps enter it through another re-exec (`__enter`). When the recipe ends
-//! the helper's control pipe closes, PID 1 exits and the kernel takes every
-//! process, mount and network device of the run with it. Linux code lives
-//! here; this module never reads Markdown.
+//! The sandbox: one per recipe run. Its root is root only inside: a user
+//! namespace maps it to an unprivileged range of host ids (a slot of its
+//! own), with private mount, PID, network, UTS, IPC and cgroup namespaces
+//! held by a re-exec'd helper that is their PID 1. The mounts that hide the
+//! host (read-only host, fresh `/tmp`, `/run`, `/dev`...) are made by the
+//! host's root before the namespace exists, so they reach it locked. Steps
+//! enter it through another re-exec (`__enter`), under a seccomp filter.
+//! Each sandbox has a process and a memory limit. When the recipe ends, the
+//! runner kills PID 1 (by pidfd) and the kernel takes every process, mount
+//! and network device of the run with it; the cgroups go last. Linux code
+//! lives here; this module never reads Markdown.
 
 pub mod cgroup;
 pub mod helper;
 pub mod linux;
 pub mod plan;
+pub mod seccomp;
+pub mod userns;
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::model::Where;
 use crate::runner::{Environment, StepProgram};
 pub use plan::SandboxSpec;
+
+/// How long closing a sandbox may wait for its helper once PID 1 is killed.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// A running sandbox.
 pub struct Sandbox {
     helper: Option<Child>,
     control: Option<ChildStdin>,
     pid1: i32,
+    start: u64,
+    pidfd: Option<OwnedFd>,
     exe: PathBuf,
     rootfs: String,
     keep: Option<PathBuf>,
-    cgroup: Option<PathBuf>,
+    net_host: bool,
+    cgroups: Option<cgroup::Cgroups>,
+    shares: Vec<plan::Share>,
+    _slot: userns::Slot,
 }
 
 impl Sandbox {
-    /// Starts the helper and waits until the sandbox is built.
-    pub fn start(mut spec: SandboxSpec, exe: PathBuf) -> Result<Sandbox, String> {
+    /// Starts the helper and waits until the sandbox is built. `cache` holds
+    /// the id slots' locks.
+    pub fn start(mut spec: SandboxSpec, exe: PathBuf, cache: &Path) -> Result<Sandbox, String> {
+        let slot = userns::Slot::acquire(&cache.join("slots")).map_err(|e| e.to_string())?;
+        spec.ids = slot.ids;
         spec.parent = std::process::id() as i32;
-        spec.cgroup = cgroup::create();
+        spec.cgroups = Some(cgroup::create(spec.limits, spec.ids.base).map_err(|e| e.to_string())?);
+        if let Some(keep) = &spec.keep {
+            // The sandbox's root writes the kept layers.
+            std::os::unix::fs::chown(keep, Some(spec.ids.base), Some(spec.ids.base))
+                .map_err(|e| format!("cannot hand {} to the sandbox: {e}", keep.display()))?;
+        }
         let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args(["__sandbox", "--spec", &json])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start the sandbox helper {}: {e}", exe.display()))?;
+            .stderr(Stdio::inherit());
+        // SAFETY: setsid(2) is async-signal-safe. A session of its own: no
+        // controlling terminal reaches the sandbox, and the terminal's
+        // Ctrl-C goes to the runner, which stops the sandbox itself.
+        unsafe {
+            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
+        }
         let mut sandbox = Sandbox {
-            control: child.stdin.take(),
+            helper: None,
+            control: None,
             pid1: 0,
+            start: 0,
+            pidfd: None,
             exe,
             rootfs: plan::rootfs_path(&spec),
             keep: spec.keep.clone(),
-            cgroup: spec.cgroup.clone(),
-            helper: None,
+            net_host: spec.net_host,
+            cgroups: spec.cgroups.clone(),
+            shares: spec.shares.clone(),
+            _slot: slot,
         };
+        let mut child = command.spawn().map_err(|e| {
+            format!(
+                "cannot start the sandbox helper {}: {e}",
+                sandbox.exe.display()
+            )
+        })?;
+        sandbox.control = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
         sandbox.helper = Some(child);
-        // `pid N` (from the helper) and `ready` (from PID 1) come in any order.
+        // `pid N` (from the helper's child) and `ready` (from PID 1) come in
+        // any order.
         let mut ready = false;
         for line in BufReader::new(stdout).lines() {
             let line = line.map_err(|e| format!("sandbox helper: {e}"))?;
@@ -63,6 +105,9 @@ impl Sandbox {
                 sandbox.pid1 = pid
                     .parse()
                     .map_err(|_| format!("sandbox helper said {line:?}"))?;
+                sandbox.start =
+                    helper::start_time(sandbox.pid1).ok_or("the sandbox's PID 1 ended at once")?;
+                sandbox.pidfd = Some(helper::pidfd(sandbox.pid1, sandbox.start)?);
             } else if line == "ready" {
                 ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
@@ -75,16 +120,33 @@ impl Sandbox {
         Err("the sandbox helper ended before the sandbox was ready".into())
     }
 
+    /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
+    /// for the helper, then removes the cgroups, killing what is left.
     fn stop(&mut self) -> Result<(), String> {
         drop(self.control.take());
-        if let Some(mut helper) = self.helper.take() {
-            helper
-                .wait()
-                .map_err(|e| format!("waiting for the sandbox: {e}"))?;
+        if let Some(fd) = self.pidfd.take() {
+            helper::kill(&fd);
         }
-        if let Some(dir) = self.cgroup.take() {
-            cgroup::remove(&dir)
-                .map_err(|e| format!("cannot remove the cgroup {}: {e}", dir.display()))?;
+        if let Some(mut child) = self.helper.take() {
+            let start = Instant::now();
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if start.elapsed() < CLOSE_WAIT => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(cgroups) = self.cgroups.take() {
+            cgroups
+                .remove()
+                .map_err(|e| format!("cannot remove the sandbox's cgroups: {e}"))?;
         }
         Ok(())
     }
@@ -95,19 +157,48 @@ impl Environment for Sandbox {
         self.rootfs.clone()
     }
 
+    fn inside(&self, host: &Path) -> PathBuf {
+        for share in &self.shares {
+            if let Ok(rest) = host.strip_prefix(&share.host) {
+                return share.inside.join(rest);
+            }
+        }
+        host.to_path_buf()
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        Some(PathBuf::from("/root"))
+    }
+
     fn command(&self, step: &StepProgram) -> Result<Command, String> {
         let mut command = Command::new(&self.exe);
         command
             .arg("__enter")
             .arg("--pid")
             .arg(self.pid1.to_string())
+            .arg("--start")
+            .arg(self.start.to_string())
             .arg("--cwd")
             .arg(plan::SCRATCH);
+        for dir in self.cgroups.iter().flat_map(|c| &c.join) {
+            command.arg("--cgroup").arg(dir);
+        }
+        if self.net_host {
+            command.arg("--net-host");
+        }
         if step.where_ == Where::Chroot {
             command.arg("--chroot").arg(&self.rootfs);
         }
         command.arg("--").arg(&step.program).args(&step.args);
         Ok(command)
+    }
+
+    fn diagnose(&self) -> Vec<String> {
+        self.cgroups
+            .iter()
+            .flat_map(|c| c.hits())
+            .map(|hit| hit.to_string())
+            .collect()
     }
 
     fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {
@@ -118,9 +209,6 @@ impl Environment for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if let Some(helper) = self.helper.as_mut() {
-            let _ = helper.kill();
-        }
         let _ = self.stop();
     }
 }

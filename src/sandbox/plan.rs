@@ -1,25 +1,52 @@
-//! The sandbox as an ordered list of setup operations, built from a
-//! [`SandboxSpec`] without touching the system, so the plan itself is
-//! unit-tested without root; [`super::linux`] applies it for real.
+//! The sandbox as two ordered lists of setup operations, built from a
+//! [`SandboxSpec`] without touching the system, so the plans themselves are
+//! unit-tested without root; [`super::linux`] applies them for real.
+//!
+//! The first list runs as the host's root in a private mount namespace,
+//! before the sandbox's user namespace gets one of its own: every mount it
+//! makes (the read-only host, the fresh `/tmp`, `/run`, `/dev`, the bases)
+//! reaches the sandbox *locked*, so root inside can neither remount, unmount
+//! nor change its flags. The second list runs as the sandbox's root, inside:
+//! kernel views of its own namespaces and the fixture's overlay.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cgroup::{Cgroups, Limits};
+pub use crate::model::{format_size, parse_size};
+
+/// Where the sandbox's own files live inside (a fresh tmpfs).
+pub const RUN: &str = "/run/recipes";
 /// Where the fixture is mounted inside the sandbox.
 pub const ROOTFS: &str = "/run/recipes/rootfs";
+/// The fixture's base, idmapped and read-only.
+pub const BASE: &str = "/run/recipes/base";
 /// The steps' working directory inside the sandbox.
 pub const SCRATCH: &str = "/tmp/recipe";
-/// Host folders hidden behind a fresh, empty, writable tmpfs.
+/// Host views of proc and sysfs, kept out of reach (mode 0700, owned by the
+/// host's root) so that the kernel still lets the sandbox mount fresh ones.
+pub const HIDDEN: &str = "/run/.host";
+/// Host folders hidden behind a fresh, empty, writable tmpfs that the
+/// sandbox cannot unmount (made by the host's root). Those the host lacks
+/// are made in a private overlay of their parent.
 pub const WRITABLE: &[&str] = &[
-    "/tmp",
-    "/run",
     "/var/tmp",
+    "/var/log",
     "/var/lib/lxc",
     "/var/cache/lxc",
-    "/var/log",
+    "/var/lib/lxcfs",
+    "/root",
 ];
-/// Device nodes made in the sandbox's `/dev`: name, major, minor.
+/// Where PID 1 builds the sandbox's root (a fresh tmpfs that mirrors the
+/// host's top folders) before pivoting into it.
+pub const NEW_ROOT: &str = "/run/newroot";
+/// Top folders of the host not mirrored into the sandbox's root: fresh
+/// ones replace them.
+pub const NOT_MIRRORED: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
+/// The device nodes of the sandbox's `/dev` (name, major, minor): the
+/// harmless ones, and FUSE (lxcfs runs inside). No other can be made: mknod
+/// of a device needs the host's root.
 pub const DEVICES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -27,23 +54,37 @@ pub const DEVICES: &[(&str, u64, u64)] = &[
     ("random", 1, 8),
     ("urandom", 1, 9),
     ("tty", 5, 0),
+    ("fuse", 10, 229),
 ];
-/// Parts of the fresh procfs that reach the host kernel: read-only.
-pub const PROC_READONLY: &[&str] = &[
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-    "/proc/irq",
-    "/proc/bus",
-    "/proc/fs",
-];
+
+/// A host folder shown inside at a fixed path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Share {
+    pub host: PathBuf,
+    pub inside: PathBuf,
+    pub writable: bool,
+}
+
+/// The host ids the sandbox's ids map to: inside `0..count` is
+/// `base..base+count` outside.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdRange {
+    pub base: u32,
+    pub count: u32,
+}
 
 /// What the runner asks of one sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SandboxSpec {
     /// The runner's pid: the sandbox dies if its parent is not this one.
     pub parent: i32,
+    pub ids: IdRange,
     /// The base root filesystem (overlay lower layer); `None` for `empty`.
     pub lower: Option<PathBuf>,
+    /// A host folder shown writable as the fixture itself, without an
+    /// overlay (a base being built).
+    #[serde(default)]
+    pub rootfs_rw: Option<PathBuf>,
     /// A host folder for the overlay's upper and work layers (`--keep`);
     /// otherwise they live in the sandbox's tmpfs and die with it.
     pub keep: Option<PathBuf>,
@@ -51,189 +92,425 @@ pub struct SandboxSpec {
     pub at: Option<String>,
     /// Share the host's network namespace (`net=host`).
     pub net_host: bool,
-    /// A cgroup v2 folder the sandbox moves into and roots its cgroup
-    /// namespace at.
-    pub cgroup: Option<PathBuf>,
+    /// The sandbox's control groups (made by the runner).
+    pub cgroups: Option<Cgroups>,
+    pub limits: Limits,
     pub hostname: String,
-    /// Host folders steps must still see (the cache of bases and compiled
-    /// programs, the shell helpers), even when they lie under a folder the
-    /// sandbox hides behind a tmpfs (a checkout in `/tmp`, say).
+    /// Host folders shown read-only inside (compiled programs, helpers).
     #[serde(default)]
-    pub visible: Vec<PathBuf>,
+    pub shares: Vec<Share>,
 }
 
-/// One setup operation, applied in order by PID 1 of the sandbox.
+/// Where a cloned mount comes from and how it is presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clone {
+    pub source: PathBuf,
+    /// Shift owners through the sandbox's user namespace.
+    pub idmap: bool,
+    pub readonly: bool,
+}
+
+/// One setup operation, applied in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Stop mount propagation to and from the host.
     MakePrivate,
-    /// Make every mount under `/` read-only (recursively).
+    /// Keep a detached copy of a mount (a base, a device node) before its
+    /// path is hidden; attached later by [`Op::Attach`].
+    Hold {
+        key: String,
+        clone: Clone,
+    },
+    /// Make every mount under a path read-only (recursively).
     ReadOnlyTree(PathBuf),
+    /// Undo [`Op::ReadOnlyTree`] for a moved-away kernel view, so that the
+    /// kernel lets the sandbox mount fresh, writable ones.
+    WritableTree(PathBuf),
+    /// A fresh tmpfs owned by `uid`, keeping the empty folder skeleton of
+    /// `skeleton` (taken before mounting: so `/var/log/apt` still exists).
     Tmpfs {
         target: PathBuf,
         mode: u32,
+        uid: u32,
+        size: u64,
+        skeleton: Option<PathBuf>,
+        noexec: bool,
     },
-    /// Keep a handle on a host folder before it may be hidden.
-    Hold(PathBuf),
-    /// Show a held folder again at its own path, read-only.
-    Restore(PathBuf),
-    /// A fresh tmpfs that keeps the empty folder skeleton of what it hides
-    /// (so `/var/log/lxc` still exists, as on the host, but empty).
-    TmpfsSkeleton {
-        target: PathBuf,
+    /// A private, writable overlay of a host folder (its changes live in
+    /// `layers`), so that a missing folder can be made below it.
+    OverlayHost {
+        dir: PathBuf,
+        layers: PathBuf,
     },
-    Mkdir(PathBuf),
-    /// A character device node, mode 0666.
-    CharDevice {
+    /// A folder, owned by `uid`.
+    Mkdir {
+        path: PathBuf,
+        uid: u32,
+    },
+    /// Move a mount tree elsewhere.
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// A character device node, mode 0666, owned by `uid`.
+    Device {
         path: PathBuf,
         major: u64,
         minor: u64,
+        uid: u32,
     },
-    /// Bind a file or folder; `readonly` remounts the bind read-only.
-    Bind {
-        source: PathBuf,
+    /// Attach what [`Op::Hold`] kept.
+    Attach {
+        key: String,
         target: PathBuf,
-        readonly: bool,
     },
-    /// Bind a path onto itself read-only.
-    ReadOnly(PathBuf),
-    /// Bind a path onto itself read-write (undoes `ReadOnlyTree` below it).
-    Writable(PathBuf),
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    // Inside the sandbox:
+    /// Bind every top folder of `/` (links recreated) into `to`, except
+    /// `skip`: the sandbox's root shows the host, mount by mount, each one
+    /// a copy its root may unmount without uncovering anything.
+    MirrorHost {
+        to: PathBuf,
+        skip: Vec<String>,
+    },
+    /// Make `new_root` the root and detach the old one.
+    PivotRoot(PathBuf),
     Proc(PathBuf),
     Sysfs(PathBuf),
     Cgroup2(PathBuf),
     Devpts(PathBuf),
     Mqueue(PathBuf),
-    Symlink {
-        target: PathBuf,
-        link: PathBuf,
-    },
     Overlay {
         lower: PathBuf,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
     },
+    /// Bind a folder elsewhere (inside: `at=`).
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+    },
     Hostname(String),
     LoopbackUp,
 }
 
-/// The operations that build the sandbox `spec` describes.
-pub fn plan(spec: &SandboxSpec) -> Vec<Op> {
+/// The nearest existing ancestor of `path` (on the host).
+fn existing_ancestor(path: &Path, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
+    path.ancestors()
+        .skip(1)
+        .find(|a| exists(a))
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// What the host's root prepares, in a private mount namespace, before the
+/// sandbox gets its own. `exists` tells which host folders exist.
+pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
     let p = PathBuf::from;
-    let mut ops = vec![Op::MakePrivate, Op::ReadOnlyTree(p("/"))];
-    let hidden: Vec<&PathBuf> = spec
-        .visible
-        .iter()
-        .filter(|v| WRITABLE.iter().any(|w| v.starts_with(w)))
-        .collect();
-    ops.extend(hidden.iter().map(|v| Op::Hold((*v).clone())));
-    for dir in WRITABLE {
-        ops.push(match *dir {
-            "/tmp" | "/var/tmp" => Op::Tmpfs {
-                target: p(dir),
-                mode: 0o1777,
+    let root = spec.ids.base;
+    let size = spec.limits.memory;
+    let mut ops = vec![Op::MakePrivate];
+    let hold = |key: &str, source: &Path, idmap: bool, readonly: bool| Op::Hold {
+        key: key.into(),
+        clone: Clone {
+            source: source.to_path_buf(),
+            idmap,
+            readonly,
+        },
+    };
+    if let Some(lower) = &spec.lower {
+        ops.push(hold("base", lower, true, true));
+    }
+    if let Some(rootfs) = &spec.rootfs_rw {
+        ops.push(hold("rootfs", rootfs, true, false));
+    }
+    if let Some(keep) = &spec.keep {
+        ops.push(hold("keep", keep, false, false));
+    }
+    for (i, share) in spec.shares.iter().enumerate() {
+        ops.push(hold(
+            &format!("share{i}"),
+            &share.host,
+            false,
+            !share.writable,
+        ));
+    }
+    ops.push(Op::ReadOnlyTree(p("/")));
+    // A staging /run: the hidden host views, the sandbox's own files, and
+    // the folder PID 1 builds its root in.
+    ops.push(Op::Tmpfs {
+        target: p("/run"),
+        mode: 0o755,
+        uid: root,
+        size,
+        skeleton: Some(p("/run")),
+        noexec: false,
+    });
+    ops.push(Op::Tmpfs {
+        target: p(HIDDEN),
+        mode: 0o700,
+        uid: 0,
+        size: 1 << 20,
+        skeleton: None,
+        noexec: true,
+    });
+    let hidden = Path::new(HIDDEN);
+    let mut views = vec!["proc"];
+    if !spec.net_host {
+        // Sharing the host's network, the host's /sys (read-only) stays:
+        // a fresh sysfs shows the devices of the namespace that mounts it.
+        views.push("sys");
+    }
+    for view in views {
+        let to = hidden.join(view);
+        ops.push(Op::Mkdir {
+            path: to.clone(),
+            uid: 0,
+        });
+        ops.push(Op::Move {
+            from: Path::new("/").join(view),
+            to: to.clone(),
+        });
+        ops.push(Op::WritableTree(to));
+    }
+    let mut overlaid: Vec<PathBuf> = Vec::new();
+    for (i, dir) in WRITABLE.iter().enumerate() {
+        let dir = Path::new(dir);
+        if !exists(dir) {
+            let parent = existing_ancestor(dir, exists);
+            if !overlaid.contains(&parent) {
+                ops.push(Op::OverlayHost {
+                    dir: parent.clone(),
+                    layers: hidden.join(format!("overlay{i}")),
+                });
+                overlaid.push(parent);
+            }
+            ops.push(Op::Mkdir {
+                path: dir.to_path_buf(),
+                uid: 0,
+            });
+        }
+        let home = dir == Path::new("/root");
+        ops.push(Op::Tmpfs {
+            target: dir.to_path_buf(),
+            mode: if dir == Path::new("/var/tmp") {
+                0o1777
+            } else if home {
+                0o700
+            } else {
+                0o755
             },
-            _ => Op::TmpfsSkeleton { target: p(dir) },
+            uid: root,
+            size,
+            skeleton: (exists(dir) && !home).then(|| dir.to_path_buf()),
+            noexec: false,
         });
     }
-    ops.extend(hidden.iter().map(|v| Op::Restore((*v).clone())));
-    // A private /dev: safe nodes only, and a pty instance of its own.
+    // A private /dev with the allowed nodes, made by the host's root.
     ops.push(Op::Tmpfs {
         target: p("/dev"),
         mode: 0o755,
+        uid: root,
+        size: 1 << 20,
+        skeleton: None,
+        noexec: true,
     });
     for (name, major, minor) in DEVICES {
-        ops.push(Op::CharDevice {
+        ops.push(Op::Device {
             path: Path::new("/dev").join(name),
             major: *major,
             minor: *minor,
+            uid: root,
         });
     }
-    ops.push(Op::Devpts(p("/dev/pts")));
-    ops.push(Op::Symlink {
-        target: p("pts/ptmx"),
-        link: p("/dev/ptmx"),
-    });
+    for dir in ["pts", "mqueue"] {
+        ops.push(Op::Mkdir {
+            path: Path::new("/dev").join(dir),
+            uid: root,
+        });
+    }
     ops.push(Op::Tmpfs {
         target: p("/dev/shm"),
         mode: 0o1777,
+        uid: root,
+        size,
+        skeleton: None,
+        noexec: false,
     });
-    ops.push(Op::Mqueue(p("/dev/mqueue")));
-    for (name, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
+    for (target, link) in [
+        ("pts/ptmx", "ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
     ] {
         ops.push(Op::Symlink {
             target: p(target),
-            link: Path::new("/dev").join(name),
+            link: Path::new("/dev").join(link),
         });
     }
-    // Kernel views of the sandbox's own namespaces.
+    // The sandbox's own files.
+    for dir in [RUN, ROOTFS, NEW_ROOT] {
+        ops.push(Op::Mkdir {
+            path: p(dir),
+            uid: root,
+        });
+    }
+    if spec.lower.is_some() {
+        ops.push(Op::Mkdir {
+            path: p(BASE),
+            uid: root,
+        });
+        ops.push(Op::Attach {
+            key: "base".into(),
+            target: p(BASE),
+        });
+    }
+    if spec.rootfs_rw.is_some() {
+        ops.push(Op::Attach {
+            key: "rootfs".into(),
+            target: p(ROOTFS),
+        });
+    }
+    if spec.keep.is_some() {
+        // With the `empty` fixture, the kept folder is the fixture itself;
+        // otherwise it holds the overlay's layers.
+        let target = if spec.lower.is_none() && spec.rootfs_rw.is_none() {
+            p(ROOTFS)
+        } else {
+            let layers = Path::new(RUN).join("keep");
+            ops.push(Op::Mkdir {
+                path: layers.clone(),
+                uid: root,
+            });
+            layers
+        };
+        ops.push(Op::Attach {
+            key: "keep".into(),
+            target,
+        });
+    }
+    for (i, share) in spec.shares.iter().enumerate() {
+        ops.push(Op::Mkdir {
+            path: share.inside.clone(),
+            uid: root,
+        });
+        ops.push(Op::Attach {
+            key: format!("share{i}"),
+            target: share.inside.clone(),
+        });
+    }
+    ops
+}
+
+/// What the sandbox's root sets up inside, in its own namespaces: a root
+/// of its own that mirrors the host, then the kernel views and the fixture.
+pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
+    let p = PathBuf::from;
+    let new_root = p(NEW_ROOT);
+    let mut skip: Vec<String> = NOT_MIRRORED.iter().map(|s| s.to_string()).collect();
+    if spec.net_host {
+        skip.retain(|s| s != "sys");
+    }
+    let mut ops = vec![
+        Op::Tmpfs {
+            target: new_root.clone(),
+            mode: 0o755,
+            uid: 0,
+            size: 1 << 20,
+            skeleton: None,
+            noexec: false,
+        },
+        Op::MirrorHost {
+            to: new_root.clone(),
+            skip,
+        },
+        Op::Mkdir {
+            path: new_root.join("dev"),
+            uid: 0,
+        },
+        Op::Bind {
+            source: p("/dev"),
+            target: new_root.join("dev"),
+        },
+        Op::Tmpfs {
+            target: new_root.join("run"),
+            mode: 0o755,
+            uid: 0,
+            size: spec.limits.memory,
+            skeleton: Some(p("/run")),
+            noexec: false,
+        },
+    ];
+    for dir in [RUN, HIDDEN] {
+        let target = new_root.join(dir.trim_start_matches('/'));
+        ops.push(Op::Mkdir {
+            path: target.clone(),
+            uid: 0,
+        });
+        ops.push(Op::Bind {
+            source: p(dir),
+            target,
+        });
+    }
+    ops.push(Op::Tmpfs {
+        target: new_root.join("tmp"),
+        mode: 0o1777,
+        uid: 0,
+        size: spec.limits.memory,
+        skeleton: None,
+        noexec: false,
+    });
+    for dir in ["proc", "sys"] {
+        ops.push(Op::Mkdir {
+            path: new_root.join(dir),
+            uid: 0,
+        });
+    }
+    ops.push(Op::PivotRoot(new_root));
     ops.push(Op::Proc(p("/proc")));
-    for path in PROC_READONLY {
-        ops.push(Op::ReadOnly(p(path)));
-    }
     if !spec.net_host {
-        // Per network namespace, so writable (ip_forward and the like).
-        ops.push(Op::Writable(p("/proc/sys/net")));
-    }
-    if !spec.net_host {
-        // sysfs shows the network devices of the namespace that mounts it.
-        // Sharing the host's network, the host's /sys (read-only) is right.
         ops.push(Op::Sysfs(p("/sys")));
+        ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
     }
-    ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
-    // The fixture: an overlay on the base, or an empty folder.
-    let rootfs = p(ROOTFS);
-    match &spec.lower {
-        Some(lower) => {
-            let layers = match &spec.keep {
-                Some(keep) => {
-                    ops.push(Op::Mkdir(p("/run/recipes/keep")));
-                    ops.push(Op::Bind {
-                        source: keep.clone(),
-                        target: p("/run/recipes/keep"),
-                        readonly: false,
-                    });
-                    p("/run/recipes/keep")
-                }
-                None => p("/run/recipes"),
-            };
-            for dir in ["upper", "work"] {
-                ops.push(Op::Mkdir(layers.join(dir)));
-            }
-            ops.push(Op::Mkdir(rootfs.clone()));
-            ops.push(Op::Overlay {
-                lower: lower.clone(),
-                upper: layers.join("upper"),
-                work: layers.join("work"),
-                target: rootfs.clone(),
+    ops.push(Op::Devpts(p("/dev/pts")));
+    ops.push(Op::Mqueue(p("/dev/mqueue")));
+    if spec.lower.is_some() {
+        let layers = match &spec.keep {
+            Some(_) => Path::new(RUN).join("keep"),
+            None => p(RUN),
+        };
+        for dir in ["upper", "work"] {
+            ops.push(Op::Mkdir {
+                path: layers.join(dir),
+                uid: 0,
             });
         }
-        None => match &spec.keep {
-            Some(keep) => {
-                ops.push(Op::Mkdir(rootfs.clone()));
-                ops.push(Op::Bind {
-                    source: keep.clone(),
-                    target: rootfs.clone(),
-                    readonly: false,
-                });
-            }
-            None => ops.push(Op::Mkdir(rootfs.clone())),
-        },
-    }
-    if let Some(at) = &spec.at {
-        ops.push(Op::Mkdir(p(at)));
-        ops.push(Op::Bind {
-            source: rootfs.clone(),
-            target: p(at),
-            readonly: false,
+        ops.push(Op::Overlay {
+            lower: p(BASE),
+            upper: layers.join("upper"),
+            work: layers.join("work"),
+            target: p(ROOTFS),
         });
     }
-    ops.push(Op::Mkdir(p(SCRATCH)));
+    if let Some(at) = &spec.at {
+        ops.push(Op::Mkdir {
+            path: p(at),
+            uid: 0,
+        });
+        ops.push(Op::Bind {
+            source: p(ROOTFS),
+            target: p(at),
+        });
+    }
+    ops.push(Op::Mkdir {
+        path: p(SCRATCH),
+        uid: 0,
+    });
     ops.push(Op::Hostname(spec.hostname.clone()));
     if !spec.net_host {
         ops.push(Op::LoopbackUp);
@@ -253,96 +530,218 @@ mod tests {
     fn spec() -> SandboxSpec {
         SandboxSpec {
             parent: 1,
+            ids: IdRange {
+                base: 1 << 30,
+                count: 1 << 18,
+            },
             lower: Some(PathBuf::from("/cache/bases/debian-sysv/rootfs")),
+            rootfs_rw: None,
             keep: None,
             at: None,
             net_host: false,
-            cgroup: None,
+            cgroups: None,
+            limits: Limits::DEFAULT,
             hostname: "sandbox".into(),
-            visible: vec!["/root/.cache/recipes".into()],
+            shares: vec![Share {
+                host: "/root/.cache/recipes/rust".into(),
+                inside: "/run/recipes/rust".into(),
+                writable: false,
+            }],
         }
+    }
+
+    /// A host with every folder but `missing`.
+    fn host_without(missing: &'static [&'static str]) -> impl Fn(&Path) -> bool {
+        move |p: &Path| !missing.iter().any(|m| p == Path::new(m))
     }
 
     fn position(ops: &[Op], pred: impl Fn(&Op) -> bool) -> usize {
         ops.iter().position(pred).expect("operation missing")
     }
 
+    fn tmpfs_at(ops: &[Op], dir: &str) -> usize {
+        position(
+            ops,
+            |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new(dir)),
+        )
+    }
+
     #[test]
-    fn host_becomes_read_only_before_anything_writable_is_mounted() {
-        let ops = plan(&spec());
+    fn bases_are_held_before_the_host_turns_read_only_and_hides_them() {
+        let ops = host_ops(&spec(), &host_without(&[]));
         assert_eq!(ops[0], Op::MakePrivate);
-        assert_eq!(ops[1], Op::ReadOnlyTree("/".into()));
-        for dir in WRITABLE {
-            let fresh = ops.contains(&Op::Tmpfs {
-                target: dir.into(),
-                mode: 0o1777,
-            }) || ops.contains(&Op::TmpfsSkeleton { target: dir.into() });
-            assert!(fresh, "{dir}");
+        let hold = position(&ops, |o| matches!(o, Op::Hold { key, .. } if key == "base"));
+        let ro = position(&ops, |o| *o == Op::ReadOnlyTree("/".into()));
+        let root = tmpfs_at(&ops, "/root");
+        let attach = position(
+            &ops,
+            |o| matches!(o, Op::Attach { key, .. } if key == "base"),
+        );
+        assert!(hold < ro && ro < root && root < attach);
+        let Op::Hold { clone, .. } = &ops[hold] else {
+            unreachable!()
+        };
+        assert!(clone.idmap && clone.readonly, "{clone:?}");
+    }
+
+    #[test]
+    fn host_folders_steps_write_are_fresh_tmpfs_owned_by_the_sandbox_root() {
+        let ops = host_ops(&spec(), &host_without(&[]));
+        for dir in WRITABLE.iter().chain(&["/run", "/dev/shm"]) {
+            let i = tmpfs_at(&ops, dir);
+            let Op::Tmpfs { uid, size, .. } = &ops[i] else {
+                unreachable!()
+            };
+            assert_eq!(*uid, 1 << 30, "{dir}");
+            assert_eq!(*size, Limits::DEFAULT.memory, "{dir}");
+        }
+        assert!(!ops.iter().any(|o| matches!(o, Op::OverlayHost { .. })));
+        // Made after the host turned read-only, so writable.
+        let ro = position(&ops, |o| *o == Op::ReadOnlyTree("/".into()));
+        assert!(ro < tmpfs_at(&ops, "/var/log"));
+    }
+
+    #[test]
+    fn folders_the_host_lacks_are_made_in_a_private_overlay_of_their_parent() {
+        let ops = host_ops(
+            &spec(),
+            &host_without(&["/var/lib/lxc", "/var/lib/lxcfs", "/var/cache/lxc"]),
+        );
+        let overlays: Vec<&Op> = ops
+            .iter()
+            .filter(|o| matches!(o, Op::OverlayHost { .. }))
+            .collect();
+        assert_eq!(overlays.len(), 2, "{overlays:?}");
+        let lib = position(
+            &ops,
+            |o| matches!(o, Op::OverlayHost { dir, .. } if dir == Path::new("/var/lib")),
+        );
+        let mkdir = position(
+            &ops,
+            |o| matches!(o, Op::Mkdir { path, .. } if path == Path::new("/var/lib/lxcfs")),
+        );
+        assert!(lib < mkdir && mkdir < tmpfs_at(&ops, "/var/lib/lxcfs"));
+        // Their layers live out of the sandbox's reach.
+        let Op::OverlayHost { layers, .. } = &ops[lib] else {
+            unreachable!()
+        };
+        assert!(layers.starts_with(HIDDEN));
+    }
+
+    #[test]
+    fn host_kernel_views_are_moved_out_of_reach_and_left_writable() {
+        let ops = host_ops(&spec(), &host_without(&[]));
+        let hidden = tmpfs_at(&ops, HIDDEN);
+        let Op::Tmpfs { mode, uid, .. } = &ops[hidden] else {
+            unreachable!()
+        };
+        assert_eq!((*mode, *uid), (0o700, 0));
+        for view in ["proc", "sys"] {
+            let to = Path::new(HIDDEN).join(view);
+            let moved = position(&ops, |o| matches!(o, Op::Move { to: t, .. } if *t == to));
+            let rw = position(&ops, |o| *o == Op::WritableTree(to.clone()));
+            assert!(hidden < moved && moved < rw, "{view}");
         }
     }
 
     #[test]
-    fn host_folders_under_a_hidden_one_are_held_then_shown_again() {
+    fn shared_network_keeps_the_hosts_sysfs_read_only_and_no_loopback() {
         let s = SandboxSpec {
-            visible: vec!["/tmp/ci/target/cache".into(), "/root/.cache/recipes".into()],
-            ..spec()
-        };
-        let ops = plan(&s);
-        let hold = position(&ops, |o| *o == Op::Hold("/tmp/ci/target/cache".into()));
-        let tmp = position(
-            &ops,
-            |o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/tmp")),
-        );
-        let restore = position(&ops, |o| *o == Op::Restore("/tmp/ci/target/cache".into()));
-        let overlay = position(&ops, |o| matches!(o, Op::Overlay { .. }));
-        assert!(hold < tmp && tmp < restore && restore < overlay);
-        // A folder no tmpfs hides needs nothing.
-        assert!(!ops.contains(&Op::Hold("/root/.cache/recipes".into())));
-    }
-
-    #[test]
-    fn kernel_knobs_of_the_host_stay_read_only() {
-        let ops = plan(&spec());
-        let proc_at = position(&ops, |o| *o == Op::Proc("/proc".into()));
-        let sys_ro = position(&ops, |o| *o == Op::ReadOnly("/proc/sys".into()));
-        let net_rw = position(&ops, |o| *o == Op::Writable("/proc/sys/net".into()));
-        assert!(proc_at < sys_ro && sys_ro < net_rw);
-        assert!(ops.contains(&Op::ReadOnly("/proc/sysrq-trigger".into())));
-    }
-
-    #[test]
-    fn shared_network_keeps_proc_sys_net_read_only() {
-        let ops = plan(&SandboxSpec {
             net_host: true,
             ..spec()
-        });
-        assert!(!ops.contains(&Op::Writable("/proc/sys/net".into())));
-        assert!(!ops.contains(&Op::LoopbackUp));
-        assert!(!ops.iter().any(|o| matches!(o, Op::Sysfs(_))));
+        };
+        let host = host_ops(&s, &host_without(&[]));
+        assert!(!host
+            .iter()
+            .any(|o| matches!(o, Op::Move { from, .. } if from == Path::new("/sys"))));
+        let inner = inner_ops(&s);
+        assert!(!inner.contains(&Op::LoopbackUp));
+        assert!(!inner.iter().any(|o| matches!(o, Op::Sysfs(_))));
+        let mirrored = inner
+            .iter()
+            .any(|o| matches!(o, Op::MirrorHost { skip, .. } if !skip.iter().any(|s| s == "sys")));
+        assert!(mirrored, "the host's /sys is shown");
+    }
+
+    #[test]
+    fn only_allowed_device_nodes_reach_the_sandbox() {
+        let ops = host_ops(&spec(), &host_without(&[]));
+        let devices: Vec<(&str, u64, u64)> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Device {
+                    path, major, minor, ..
+                } => Some((path.to_str()?, *major, *minor)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("/dev/null", 1, 3),
+                ("/dev/zero", 1, 5),
+                ("/dev/full", 1, 7),
+                ("/dev/random", 1, 8),
+                ("/dev/urandom", 1, 9),
+                ("/dev/tty", 5, 0),
+                ("/dev/fuse", 10, 229)
+            ]
+        );
+        let dev = tmpfs_at(&ops, "/dev");
+        let Op::Tmpfs { noexec, .. } = &ops[dev] else {
+            unreachable!()
+        };
+        assert!(*noexec);
+        assert!(ops
+            .iter()
+            .enumerate()
+            .all(|(i, o)| !matches!(o, Op::Device { .. }) || i > dev));
+    }
+
+    #[test]
+    fn the_new_root_mirrors_the_host_but_replaces_its_live_folders() {
+        let ops = inner_ops(&spec());
+        let Op::MirrorHost { to, skip } = &ops[1] else {
+            panic!("{:?}", ops[1])
+        };
+        assert_eq!(to, Path::new(NEW_ROOT));
+        for dir in ["proc", "sys", "dev", "run", "tmp"] {
+            assert!(skip.iter().any(|s| s == dir), "{dir}");
+        }
+        let pivot = position(&ops, |o| matches!(o, Op::PivotRoot(_)));
+        let run = tmpfs_at(&ops, "/run/newroot/run");
+        let tmp = tmpfs_at(&ops, "/run/newroot/tmp");
+        let proc_ = position(&ops, |o| matches!(o, Op::Proc(_)));
+        assert!(run < pivot && tmp < pivot && pivot < proc_);
+        // The sandbox's files and the hidden host views come along.
+        for dir in ["/run/recipes", "/run/.host"] {
+            assert!(ops.contains(&Op::Bind {
+                source: dir.into(),
+                target: Path::new(NEW_ROOT).join(&dir[1..]),
+            }));
+        }
     }
 
     #[test]
     fn overlay_layers_live_in_the_sandbox_unless_kept() {
-        let ops = plan(&spec());
+        let ops = inner_ops(&spec());
         assert!(ops.contains(&Op::Overlay {
-            lower: "/cache/bases/debian-sysv/rootfs".into(),
+            lower: BASE.into(),
             upper: "/run/recipes/upper".into(),
             work: "/run/recipes/work".into(),
             target: ROOTFS.into(),
         }));
-        let kept = plan(&SandboxSpec {
+        let kept = SandboxSpec {
             keep: Some("/var/tmp/k".into()),
             ..spec()
-        });
-        let bind = position(
-            &kept,
-            |o| matches!(o, Op::Bind { source, .. } if source == Path::new("/var/tmp/k")),
-        );
-        let overlay = position(
-            &kept,
-            |o| matches!(o, Op::Overlay { upper, .. } if upper == Path::new("/run/recipes/keep/upper")),
-        );
-        assert!(bind < overlay);
+        };
+        assert!(inner_ops(&kept).iter().any(
+            |o| matches!(o, Op::Overlay { upper, .. } if upper == Path::new("/run/recipes/keep/upper"))
+        ));
+        assert!(host_ops(&kept, &host_without(&[])).contains(&Op::Attach {
+            key: "keep".into(),
+            target: "/run/recipes/keep".into()
+        }));
     }
 
     #[test]
@@ -351,35 +750,65 @@ mod tests {
             at: Some("/var/lib/lxc/web1/rootfs".into()),
             ..spec()
         };
-        let ops = plan(&s);
+        let ops = inner_ops(&s);
         let overlay = position(&ops, |o| matches!(o, Op::Overlay { .. }));
         let bind = position(
             &ops,
             |o| matches!(o, Op::Bind { target, .. } if target == Path::new("/var/lib/lxc/web1/rootfs")),
         );
-        let lxc_tmpfs = position(
-            &ops,
-            |o| matches!(o, Op::TmpfsSkeleton { target } if target == Path::new("/var/lib/lxc")),
-        );
-        assert!(lxc_tmpfs < overlay && overlay < bind);
+        assert!(overlay < bind);
         assert_eq!(rootfs_path(&s), "/var/lib/lxc/web1/rootfs");
     }
 
     #[test]
-    fn empty_fixture_is_a_plain_folder() {
-        let ops = plan(&SandboxSpec {
+    fn empty_fixture_is_a_plain_folder_and_a_base_being_built_is_shown_writable() {
+        let s = SandboxSpec {
             lower: None,
             ..spec()
-        });
-        assert!(!ops.iter().any(|o| matches!(o, Op::Overlay { .. })));
-        assert!(ops.contains(&Op::Mkdir(ROOTFS.into())));
+        };
+        assert!(!inner_ops(&s)
+            .iter()
+            .any(|o| matches!(o, Op::Overlay { .. })));
+        let building = SandboxSpec {
+            lower: None,
+            rootfs_rw: Some("/cache/bases/.x.partial/rootfs".into()),
+            ..spec()
+        };
+        let ops = host_ops(&building, &host_without(&[]));
+        let hold = position(
+            &ops,
+            |o| matches!(o, Op::Hold { key, .. } if key == "rootfs"),
+        );
+        let Op::Hold { clone, .. } = &ops[hold] else {
+            unreachable!()
+        };
+        assert!(clone.idmap && !clone.readonly);
+        assert!(ops.contains(&Op::Attach {
+            key: "rootfs".into(),
+            target: ROOTFS.into()
+        }));
     }
 
     #[test]
-    fn proc_comes_before_sysfs_and_cgroups() {
-        let ops = plan(&spec());
+    fn proc_comes_before_sysfs_and_sysfs_before_cgroups() {
+        let ops = inner_ops(&spec());
+        let proc_ = position(&ops, |o| matches!(o, Op::Proc(_)));
         let sysfs = position(&ops, |o| matches!(o, Op::Sysfs(_)));
         let cgroup = position(&ops, |o| matches!(o, Op::Cgroup2(_)));
-        assert!(sysfs < cgroup);
+        assert!(proc_ < sysfs && sysfs < cgroup);
+    }
+
+    #[test]
+    fn sizes_read_and_print_in_powers_of_1024() {
+        assert_eq!(parse_size("4G"), Some(4 << 30));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("4X"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(format_size(4 << 30), "4G");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(1000), "1000");
     }
 }

@@ -77,7 +77,9 @@ fn copy(src: &Path, dst: &Path, root: &Path) {
             continue;
         }
         let mut text = std::fs::read_to_string(entry.path()).unwrap();
-        text = text.replace("@TMP@", &root.display().to_string());
+        text = text
+            .replace("@TMP@", &root.display().to_string())
+            .replace("@CACHE@", &cache_dir().display().to_string());
         if entry.file_name() == "crlf.md" {
             text = text.replace('\n', "\r\n");
         }
@@ -85,18 +87,15 @@ fn copy(src: &Path, dst: &Path, root: &Path) {
     }
 }
 
-/// Whether a test that needs root can run: as root, yes; otherwise it says
-/// why it is skipped, or fails when `RECIPES_TEST_REQUIRE_ALL` is set (CI).
-pub fn root_or_skip(why: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
+/// Tests that need root are `#[ignore]`d with the reason, so that without
+/// root they show as ignored, never as passed; CI runs them as root with
+/// `cargo test -- --include-ignored`. This fails such a test when it is
+/// run without root anyway, instead of letting it pass by doing nothing.
+pub fn require_root() {
     assert!(
-        std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
-        "{why}, and RECIPES_TEST_REQUIRE_ALL is set"
+        nix::unistd::geteuid().is_root(),
+        "this test needs root; it is ignored unless --include-ignored is given"
     );
-    eprintln!("skipped: {why}");
-    false
 }
 
 pub fn stdout(output: &std::process::Output) -> String {

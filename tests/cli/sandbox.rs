@@ -1,6 +1,7 @@
 //! The sandbox and fixtures, for real: these tests need root (namespaces,
-//! mounts, debootstrap, LXC). CI runs them as root with
-//! `RECIPES_TEST_REQUIRE_ALL=1`, which turns a skip into a failure.
+//! mounts, debootstrap, LXC), so they are ignored unless
+//! `--include-ignored` is given; CI runs them all as root. Each attack runs
+//! as a recipe and the host is checked afterwards.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -10,11 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::{assert_gone, processes, stdout, Project};
-
-fn root() -> bool {
-    crate::root_or_skip("the sandbox needs root (namespaces and mounts)")
-}
+use crate::{assert_gone, processes, require_root, stdout, Project};
 
 /// What a recipe could change on the host.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,6 +21,10 @@ struct HostState {
     mounts: Vec<String>,
     nft: String,
     iptables: String,
+    /// Kernel settings a hostile recipe would aim at.
+    sysctls: Vec<String>,
+    /// Host folders the sandbox must not create.
+    lxc_dirs: Vec<bool>,
 }
 
 fn run(program: &str, args: &[&str]) -> String {
@@ -60,7 +61,50 @@ fn host_state() -> HostState {
             .filter(|l| !l.starts_with('#'))
             .collect::<Vec<_>>()
             .join("\n"),
+        sysctls: [
+            "kernel/core_pattern",
+            "kernel/printk",
+            "kernel/modprobe",
+            "net/ipv4/ip_forward",
+        ]
+        .iter()
+        .map(|k| std::fs::read_to_string(Path::new("/proc/sys").join(k)).unwrap_or_default())
+        .collect(),
+        lxc_dirs: ["/var/lib/lxc", "/var/cache/lxc", "/var/lib/lxcfs"]
+            .iter()
+            .map(|d| Path::new(d).exists())
+            .collect(),
     }
+}
+
+/// Fingerprints of every file under `dir` (path, length, content hash).
+fn fingerprint(dir: &Path) -> Vec<(String, u64, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut all: Vec<(String, u64, u64)> = walk(dir)
+        .into_iter()
+        .filter_map(|path| {
+            let meta = std::fs::symlink_metadata(&path).ok()?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            if meta.is_file() {
+                std::fs::read(&path).ok()?.hash(&mut h);
+            }
+            Some((path.display().to_string(), meta.len(), h.finish()))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }
 
 fn wait_for(needle: &str) {
@@ -86,40 +130,136 @@ fn spawn(p: &Project, args: &[&str]) -> std::process::Child {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn hostile_recipes_leave_the_host_as_it_was() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let before = host_state();
     let out = p
         .recipes()
-        .args(["run", "hostile-files", "hostile-host", "hostile-kernel"])
+        .args([
+            "run",
+            "hostile-files",
+            "hostile-host",
+            "hostile-kernel",
+            "escape-mounts",
+            "escape-kernel",
+            "escape-chroot",
+            "escape-rust",
+            "escape-net-host",
+            "escape-fds",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     assert_eq!(host_state(), before);
     assert!(!Path::new("/etc/recipes-was-here").exists());
+    assert!(!Path::new("/etc/poison").exists());
+    assert!(!Path::new("/tmp/x").exists());
     assert!(Path::new("/etc/hostname").exists());
     assert_gone("sleep 98770");
+    assert_gone("sleep 987720");
 }
 
 #[test]
-fn wrecking_a_fixture_leaves_the_base_intact() {
-    if !root() {
-        return;
-    }
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn wrecking_a_fixture_or_the_cache_leaves_the_bases_and_programs_intact() {
+    require_root();
     let p = Project::new("sandbox");
-    p.recipes().args(["run", "wreck"]).assert().success();
-    p.recipes().args(["run", "intact"]).assert().success();
-    assert!(crate::cache_dir().join("bases").is_dir());
+    // A compiled program and a built base exist before the attack.
+    p.recipes()
+        .args(["run", "escape-rust", "intact"])
+        .assert()
+        .success();
+    let cache = crate::cache_dir();
+    let rust = fingerprint(&cache.join("rust"));
+    let bases = fingerprint(&cache.join("bases"));
+    assert!(!rust.is_empty() && !bases.is_empty());
+    let out = p
+        .recipes()
+        .args(["run", "wreck", "escape-cache"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(fingerprint(&cache.join("rust")), rust);
+    assert_eq!(fingerprint(&cache.join("bases")), bases);
+    // A later run sees the pristine base and program.
+    p.recipes()
+        .args(["run", "intact", "escape-rust"])
+        .assert()
+        .success();
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_recipe_that_exhausts_its_limits_fails_alone_and_says_which() {
+    require_root();
+    let p = Project::new("sandbox");
+    let out = p
+        .recipes()
+        .args(["run", "limit-pids", "limit-memory", "limit-after"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the sandbox reached its process limit (64, key `pids=`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the sandbox reached its memory limit (64M, key `memory=`)"),
+        "{text}"
+    );
+    assert!(text.contains("PASS limit-after"), "{text}");
+    assert!(text.contains("2 failed"), "{text}");
+    assert_gone("sleep 987730");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_timeout_gives_the_step_its_grace_period() {
+    require_root();
+    let p = Project::new("sandbox");
+    let out = p.recipes().args(["run", "grace"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TIME grace"), "{text}");
+    // The step's TERM trap ran before anything was killed.
+    assert!(text.contains("trapped"), "{text}");
+    assert_gone("sleep 987740");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn the_sandbox_needs_nothing_of_lxc_on_the_host_and_creates_nothing() {
+    require_root();
+    let p = Project::new("sandbox");
+    // A host where lxc was never installed: /var/lib and /var/cache are
+    // hidden behind empty folders, in a mount namespace of the test's own.
+    let script = "mount -t tmpfs none /var/lib && mount -t tmpfs none /var/cache \
+        && \"$0\" run intact fresh-host lxc-free-sysv \
+        && echo left: $(find /var/lib /var/cache -mindepth 1 | wc -l)";
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(assert_cmd::cargo::cargo_bin("recipes"))
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", crate::cache_dir())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("3 passed"), "{text}");
+    assert!(text.trim_end().ends_with("left: 0"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn chroot_steps_and_at_paths_see_the_fixture() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let out = p
         .recipes()
@@ -130,23 +270,25 @@ fn chroot_steps_and_at_paths_see_the_fixture() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn a_debian_sysv_container_boots_to_its_runlevel_and_is_attached() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let before = host_state();
-    let out = p.recipes().args(["run", "lxc-boot"]).output().unwrap();
+    let out = p
+        .recipes()
+        .args(["run", "lxc-boot", "lxcfs-inside"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     assert_eq!(host_state(), before);
     assert_gone("lxc-start");
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn ctrl_c_leaves_nothing_behind() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let before = host_state();
     let mut child = spawn(&p, &["run", "long", "hostile-host"]);
@@ -161,10 +303,9 @@ fn ctrl_c_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn sigkill_of_the_runner_takes_its_sandboxes_and_the_next_run_cleans_up() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let mut child = spawn(&p, &["run", "long"]);
     wait_for("sleep 987710");
@@ -187,10 +328,9 @@ fn sigkill_of_the_runner_takes_its_sandboxes_and_the_next_run_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn an_interrupted_base_build_is_never_used() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let cache = p.path().join("cache");
     let build = || {
@@ -252,10 +392,9 @@ fn an_interrupted_base_build_is_never_used() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn keep_prints_where_the_fixture_is() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let out = p
         .recipes()
@@ -280,10 +419,9 @@ fn keep_prints_where_the_fixture_is() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn without_root_real_fixtures_say_they_need_root() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     std::fs::set_permissions(
         p.path(),
@@ -303,10 +441,9 @@ fn without_root_real_fixtures_say_they_need_root() {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn net_host_shares_the_host_network_and_nothing_else() {
-    if !root() {
-        return;
-    }
+    require_root();
     let p = Project::new("sandbox");
     let out = p
         .recipes()
