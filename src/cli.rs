@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::info::parse_duration;
 use crate::report::Format;
 
 #[derive(Debug, Parser)]
@@ -184,7 +183,7 @@ impl Plan {
         jobs: Option<usize>,
         partition: Option<&str>,
     ) -> Result<Plan, PlanError> {
-        let timeout = parse_duration(&opts.timeout)
+        let timeout = crate::duration::parse(&opts.timeout)
             .ok_or_else(|| PlanError::Timeout(opts.timeout.clone()))?;
         let jobs = match jobs {
             Some(0) => return Err(PlanError::Jobs),

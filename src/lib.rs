@@ -4,9 +4,11 @@
 pub mod check;
 pub mod cli;
 mod commands;
+pub mod duration;
 pub mod exit;
 mod factory;
 pub mod fixture;
+pub mod fsutil;
 pub mod host;
 pub mod matcher;
 pub mod model;

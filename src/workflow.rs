@@ -8,24 +8,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
+use crate::fsutil::write_atomically;
 use crate::model::Blessed;
 use crate::parse::info::valid_id;
 use crate::parse::{languages, load_book};
-
-/// Writes `path` aside and renames it into place, so a reader (or a crash)
-/// never sees half a page.
-pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write next to {}", path.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = tmp.as_file().set_permissions(meta.permissions());
-    }
-    tmp.persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
-}
 
 /// `recipes new ID`: a page per language with a first recipe, and its entry
 /// in each `SUMMARY.md`. Returns the files written.
@@ -75,7 +61,7 @@ pub fn new_page(
             "# {title}\n\n{intro}\n\n```sh recipe={id}\necho \"{id}: replace this step\"\n```\n\n```text recipe={id} expect\n{id}: replace this step\n```\n"
         );
         let path = book.src.join(format!("{id}.md"));
-        write_atomically(&path, &page)?;
+        write_atomically(&path, page.as_bytes())?;
         written.push(path);
         let summary_path = book.src.join("SUMMARY.md");
         let mut summary = std::fs::read_to_string(&summary_path)
@@ -84,7 +70,7 @@ pub fn new_page(
             summary.push('\n');
         }
         summary.push_str(&format!("- [{title}]({id}.md)\n"));
-        write_atomically(&summary_path, &summary)?;
+        write_atomically(&summary_path, summary.as_bytes())?;
         written.push(summary_path);
     }
     Ok(written)
@@ -134,7 +120,7 @@ pub fn apply_blessings(book_dir: &Path, blessed: &[Blessed]) -> anyhow::Result<V
                 })?;
             }
             if result != text {
-                write_atomically(&path, &result)?;
+                write_atomically(&path, result.as_bytes())?;
                 written.push(path);
             }
         }

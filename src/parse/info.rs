@@ -2,7 +2,6 @@
 //! pairs and bare flags separated by spaces or commas (DESIGN §4).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::model::AttrValue;
 
@@ -79,23 +78,6 @@ pub fn valid_id(id: &str) -> bool {
         })
 }
 
-/// `90s`, `2m`, `500ms`, `1h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,17 +122,5 @@ mod tests {
         for bad in ["", "A", "a_b", "-a", "a-", "a--b", "é", "a b"] {
             assert!(!valid_id(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("0"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

@@ -16,7 +16,7 @@ use crate::model::{
     TranscriptEntry, Where, EMPTY_FIXTURE,
 };
 use blocks::{fenced_blocks, LineIndex};
-use info::{parse_duration, parse_info, valid_id};
+use info::{parse_info, valid_id};
 
 /// A problem in the book, reported as `path:line: message`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -315,7 +315,7 @@ fn build_step(
         }
     };
     let timeout = value("timeout").and_then(|t| {
-        let parsed = parse_duration(t);
+        let parsed = crate::duration::parse(t);
         if parsed.is_none() {
             problem(format!(
                 "invalid `timeout={t}` (use a duration like 90s, 2m or 500ms)"

@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::duration;
 use crate::matcher;
 use crate::model::{Outcome, Recipe, Status};
-use crate::runner::{humantime, Reporter};
+use crate::runner::Reporter;
 pub use junit::write_junit;
 
 /// Output formats of `run` and `test`.
@@ -164,7 +165,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
 }
 
 fn human(o: &Outcome, style: &Style) -> String {
-    let time = humantime(o.duration);
+    let time = duration::display(o.duration);
     let mut text = match &o.status {
         Status::Passed => format!("{} {} ({time})\n", style.paint("32", "PASS"), o.id),
         Status::Failed => format!("{} {} ({time})\n", style.paint("31;1", "FAIL"), o.id),

@@ -355,7 +355,7 @@ impl Runner<'_> {
         match finished.exit {
             Exit::TimedOut => {
                 let mut e = error(
-                    format!("timed out after {}", humantime(timeout)),
+                    format!("timed out after {}", crate::duration::display(timeout)),
                     None,
                     None,
                 );
@@ -577,18 +577,4 @@ fn blessed_transcript(step: &Step, output: &str) -> Option<String> {
         }
     }
     Some(body)
-}
-
-/// `1.5s`, `2m`: a duration as written in the book.
-pub fn humantime(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }
