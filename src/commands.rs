@@ -14,7 +14,7 @@ use crate::exit;
 use crate::factory::{LocalFactory, SandboxFactory};
 use crate::fixture::Store;
 use crate::host::{self, Installer};
-use crate::model::{Book, Outcome, Recipe, Status, EMPTY_FIXTURE};
+use crate::model::{chain, declared_fixture, index, Book, Recipe, EMPTY_FIXTURE};
 use crate::parse::{languages, load_book, Problem};
 use crate::report::{self, Console, Format};
 use crate::runner::process::Supervisor;
@@ -168,9 +168,9 @@ fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
     let (book, mut problems) = ws.load(lang)?;
     print_problems(&mut problems, false);
     let recipes: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
-    let all = runner::index(recipes.iter().copied());
+    let all = index(recipes.iter().copied());
     // The fixture a recipe runs on (a recipe it needs may declare it).
-    let fixture = |r: &Recipe| runner::declared_fixture(&runner::chain(r, &all)).to_string();
+    let fixture = |r: &Recipe| declared_fixture(&chain(r, &all)).to_string();
     match format {
         Format::Json => {
             let json: Vec<serde_json::Value> = recipes
@@ -295,7 +295,7 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
         eprintln!("error: the book has problems; `recipes check` lists them all");
         return Ok(exit::ERROR);
     }
-    let all = runner::index(book.pages.iter().flat_map(|p| &p.recipes));
+    let all = index(book.pages.iter().flat_map(|p| &p.recipes));
     let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
     let selected: Vec<&Recipe> = match selection {
         Selection::Ids(ids) => {
@@ -326,13 +326,12 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
                 &ws.recipes_dir.join("fixtures"),
             )?;
             let touched = |r: &Recipe| {
-                pages.contains(&r.page)
-                    || fixtures.contains(runner::declared_fixture(&runner::chain(r, &all)))
+                pages.contains(&r.page) || fixtures.contains(declared_fixture(&chain(r, &all)))
             };
             // A recipe is re-run when it, or a recipe it needs, changed.
             let selected: Vec<&Recipe> = ordered
                 .into_iter()
-                .filter(|r| runner::chain(r, &all).iter().any(|c| touched(c)))
+                .filter(|r| chain(r, &all).iter().any(|c| touched(c)))
                 .enumerate()
                 .filter(|(i, _)| plan.in_partition(*i))
                 .map(|(_, r)| r)
@@ -439,25 +438,7 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
         report::write_junit(path, &outcomes)
             .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
     }
-    Ok(exit_code(&outcomes, supervisor.interrupted()))
-}
-
-fn exit_code(outcomes: &[Outcome], interrupted: bool) -> i32 {
-    if interrupted || outcomes.iter().any(|o| o.status == Status::Interrupted) {
-        exit::INTERRUPTED
-    } else if outcomes
-        .iter()
-        .any(|o| matches!(o.status, Status::Error(_)))
-    {
-        exit::ERROR
-    } else if outcomes
-        .iter()
-        .any(|o| matches!(o.status, Status::Failed | Status::TimedOut))
-    {
-        exit::FAILED
-    } else {
-        exit::OK
-    }
+    Ok(exit::of_run(&outcomes, supervisor.interrupted()))
 }
 
 /// ", did you mean `a` or `b`?" for the closest names, or nothing.

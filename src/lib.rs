@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod host;
 pub mod matcher;
 pub mod model;
+pub mod outcome;
 pub mod parse;
 pub mod report;
 pub mod runner;

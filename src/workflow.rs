@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use crate::fsutil::write_atomically;
-use crate::model::Blessed;
+use crate::outcome::Blessed;
 use crate::parse::info::valid_id;
 use crate::parse::{languages, load_book};
 

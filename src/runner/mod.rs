@@ -6,7 +6,6 @@ pub mod env;
 pub mod process;
 pub mod rust;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::matcher;
 use crate::model::{
-    Blessed, ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
-    Where, EMPTY_FIXTURE, STEP_PATH,
+    chain, declared_fixture, ExpectedExit, Location, Recipe, RecipeIndex, Requirement, Step,
+    StepKind, Where, STEP_PATH,
 };
+use crate::outcome::{Blessed, Failure, Outcome, Reporter, Status};
 pub use env::{Direct, Environment, StepProgram};
 use process::{Exit, Supervisor};
 
@@ -47,49 +47,6 @@ pub trait EnvironmentFactory: Sync {
     ) -> Result<Box<dyn Environment>, String>;
     /// Why a requirement cannot be met here, if it cannot.
     fn unmet(&self, requirement: Requirement) -> Option<String>;
-}
-
-/// Receives progress as recipes run (from several threads).
-pub trait Reporter: Sync {
-    fn started(&self, recipe: &Recipe);
-    fn finished(&self, outcome: &Outcome);
-}
-
-/// Recipes by id (the first one, when a broken book has two).
-pub type RecipeIndex<'a> = BTreeMap<&'a str, &'a Recipe>;
-
-pub fn index<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> RecipeIndex<'a> {
-    let mut index = RecipeIndex::new();
-    for recipe in recipes {
-        index.entry(recipe.id.as_str()).or_insert(recipe);
-    }
-    index
-}
-
-/// A recipe and the recipes it needs, deepest first.
-pub fn chain<'a>(recipe: &'a Recipe, all: &RecipeIndex<'a>) -> Vec<&'a Recipe> {
-    let mut chain = vec![recipe];
-    let mut current = recipe;
-    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id).copied()) {
-        if chain.iter().any(|r| r.id == next.id) {
-            break;
-        }
-        chain.push(next);
-        current = next;
-    }
-    chain.reverse();
-    chain
-}
-
-/// The fixture a chain runs on: the recipe's own, or else the one a recipe
-/// it needs declares.
-pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
-    chain
-        .iter()
-        .rev()
-        .map(|r| r.fixture.as_str())
-        .find(|f| *f != EMPTY_FIXTURE)
-        .unwrap_or(EMPTY_FIXTURE)
 }
 
 /// Runs `selected` with up to `config.jobs` in parallel; outcomes come back

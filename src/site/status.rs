@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::{write_atomically, FsError};
-use crate::model::{Outcome, Recipe, Status};
-use crate::runner::RecipeIndex;
+use crate::model::{Recipe, RecipeIndex};
+use crate::outcome::{Outcome, Status};
 
 /// One recipe's last result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
