@@ -13,11 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::matcher;
-use crate::model::{
-    chain, declared_fixture, ExpectedExit, Location, Recipe, RecipeIndex, Requirement, Step,
-    StepKind, Where, STEP_PATH,
-};
+use crate::model::{ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where, STEP_PATH};
 use crate::outcome::{Blessed, Failure, Outcome, Reporter, Status};
+use crate::plan::RecipeRun;
 pub use env::{Direct, Environment, StepProgram};
 use process::{Exit, Supervisor};
 
@@ -27,7 +25,6 @@ pub struct RunConfig {
     pub default_timeout: Duration,
     pub jobs: usize,
     pub keep: bool,
-    pub fixture_override: Option<String>,
     pub require_all: bool,
     pub cache_dir: PathBuf,
     pub lib_dir: PathBuf,
@@ -49,11 +46,10 @@ pub trait EnvironmentFactory: Sync {
     fn unmet(&self, requirement: Requirement) -> Option<String>;
 }
 
-/// Runs `selected` with up to `config.jobs` in parallel; outcomes come back
-/// in the order of `selected`.
+/// Runs the planned runs with up to `config.jobs` in parallel; outcomes
+/// come back in the order of the plan.
 pub fn run_all(
-    selected: &[&Recipe],
-    all: &RecipeIndex,
+    selected: &[RecipeRun],
     config: &RunConfig,
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
@@ -62,7 +58,6 @@ pub fn run_all(
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
     let runner = Runner {
-        all,
         config,
         factory,
         supervisor,
@@ -71,11 +66,11 @@ pub fn run_all(
         for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(recipe) = selected.get(i) else {
+                let Some(run) = selected.get(i) else {
                     break;
                 };
-                reporter.started(recipe);
-                let outcome = runner.run(recipe);
+                reporter.started(run.recipe);
+                let outcome = runner.run(run);
                 reporter.finished(&outcome);
                 outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
             });
@@ -90,7 +85,6 @@ pub fn run_all(
 }
 
 struct Runner<'a> {
-    all: &'a RecipeIndex<'a>,
     config: &'a RunConfig,
     factory: &'a dyn EnvironmentFactory,
     supervisor: &'a Arc<Supervisor>,
@@ -103,14 +97,9 @@ struct StepError {
 }
 
 impl Runner<'_> {
-    fn run(&self, recipe: &Recipe) -> Outcome {
+    fn run(&self, run: &RecipeRun) -> Outcome {
         let start = Instant::now();
-        let chain = chain(recipe, self.all);
-        let fixture = self
-            .config
-            .fixture_override
-            .clone()
-            .unwrap_or_else(|| declared_fixture(&chain).to_string());
+        let (recipe, chain, fixture) = (run.recipe, &run.chain, &run.fixture);
         let mut outcome = Outcome {
             id: recipe.id.clone(),
             lang: recipe.lang.clone(),
@@ -125,13 +114,8 @@ impl Runner<'_> {
             log: Vec::new(),
             blessed: Vec::new(),
         };
-        let mut requirements: Vec<Requirement> = chain
-            .iter()
-            .flat_map(|r| r.requires.iter().copied())
-            .collect();
-        requirements.sort();
-        requirements.dedup();
-        let unmet: Vec<String> = requirements
+        let unmet: Vec<String> = run
+            .requires
             .iter()
             .filter_map(|r| {
                 self.factory
@@ -152,7 +136,7 @@ impl Runner<'_> {
             outcome.status = Status::Interrupted;
             return outcome;
         }
-        let env = match self.factory.create(recipe, &fixture, &chain) {
+        let env = match self.factory.create(recipe, fixture, chain) {
             Ok(env) => env,
             Err(message) => {
                 outcome.status = Status::Error(message);
@@ -160,7 +144,7 @@ impl Runner<'_> {
                 return outcome;
             }
         };
-        'recipes: for r in &chain {
+        'recipes: for r in chain {
             for (i, step) in r.steps.iter().enumerate() {
                 if step.kind == StepKind::Expect {
                     continue;
