@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::model::AttrValue;
 
-/// Keys that describe the whole recipe (allowed on its first step).
-pub const RECIPE_KEYS: &[&str] = &["recipe", "fixture", "at", "needs", "net", "requires"];
+/// The key that makes a block a step, and names its recipe.
+pub const ID_KEY: &str = "recipe";
+/// Keys that describe the whole recipe (allowed on its first step only).
+pub const RECIPE_KEYS: &[&str] = &["fixture", "at", "needs", "net", "requires"];
 /// Keys that describe one step.
 pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode"];
 /// Bare flags.
@@ -30,7 +32,7 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
     let rest: Vec<&str> = words.collect();
     if !rest
         .iter()
-        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == "recipe"))
+        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == ID_KEY))
     {
         return None;
     }
@@ -42,18 +44,18 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
             None => (word, AttrValue::Flag(true)),
         };
         let known = match value {
-            AttrValue::Value(_) => RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key),
+            AttrValue::Value(_) => takes_value(key),
             AttrValue::Flag(_) => FLAGS.contains(&key),
         };
         if !known {
             let what = if FLAGS.contains(&key) {
                 format!("flag `{key}` takes no value")
-            } else if RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key) {
+            } else if takes_value(key) {
                 format!("key `{key}` needs a value (`{key}=...`)")
             } else {
                 format!(
                     "unknown key `{key}` (known: {}, and the flags {})",
-                    [RECIPE_KEYS, STEP_KEYS].concat().join(", "),
+                    [&[ID_KEY], RECIPE_KEYS, STEP_KEYS].concat().join(", "),
                     FLAGS.join(", ")
                 )
             };
@@ -65,6 +67,11 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
         }
     }
     Some((Info { syntax, attrs }, problems))
+}
+
+/// Whether `key` is written `key=value`.
+fn takes_value(key: &str) -> bool {
+    key == ID_KEY || RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key)
 }
 
 /// `[a-z0-9]+(-[a-z0-9]+)*`
