@@ -1,12 +1,14 @@
-//! The command line: clap derive types, then their validation into a
-//! [`Plan`] before any side effect.
+//! The command line: clap derive types, then their validation into
+//! [`RunSettings`] before any side effect. (What a run will do, recipe by
+//! recipe, is the [`crate::plan::Plan`], made from these settings and the
+//! book.)
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::info::parse_duration;
+use crate::plan::Partition;
 use crate::report::Format;
 
 #[derive(Debug, Parser)]
@@ -164,11 +166,15 @@ pub struct RunOpts {
     /// transcripts in place, in both languages (refused when CI is set).
     #[arg(long)]
     pub bless: bool,
+    /// Print the plan (what would run, after what, on which fixture, with
+    /// which host commands) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Errors in the command line that clap cannot see.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum UsageError {
     #[error("invalid --timeout `{0}` (use a duration like 90s, 5m or 500ms)")]
     Timeout(String),
     #[error("invalid --partition `{0}` (use K/N with 1 <= K <= N, like 2/4)")]
@@ -179,49 +185,34 @@ pub enum PlanError {
 
 /// Validated options of `run` and `test`.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct RunSettings {
     pub opts: RunOpts,
     pub timeout: Duration,
     pub jobs: usize,
-    /// (K, N), 1-based K.
-    pub partition: Option<(usize, usize)>,
+    pub partition: Option<Partition>,
 }
 
-impl Plan {
+impl RunSettings {
     pub fn new(
         opts: RunOpts,
         jobs: Option<usize>,
         partition: Option<&str>,
-    ) -> Result<Plan, PlanError> {
-        let timeout = parse_duration(&opts.timeout)
-            .ok_or_else(|| PlanError::Timeout(opts.timeout.clone()))?;
+    ) -> Result<RunSettings, UsageError> {
+        let timeout = crate::duration::parse(&opts.timeout)
+            .ok_or_else(|| UsageError::Timeout(opts.timeout.clone()))?;
         let jobs = match jobs {
-            Some(0) => return Err(PlanError::Jobs),
+            Some(0) => return Err(UsageError::Jobs),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let partition = partition
-            .map(|p| {
-                let bad = || PlanError::Partition(p.to_string());
-                let (k, n) = p.split_once('/').ok_or_else(bad)?;
-                let (k, n): (usize, usize) =
-                    (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-                if k == 0 || n == 0 || k > n {
-                    return Err(bad());
-                }
-                Ok((k, n))
-            })
+            .map(|p| p.parse().map_err(|_| UsageError::Partition(p.to_string())))
             .transpose()?;
-        Ok(Plan {
+        Ok(RunSettings {
             opts,
             timeout,
             jobs,
             partition,
         })
-    }
-
-    /// Whether the recipe at `index` (in book order) is in this share.
-    pub fn in_partition(&self, index: usize) -> bool {
-        self.partition.is_none_or(|(k, n)| index % n == k - 1)
     }
 }

@@ -3,35 +3,13 @@
 //! Debian, after a one-line notice) unless `--no-install`; otherwise the
 //! error names the packages.
 
-use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::model::{Recipe, Requirement, STEP_PATH};
-
-/// Commands a recipe's steps may call, and their packages.
-const STEP_COMMANDS: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("bridge", "iproute2"),
-    ("iptables", "iptables"),
-    ("nft", "nftables"),
-    ("brctl", "bridge-utils"),
-    ("debootstrap", "debootstrap"),
-    ("busybox", "busybox-static"),
-    ("lxc-start", "lxc"),
-    ("lxc-attach", "lxc"),
-    ("lxc-stop", "lxc"),
-    ("lxc-console", "lxc"),
-    ("lxc-info", "lxc"),
-    ("lxc-ls", "lxc"),
-    ("script", "bsdutils"),
-    ("ping", "iputils-ping"),
-    ("sysctl", "procps"),
-    ("ps", "procps"),
-];
+use crate::model::STEP_PATH;
 
 /// Where a host command is, looked up in [`STEP_PATH`].
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -49,27 +27,8 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The commands the steps of these recipes call, with their packages.
-pub fn needs_of(chain: &[&Recipe]) -> Vec<(&'static str, &'static str)> {
-    let mut needs = BTreeSet::new();
-    for recipe in chain {
-        if recipe.requires.contains(&Requirement::Lxc) {
-            needs.insert(("lxc-start", "lxc"));
-        }
-        for step in &recipe.steps {
-            let words = step
-                .body
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                .collect::<BTreeSet<_>>();
-            for (command, package) in STEP_COMMANDS {
-                if words.contains(command) {
-                    needs.insert((*command, *package));
-                }
-            }
-        }
-    }
-    needs.into_iter().collect()
-}
+/// Which host commands a recipe calls is decided by the plan.
+pub use crate::plan::needs_of;
 
 /// Installs what is missing, once per run.
 pub struct Installer {
@@ -181,28 +140,4 @@ fn apt_host() -> Option<String> {
             rest.split('/').next().map(str::to_string)
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse::parse_page;
-
-    #[test]
-    fn needs_come_from_the_commands_steps_call_and_from_requires() {
-        let page = "```sh recipe=a requires=lxc\nip link add br0 type bridge\nnft list ruleset | grep -c nat\n```\n\n```console recipe=a\n$ iptables-save\n$ brctl show\n```\n";
-        let (recipes, problems) = parse_page(Path::new("p.md"), "p.md", "fr", page);
-        assert!(problems.is_empty(), "{problems:?}");
-        let needs = needs_of(&[&recipes[0]]);
-        for want in [
-            ("ip", "iproute2"),
-            ("nft", "nftables"),
-            ("brctl", "bridge-utils"),
-            ("lxc-start", "lxc"),
-        ] {
-            assert!(needs.contains(&want), "{want:?} in {needs:?}");
-        }
-        // A word inside another word is not a command.
-        assert!(!needs.contains(&("iptables", "iptables")), "{needs:?}");
-    }
 }

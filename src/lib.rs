@@ -4,18 +4,23 @@
 pub mod check;
 pub mod cli;
 mod commands;
+pub mod duration;
 pub mod exit;
 mod factory;
 pub mod fixture;
+pub mod fsutil;
 pub mod host;
 pub mod matcher;
 pub mod model;
+pub mod outcome;
 pub mod parse;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod site;
 pub mod workflow;
+mod workspace;
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: cli::Cli) -> anyhow::Result<i32> {

@@ -1,6 +1,7 @@
 //! The domain model shared by every module: a book's pages and recipes, their
-//! steps and locations, fixture specifications and the outcomes of running.
-//! Pure data; nothing here touches the filesystem or starts a process.
+//! steps and locations, and how recipes relate through `needs`. Pure data;
+//! nothing here touches the filesystem or starts a process. What running
+//! produces is in [`crate::outcome`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -192,74 +193,43 @@ pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /// The default fixture: a fresh empty directory.
 pub const EMPTY_FIXTURE: &str = "empty";
 
-/// How a recipe run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    Passed,
-    Failed,
-    TimedOut,
-    Skipped(String),
-    Interrupted,
-    /// The run could not even try (a fixture that cannot be built, say).
-    Error(String),
-}
+/// Recipes by id (the first one, when a broken book has two).
+pub type RecipeIndex<'a> = BTreeMap<&'a str, &'a Recipe>;
 
-impl Status {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Status::Passed => "passed",
-            Status::Failed => "failed",
-            Status::TimedOut => "timed-out",
-            Status::Skipped(_) => "skipped",
-            Status::Interrupted => "interrupted",
-            Status::Error(_) => "error",
-        }
+/// Indexes recipes by id, keeping the first of a duplicated id.
+pub fn index<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> RecipeIndex<'a> {
+    let mut index = RecipeIndex::new();
+    for recipe in recipes {
+        index.entry(recipe.id.as_str()).or_insert(recipe);
     }
+    index
 }
 
-/// Why a step failed, with what is needed to show it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub step: Location,
-    pub kind: StepKind,
-    /// The command or file the failure is about.
-    pub command: String,
-    pub message: String,
-    pub expected: Option<Vec<String>>,
-    pub actual: Option<String>,
-    /// The full output of the step, shown when there is no diff.
-    pub output: String,
+/// A recipe and the recipes it needs, deepest first (a cycle, which
+/// `check` reports, is cut where it closes).
+pub fn chain<'a>(recipe: &'a Recipe, all: &RecipeIndex<'a>) -> Vec<&'a Recipe> {
+    let mut chain = vec![recipe];
+    let mut current = recipe;
+    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id).copied()) {
+        if chain.iter().any(|r| r.id == next.id) {
+            break;
+        }
+        chain.push(next);
+        current = next;
+    }
+    chain.reverse();
+    chain
 }
 
-/// The result of running one recipe.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub id: String,
-    pub lang: String,
-    pub page: String,
-    pub location: Location,
-    pub fixture: String,
-    pub status: Status,
-    pub duration: Duration,
-    pub failure: Option<Failure>,
-    pub steps_run: usize,
-    /// Where the fixture was kept (`--keep`).
-    pub kept: Option<PathBuf>,
-    /// Each step's place and output, kept with `--verbose`.
-    pub log: Vec<(Location, String)>,
-    /// New expected bodies, with `--bless`.
-    pub blessed: Vec<Blessed>,
-}
-
-/// A step whose expected output `--bless` rewrote.
-#[derive(Debug, Clone)]
-pub struct Blessed {
-    pub recipe: String,
-    /// Index of the step in its recipe.
-    pub step: usize,
-    pub location: Location,
-    /// The new body, with `\n` line endings.
-    pub body: String,
+/// The fixture a chain runs on: the recipe's own, or else the one a recipe
+/// it needs declares.
+pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
+    chain
+        .iter()
+        .rev()
+        .map(|r| r.fixture.as_str())
+        .find(|f| *f != EMPTY_FIXTURE)
+        .unwrap_or(EMPTY_FIXTURE)
 }
 
 /// `4G`, `512M`, `4096`: a size in bytes (powers of 1024).

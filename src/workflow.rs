@@ -6,25 +6,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context};
-
-use crate::model::Blessed;
+use crate::fsutil::{write_atomically, FsError};
+use crate::model::Location;
+use crate::outcome::Blessed;
 use crate::parse::info::valid_id;
-use crate::parse::{languages, load_book};
+use crate::parse::{languages, load_book, BookError};
 
-/// Writes `path` aside and renames it into place, so a reader (or a crash)
-/// never sees half a page.
-pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write next to {}", path.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = tmp.as_file().set_permissions(meta.permissions());
-    }
-    tmp.persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+/// Why a workflow command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("malformed recipe id `{0}`: use lowercase letters and digits in words joined by `-`")]
+    MalformedId(String),
+    #[error("{}: no book here", .0.display())]
+    NoBook(PathBuf),
+    #[error("{} already exists", .0.display())]
+    PageExists(PathBuf),
+    #[error("{location}: recipe `{id}` already exists")]
+    RecipeExists { location: Location, id: String },
+    #[error("recipe `{recipe}` has no step {step} in the `{lang}` book")]
+    NoSuchStep {
+        recipe: String,
+        step: usize,
+        lang: String,
+    },
+    #[error("{}:{line}: cannot find the block to bless", path.display())]
+    NoBlock { path: PathBuf, line: usize },
+    #[error("{0}")]
+    Git(&'static str),
+    #[error(transparent)]
+    Book(#[from] BookError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
 }
 
 /// `recipes new ID`: a page per language with a first recipe, and its entry
@@ -33,21 +45,19 @@ pub fn new_page(
     book_dir: &Path,
     id: &str,
     titles: &BTreeMap<String, String>,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, WorkflowError> {
     if !valid_id(id) {
-        bail!(
-            "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-`"
-        );
+        return Err(WorkflowError::MalformedId(id.to_string()));
     }
     let langs = languages(book_dir);
     if langs.is_empty() {
-        bail!("{}: no book here", book_dir.display());
+        return Err(WorkflowError::NoBook(book_dir.to_path_buf()));
     }
     for lang in &langs {
         let (book, _) = load_book(book_dir, lang)?;
         let page = book.src.join(format!("{id}.md"));
         if page.exists() {
-            bail!("{} already exists", page.display());
+            return Err(WorkflowError::PageExists(page));
         }
         if let Some(r) = book
             .pages
@@ -55,7 +65,10 @@ pub fn new_page(
             .flat_map(|p| &p.recipes)
             .find(|r| r.id == id)
         {
-            bail!("{}: recipe `{id}` already exists", r.location);
+            return Err(WorkflowError::RecipeExists {
+                location: r.location.clone(),
+                id: id.to_string(),
+            });
         }
     }
     let mut written = Vec::new();
@@ -75,16 +88,16 @@ pub fn new_page(
             "# {title}\n\n{intro}\n\n```sh recipe={id}\necho \"{id}: replace this step\"\n```\n\n```text recipe={id} expect\n{id}: replace this step\n```\n"
         );
         let path = book.src.join(format!("{id}.md"));
-        write_atomically(&path, &page)?;
+        write_atomically(&path, page.as_bytes())?;
         written.push(path);
         let summary_path = book.src.join("SUMMARY.md");
-        let mut summary = std::fs::read_to_string(&summary_path)
-            .with_context(|| format!("cannot read {}", summary_path.display()))?;
+        let mut summary =
+            std::fs::read_to_string(&summary_path).map_err(FsError::at("read", &summary_path))?;
         if !summary.ends_with('\n') {
             summary.push('\n');
         }
         summary.push_str(&format!("- [{title}]({id}.md)\n"));
-        write_atomically(&summary_path, &summary)?;
+        write_atomically(&summary_path, summary.as_bytes())?;
         written.push(summary_path);
     }
     Ok(written)
@@ -92,7 +105,10 @@ pub fn new_page(
 
 /// Writes blessed bodies into the pages of every language (the step is
 /// found by recipe id and index, so both translations get the same code).
-pub fn apply_blessings(book_dir: &Path, blessed: &[Blessed]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn apply_blessings(
+    book_dir: &Path,
+    blessed: &[Blessed],
+) -> Result<Vec<PathBuf>, WorkflowError> {
     let mut written = Vec::new();
     for lang in languages(book_dir) {
         let (book, _) = load_book(book_dir, &lang)?;
@@ -112,11 +128,11 @@ pub fn apply_blessings(book_dir: &Path, blessed: &[Blessed]) -> anyhow::Result<V
         let mut by_file: BTreeMap<PathBuf, Vec<(usize, &str)>> = BTreeMap::new();
         for b in blessed {
             let Some((path, line)) = steps.get(&(b.recipe.clone(), b.step)) else {
-                bail!(
-                    "recipe `{}` has no step {} in the `{lang}` book",
-                    b.recipe,
-                    b.step + 1
-                );
+                return Err(WorkflowError::NoSuchStep {
+                    recipe: b.recipe.clone(),
+                    step: b.step + 1,
+                    lang: lang.clone(),
+                });
             };
             by_file
                 .entry(path.clone())
@@ -124,17 +140,19 @@ pub fn apply_blessings(book_dir: &Path, blessed: &[Blessed]) -> anyhow::Result<V
                 .push((*line, &b.body));
         }
         for (path, mut edits) in by_file {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(FsError::at("read", &path))?;
             edits.sort_by_key(|(line, _)| std::cmp::Reverse(*line));
             let mut result = text.clone();
             for (line, body) in edits {
-                result = replace_block_body(&result, line, body).with_context(|| {
-                    format!("{}:{line}: cannot find the block to bless", path.display())
+                result = replace_block_body(&result, line, body).ok_or_else(|| {
+                    WorkflowError::NoBlock {
+                        path: path.clone(),
+                        line,
+                    }
                 })?;
             }
             if result != text {
-                write_atomically(&path, &result)?;
+                write_atomically(&path, result.as_bytes())?;
                 written.push(path);
             }
         }
@@ -182,7 +200,7 @@ fn replace_block_body(text: &str, line: usize, body: &str) -> Option<String> {
 pub fn changed_since_main(
     book_dir: &Path,
     fixtures_dir: &Path,
-) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
+) -> Result<(BTreeSet<String>, BTreeSet<String>), WorkflowError> {
     let git = |args: &[&str]| -> Option<String> {
         let out = Command::new("git")
             .args(args)
@@ -193,11 +211,14 @@ pub fn changed_since_main(
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let top = git(&["rev-parse", "--show-toplevel"]).context("--changed needs a git work tree")?;
+    let top = git(&["rev-parse", "--show-toplevel"])
+        .ok_or(WorkflowError::Git("--changed needs a git work tree"))?;
     let base = ["main", "origin/main", "master", "origin/master"]
         .iter()
         .find_map(|branch| git(&["merge-base", "HEAD", branch]))
-        .context("--changed: no main (or master) branch to compare with")?;
+        .ok_or(WorkflowError::Git(
+            "no main (or master) branch to compare with",
+        ))?;
     let mut files: Vec<String> = git(&["diff", "--name-only", &base])
         .unwrap_or_default()
         .lines()
@@ -210,8 +231,9 @@ pub fn changed_since_main(
             .map(str::to_string),
     );
     let top = PathBuf::from(top);
-    let book = std::path::absolute(book_dir)?;
-    let fixtures = std::path::absolute(fixtures_dir)?;
+    let book = std::path::absolute(book_dir).map_err(FsError::at("resolve", book_dir))?;
+    let fixtures =
+        std::path::absolute(fixtures_dir).map_err(FsError::at("resolve", fixtures_dir))?;
     let mut pages = BTreeSet::new();
     let mut changed_fixtures = BTreeSet::new();
     for file in files {

@@ -2,13 +2,14 @@
 //! pairs and bare flags separated by spaces or commas (DESIGN §4).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::model::AttrValue;
 
-/// Keys that describe the whole recipe (allowed on its first step).
+/// The key that makes a block a step, and names its recipe.
+pub const ID_KEY: &str = "recipe";
+/// Keys that describe the whole recipe (allowed on its first step only).
 pub const RECIPE_KEYS: &[&str] = &[
-    "recipe", "fixture", "at", "needs", "net", "requires", "pids", "memory",
+    "fixture", "at", "needs", "net", "requires", "pids", "memory",
 ];
 /// Keys that describe one step.
 pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode"];
@@ -33,7 +34,7 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
     let rest: Vec<&str> = words.collect();
     if !rest
         .iter()
-        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == "recipe"))
+        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == ID_KEY))
     {
         return None;
     }
@@ -45,18 +46,18 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
             None => (word, AttrValue::Flag(true)),
         };
         let known = match value {
-            AttrValue::Value(_) => RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key),
+            AttrValue::Value(_) => takes_value(key),
             AttrValue::Flag(_) => FLAGS.contains(&key),
         };
         if !known {
             let what = if FLAGS.contains(&key) {
                 format!("flag `{key}` takes no value")
-            } else if RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key) {
+            } else if takes_value(key) {
                 format!("key `{key}` needs a value (`{key}=...`)")
             } else {
                 format!(
                     "unknown key `{key}` (known: {}, and the flags {})",
-                    [RECIPE_KEYS, STEP_KEYS].concat().join(", "),
+                    [&[ID_KEY], RECIPE_KEYS, STEP_KEYS].concat().join(", "),
                     FLAGS.join(", ")
                 )
             };
@@ -70,6 +71,11 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
     Some((Info { syntax, attrs }, problems))
 }
 
+/// Whether `key` is written `key=value`.
+fn takes_value(key: &str) -> bool {
+    key == ID_KEY || RECIPE_KEYS.contains(&key) || STEP_KEYS.contains(&key)
+}
+
 /// `[a-z0-9]+(-[a-z0-9]+)*`
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -79,23 +85,6 @@ pub fn valid_id(id: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
-}
-
-/// `90s`, `2m`, `500ms`, `1h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]
@@ -142,17 +131,5 @@ mod tests {
         for bad in ["", "A", "a_b", "-a", "a-", "a--b", "é", "a b"] {
             assert!(!valid_id(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("0"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

@@ -1,22 +1,23 @@
-//! Markdown → recipes. Reads a language tree of the book (`book.toml`,
-//! `SUMMARY.md`, the pages in order) and builds the recipes of each page.
-//! Pure: no process is started. Problems in the book are collected as
-//! located [`Problem`]s so that one `check` reports all of them.
+//! Markdown → recipes: the step grammar (DESIGN §4). A page's fenced
+//! blocks become steps, grouped into recipes; problems are collected as
+//! located [`Problem`]s so that one `check` reports all of them. Pure: the
+//! text comes in, nothing is read or run here. Reading a language tree
+//! (`book.toml`, `SUMMARY.md`, the pages in order) is in [`book`].
 
 pub mod blocks;
+pub mod book;
 pub mod info;
+mod transcript;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use pulldown_cmark::{Event, Parser, Tag};
+use std::path::Path;
 
 use crate::model::{
-    AttrValue, Book, ExpectedExit, Location, Page, Recipe, Requirement, Step, StepKind,
-    TranscriptEntry, Where, EMPTY_FIXTURE,
+    AttrValue, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where, EMPTY_FIXTURE,
 };
-use blocks::{fenced_blocks, LineIndex};
-use info::{parse_duration, parse_info, valid_id};
+use blocks::fenced_blocks;
+pub use book::{languages, load_book, summary_entries, BookError};
+use info::{parse_info, valid_id, ID_KEY, RECIPE_KEYS};
 
 /// A problem in the book, reported as `path:line: message`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,126 +30,6 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.location, self.message)
     }
-}
-
-/// The book could not be read at all.
-#[derive(Debug, thiserror::Error)]
-pub enum BookError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: invalid book.toml: {message}")]
-    Toml { path: PathBuf, message: String },
-    #[error(
-        "{path}: no such language folder (expected {path}/book.toml and {path}/src/SUMMARY.md)"
-    )]
-    NoLanguage { path: PathBuf },
-}
-
-fn read(path: &Path) -> Result<String, BookError> {
-    std::fs::read_to_string(path).map_err(|source| BookError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Languages present under the book folder, French first.
-pub fn languages(book_dir: &Path) -> Vec<String> {
-    let mut langs: Vec<String> = std::fs::read_dir(book_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("book.toml").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    langs.sort_by_key(|l| (l != "fr", l.clone()));
-    langs
-}
-
-#[derive(serde::Deserialize, Default)]
-struct BookToml {
-    #[serde(default)]
-    book: BookSection,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct BookSection {
-    src: Option<String>,
-}
-
-/// Reads one language tree: `book_dir/lang/book.toml`, its `SUMMARY.md` and
-/// every page it lists, in order.
-pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
-    let root = book_dir.join(lang);
-    let toml_path = root.join("book.toml");
-    if !toml_path.is_file() {
-        return Err(BookError::NoLanguage { path: root });
-    }
-    let config: BookToml = toml::from_str(&read(&toml_path)?).map_err(|e| BookError::Toml {
-        path: toml_path.clone(),
-        message: e.message().to_string(),
-    })?;
-    let src = root.join(config.book.src.as_deref().unwrap_or("src"));
-    let summary_path = src.join("SUMMARY.md");
-    let summary = read(&summary_path)?;
-    let mut problems = Vec::new();
-    let mut pages = Vec::new();
-    for (rel, line) in summary_entries(&summary) {
-        if pages.iter().any(|p: &Page| p.rel == rel) {
-            continue;
-        }
-        let path = src.join(&rel);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                let message = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("`{rel}` is listed but {} does not exist", path.display())
-                } else {
-                    format!("cannot read {}: {e}", path.display())
-                };
-                problems.push(Problem {
-                    location: Location {
-                        path: summary_path.clone(),
-                        line,
-                    },
-                    message,
-                });
-                continue;
-            }
-        };
-        let (recipes, page_problems) = parse_page(&path, &rel, lang, &text);
-        problems.extend(page_problems);
-        pages.push(Page { rel, path, recipes });
-    }
-    Ok((
-        Book {
-            lang: lang.to_string(),
-            root,
-            src,
-            pages,
-        },
-        problems,
-    ))
-}
-
-/// The page links of a `SUMMARY.md` in order, with their lines. Draft
-/// entries (`[Title]()`) and external links have no file and are skipped.
-pub fn summary_entries(summary: &str) -> Vec<(String, usize)> {
-    let index = LineIndex::new(summary);
-    let mut entries = Vec::new();
-    for (event, range) in Parser::new(summary).into_offset_iter() {
-        if let Event::Start(Tag::Link { dest_url, .. }) = event {
-            let dest = dest_url.split('#').next().unwrap_or_default();
-            if dest.is_empty() || dest.contains("://") {
-                continue;
-            }
-            let dest = dest.trim_start_matches("./").replace("%20", " ");
-            entries.push((dest, index.line(range.start)));
-        }
-    }
-    entries
 }
 
 /// Parses one page's steps into recipes (grouped by id, in document order).
@@ -172,10 +53,7 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         for message in info_problems {
             problem(message);
         }
-        let id = info.attrs["recipe"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let id = info.attrs[ID_KEY].as_str().unwrap_or_default().to_string();
         if !valid_id(&id) {
             problem(format!(
                 "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-` (like `network-veth`)"
@@ -245,9 +123,7 @@ fn valid_at(value: &str) -> bool {
 
 fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(String)) {
     let first = recipe.steps.is_empty();
-    for key in [
-        "fixture", "at", "needs", "net", "requires", "pids", "memory",
-    ] {
+    for &key in RECIPE_KEYS {
         let Some(value) = step.attrs.get(key).and_then(AttrValue::as_str) else {
             continue;
         };
@@ -282,7 +158,7 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
             "net" => problem(format!(
                 "unknown network mode `net={value}` (only `net=host`)"
             )),
-            _ => {
+            "requires" => {
                 for word in value.split('+') {
                     match word {
                         "root" => recipe.requires.push(Requirement::Root),
@@ -296,6 +172,7 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
                 recipe.requires.sort();
                 recipe.requires.dedup();
             }
+            _ => unreachable!("`{key}` is in RECIPE_KEYS without a meaning"),
         }
     }
 }
@@ -346,7 +223,7 @@ fn build_step(
         }
     };
     let timeout = value("timeout").and_then(|t| {
-        let parsed = parse_duration(t);
+        let parsed = crate::duration::parse(t);
         if parsed.is_none() {
             problem(format!(
                 "invalid `timeout={t}` (use a duration like 90s, 2m or 500ms)"
@@ -389,7 +266,7 @@ fn build_step(
         problem("`exit=` and `timeout=` go on the step before an `expect` block".into());
     }
     let transcript = if kind == StepKind::Console {
-        parse_transcript(location.line, &body, problem)
+        transcript::parse(location.line, &body, problem)
     } else {
         Vec::new()
     };
@@ -412,49 +289,6 @@ fn build_step(
         mode,
         transcript,
     }
-}
-
-/// Splits a transcript into commands and their expected output.
-fn parse_transcript(
-    fence_line: usize,
-    body: &str,
-    problem: &mut impl FnMut(String),
-) -> Vec<TranscriptEntry> {
-    let mut entries: Vec<TranscriptEntry> = Vec::new();
-    let mut reported = false;
-    for (i, line) in body.lines().enumerate() {
-        let line_no = fence_line + 1 + i;
-        if let Some(command) = line.strip_prefix("$ ") {
-            entries.push(TranscriptEntry {
-                line: line_no,
-                command: command.to_string(),
-                expected: Vec::new(),
-                exit: 0,
-            });
-        } else if let Some(entry) = entries.last_mut() {
-            entry.expected.push(line.to_string());
-        } else if !reported {
-            reported = true;
-            problem(format!(
-                "malformed transcript: line {line_no} is output before the first command (commands start with `$ `)"
-            ));
-        }
-    }
-    if entries.is_empty() && !reported {
-        problem("malformed transcript: no command (commands start with `$ `)".into());
-    }
-    for entry in &mut entries {
-        if let Some(code) = entry.expected.last().and_then(|l| exit_line(l)) {
-            entry.exit = code;
-            entry.expected.pop();
-        }
-    }
-    entries
-}
-
-/// A transcript's last output line `[N]`.
-fn exit_line(line: &str) -> Option<i32> {
-    line.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 #[cfg(test)]
@@ -545,38 +379,5 @@ mod tests {
                 "{text:?}: want {want:?}, got {problems:?}"
             );
         }
-    }
-
-    #[test]
-    fn transcripts() {
-        let (recipes, problems) =
-            page("```console recipe=a\n$ echo hi\nhi\n$ false\n[1]\n$ true\n```\n");
-        assert!(problems.is_empty(), "{problems:?}");
-        let t = &recipes[0].steps[0].transcript;
-        assert_eq!(t.len(), 3);
-        assert_eq!(
-            (
-                t[0].line,
-                t[0].command.as_str(),
-                t[0].expected.clone(),
-                t[0].exit
-            ),
-            (2, "echo hi", vec!["hi".to_string()], 0)
-        );
-        assert_eq!((t[1].exit, t[1].expected.len()), (1, 0));
-        assert_eq!(t[2].exit, 0);
-    }
-
-    #[test]
-    fn summary_links_in_order_with_lines() {
-        let summary = "# Summary\n\n[Intro](intro.md)\n\n- [A](a.md)\n  - [B](sub/b.md)\n- [Draft]()\n- [Web](https://example.org)\n";
-        assert_eq!(
-            summary_entries(summary),
-            vec![
-                ("intro.md".into(), 3),
-                ("a.md".into(), 5),
-                ("sub/b.md".into(), 6)
-            ]
-        );
     }
 }

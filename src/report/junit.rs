@@ -5,7 +5,7 @@ use std::path::Path;
 
 use quick_xml::escape::escape;
 
-use crate::model::{Outcome, Status};
+use crate::outcome::{Outcome, Status, Tally};
 
 /// Writes the outcomes as JUnit XML to `path`.
 pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
@@ -16,14 +16,14 @@ pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"recipes\">\n");
     for lang in langs {
         let cases: Vec<&Outcome> = outcomes.iter().filter(|o| o.lang == lang).collect();
-        let count = |f: fn(&Status) -> bool| cases.iter().filter(|o| f(&o.status)).count();
+        let tally = Tally::of(cases.iter().copied());
         let time: f64 = cases.iter().map(|o| o.duration.as_secs_f64()).sum();
         xml.push_str(&format!(
             "  <testsuite name=\"recipes ({lang})\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time:.3}\">\n",
-            cases.len(),
-            count(|s| matches!(s, Status::Failed | Status::TimedOut)),
-            count(|s| matches!(s, Status::Error(_) | Status::Interrupted)),
-            count(|s| matches!(s, Status::Skipped(_))),
+            tally.total,
+            tally.failed,
+            tally.errors + tally.interrupted,
+            tally.skipped,
         ));
         for o in cases {
             xml.push_str(&format!(

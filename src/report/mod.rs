@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::duration;
 use crate::matcher;
-use crate::model::{Outcome, Recipe, Status};
-use crate::runner::{humantime, Reporter};
+use crate::model::Recipe;
+use crate::outcome::{Outcome, Reporter, Status, Tally};
 pub use junit::write_junit;
 
 /// Output formats of `run` and `test`.
@@ -59,18 +60,20 @@ impl Console {
 
     /// The closing line (human) or event (JSON).
     pub fn summary(&self, outcomes: &[Outcome]) {
-        let count = |f: fn(&Status) -> bool| outcomes.iter().filter(|o| f(&o.status)).count();
-        let passed = count(|s| *s == Status::Passed);
-        let failed = count(|s| matches!(s, Status::Failed | Status::TimedOut));
-        let skipped = count(|s| matches!(s, Status::Skipped(_)));
-        let errors = count(|s| matches!(s, Status::Error(_)));
-        let interrupted = count(|s| *s == Status::Interrupted);
+        let Tally {
+            total,
+            passed,
+            failed,
+            skipped,
+            errors,
+            interrupted,
+        } = Tally::of(outcomes);
         match self.format {
             Format::Json => self.emit(&format!(
                 "{}\n",
                 serde_json::json!({
                     "event": "summary",
-                    "total": outcomes.len(),
+                    "total": total,
                     "passed": passed,
                     "failed": failed,
                     "skipped": skipped,
@@ -164,7 +167,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
 }
 
 fn human(o: &Outcome, style: &Style) -> String {
-    let time = humantime(o.duration);
+    let time = duration::display(o.duration);
     let mut text = match &o.status {
         Status::Passed => format!("{} {} ({time})\n", style.paint("32", "PASS"), o.id),
         Status::Failed => format!("{} {} ({time})\n", style.paint("31;1", "FAIL"), o.id),

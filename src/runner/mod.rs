@@ -5,21 +5,22 @@
 pub mod env;
 pub mod process;
 pub mod rust;
+mod step;
+mod transcript;
+mod verdict;
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::matcher;
-use crate::model::{
-    Blessed, ExpectedExit, Failure, Location, Outcome, Recipe, Requirement, Status, Step, StepKind,
-    Where, EMPTY_FIXTURE, STEP_PATH,
-};
+use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
+use crate::outcome::{Blessed, Outcome, Reporter, Status};
+use crate::plan::RecipeRun;
 pub use env::{Direct, Environment, StepProgram};
-use process::{Exit, Supervisor};
+use process::Supervisor;
+use step::Prepared;
+use verdict::{Blessing, Ran, StepError};
 
 /// Settings of one run, already validated.
 #[derive(Debug, Clone)]
@@ -27,7 +28,6 @@ pub struct RunConfig {
     pub default_timeout: Duration,
     pub jobs: usize,
     pub keep: bool,
-    pub fixture_override: Option<String>,
     pub require_all: bool,
     pub cache_dir: PathBuf,
     pub lib_dir: PathBuf,
@@ -49,54 +49,10 @@ pub trait EnvironmentFactory: Sync {
     fn unmet(&self, requirement: Requirement) -> Option<String>;
 }
 
-/// Receives progress as recipes run (from several threads).
-pub trait Reporter: Sync {
-    fn started(&self, recipe: &Recipe);
-    fn finished(&self, outcome: &Outcome);
-}
-
-/// Recipes by id (the first one, when a broken book has two).
-pub type RecipeIndex<'a> = BTreeMap<&'a str, &'a Recipe>;
-
-pub fn index<'a>(recipes: impl IntoIterator<Item = &'a Recipe>) -> RecipeIndex<'a> {
-    let mut index = RecipeIndex::new();
-    for recipe in recipes {
-        index.entry(recipe.id.as_str()).or_insert(recipe);
-    }
-    index
-}
-
-/// A recipe and the recipes it needs, deepest first.
-pub fn chain<'a>(recipe: &'a Recipe, all: &RecipeIndex<'a>) -> Vec<&'a Recipe> {
-    let mut chain = vec![recipe];
-    let mut current = recipe;
-    while let Some(next) = current.needs.as_deref().and_then(|id| all.get(id).copied()) {
-        if chain.iter().any(|r| r.id == next.id) {
-            break;
-        }
-        chain.push(next);
-        current = next;
-    }
-    chain.reverse();
-    chain
-}
-
-/// The fixture a chain runs on: the recipe's own, or else the one a recipe
-/// it needs declares.
-pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
-    chain
-        .iter()
-        .rev()
-        .map(|r| r.fixture.as_str())
-        .find(|f| *f != EMPTY_FIXTURE)
-        .unwrap_or(EMPTY_FIXTURE)
-}
-
-/// Runs `selected` with up to `config.jobs` in parallel; outcomes come back
-/// in the order of `selected`.
+/// Runs the planned runs with up to `config.jobs` in parallel; outcomes
+/// come back in the order of the plan.
 pub fn run_all(
-    selected: &[&Recipe],
-    all: &RecipeIndex,
+    selected: &[RecipeRun],
     config: &RunConfig,
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
@@ -105,7 +61,6 @@ pub fn run_all(
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
     let runner = Runner {
-        all,
         config,
         factory,
         supervisor,
@@ -114,11 +69,11 @@ pub fn run_all(
         for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(recipe) = selected.get(i) else {
+                let Some(run) = selected.get(i) else {
                     break;
                 };
-                reporter.started(recipe);
-                let outcome = runner.run(recipe);
+                reporter.started(run.recipe);
+                let outcome = runner.run(run);
                 reporter.finished(&outcome);
                 outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
             });
@@ -133,27 +88,37 @@ pub fn run_all(
 }
 
 struct Runner<'a> {
-    all: &'a RecipeIndex<'a>,
     config: &'a RunConfig,
     factory: &'a dyn EnvironmentFactory,
     supervisor: &'a Arc<Supervisor>,
 }
 
-/// A step that did not pass.
-struct StepError {
-    status: Status,
-    failure: Box<Failure>,
-}
-
 impl Runner<'_> {
-    fn run(&self, recipe: &Recipe) -> Outcome {
+    /// Skipped (or an error, with `--require-all`) when the machine cannot
+    /// meet what the chain requires.
+    fn unmet(&self, requires: &[Requirement]) -> Option<Status> {
+        let unmet: Vec<String> = requires
+            .iter()
+            .filter_map(|r| {
+                self.factory
+                    .unmet(*r)
+                    .map(|why| format!("requires {}: {why}", r.as_str()))
+            })
+            .collect();
+        if unmet.is_empty() {
+            return None;
+        }
+        let reason = unmet.join("; ");
+        Some(if self.config.require_all {
+            Status::Error(format!("{reason} (and --require-all is set)"))
+        } else {
+            Status::Skipped(reason)
+        })
+    }
+
+    fn run(&self, run: &RecipeRun) -> Outcome {
         let start = Instant::now();
-        let chain = chain(recipe, self.all);
-        let fixture = self
-            .config
-            .fixture_override
-            .clone()
-            .unwrap_or_else(|| declared_fixture(&chain).to_string());
+        let (recipe, chain, fixture) = (run.recipe, &run.chain, &run.fixture);
         let mut outcome = Outcome {
             id: recipe.id.clone(),
             lang: recipe.lang.clone(),
@@ -168,34 +133,15 @@ impl Runner<'_> {
             log: Vec::new(),
             blessed: Vec::new(),
         };
-        let mut requirements: Vec<Requirement> = chain
-            .iter()
-            .flat_map(|r| r.requires.iter().copied())
-            .collect();
-        requirements.sort();
-        requirements.dedup();
-        let unmet: Vec<String> = requirements
-            .iter()
-            .filter_map(|r| {
-                self.factory
-                    .unmet(*r)
-                    .map(|why| format!("requires {}: {why}", r.as_str()))
-            })
-            .collect();
-        if !unmet.is_empty() {
-            let reason = unmet.join("; ");
-            outcome.status = if self.config.require_all {
-                Status::Error(format!("{reason} (and --require-all is set)"))
-            } else {
-                Status::Skipped(reason)
-            };
+        if let Some(status) = self.unmet(&run.requires) {
+            outcome.status = status;
             return outcome;
         }
         if self.supervisor.interrupted() {
             outcome.status = Status::Interrupted;
             return outcome;
         }
-        let env = match self.factory.create(recipe, &fixture, &chain) {
+        let env = match self.factory.create(recipe, fixture, chain) {
             Ok(env) => env,
             Err(message) => {
                 outcome.status = Status::Error(message);
@@ -203,7 +149,7 @@ impl Runner<'_> {
                 return outcome;
             }
         };
-        'recipes: for r in &chain {
+        'recipes: for r in chain {
             for (i, step) in r.steps.iter().enumerate() {
                 if step.kind == StepKind::Expect {
                     continue;
@@ -259,345 +205,35 @@ impl Runner<'_> {
             Where::Chroot => "/".to_string(),
             Where::Host => env.rootfs(),
         };
-        let fail = |command: String, message: String| StepError {
-            status: Status::Failed,
-            failure: Box::new(Failure {
-                step: step.location.clone(),
-                kind: step.kind,
-                command,
-                message,
-                expected: None,
-                actual: None,
-                output: String::new(),
-            }),
+        let Prepared {
+            program,
+            stdin,
+            command: text,
+        } = match step::prepare(step, env, &rootfs, &self.config.cache_dir) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
         };
-        let expand = |path: &str| match path.strip_prefix("$ROOTFS") {
-            Some(rest) => format!("{}{rest}", rootfs.trim_end_matches('/')),
-            None => path.to_string(),
-        };
-        let os = |s: &str| OsString::from(s);
-        let (program, stdin, command_text) = match step.kind {
-            StepKind::Script => {
-                let mut args = vec![os("-eu")];
-                if step.syntax == "bash" {
-                    args.extend([os("-o"), os("pipefail")]);
-                }
-                args.extend([os("-c"), os(&step.body)]);
-                (program(&step.syntax, args, step), None, step.body.clone())
-            }
-            StepKind::Console => {
-                let script = console_script(step);
-                let args = vec![os("--noprofile"), os("--norc"), os("-c"), os(&script)];
-                (program("bash", args, step), None, String::new())
-            }
-            StepKind::Rust => {
-                let binary = rust::compile(&self.config.cache_dir, &step.body)
-                    .map_err(|e| fail("rust program".into(), e))?;
-                (
-                    program(&env.inside(&binary).display().to_string(), vec![], step),
-                    None,
-                    "rust program".into(),
-                )
-            }
-            StepKind::File => {
-                let path = expand(step.file.as_deref().unwrap_or_default());
-                let mut script =
-                    String::from("mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"");
-                if let Some(mode) = step.mode {
-                    script.push_str(&format!(" && chmod {mode:o} -- \"$1\""));
-                }
-                let args = vec![os("-c"), os(&script), os("sh"), os(&path)];
-                (
-                    program("sh", args, step),
-                    Some(step.body.clone().into_bytes()),
-                    format!("write {path}"),
-                )
-            }
-            StepKind::Check => {
-                let path = expand(step.file.as_deref().unwrap_or_default());
-                let args = vec![os("--"), os(&path)];
-                (program("cat", args, step), None, format!("check {path}"))
-            }
-            StepKind::Expect => return Ok(None),
-        };
-        let mut command = env
-            .command(&program)
-            .map_err(|e| fail(command_text.clone(), e))?;
-        command
-            .env_clear()
-            .env("PATH", STEP_PATH)
-            .env(
-                "HOME",
-                env.home()
-                    .map(Into::into)
-                    .or_else(|| std::env::var_os("HOME"))
-                    .unwrap_or_else(|| "/root".into()),
-            )
-            .env("LANG", "C.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .env("TERM", "dumb")
-            .env("ROOTFS", &rootfs)
-            .env("RECIPE", &recipe.id)
-            .env("RECIPES_LIB", env.inside(&self.config.lib_dir));
+        let fail = |message: String| StepError::failed(step, &text, message);
+        let mut command = env.command(&program).map_err(fail)?;
+        step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
         let timeout = step.timeout.unwrap_or(self.config.default_timeout);
-        let finished = self.supervisor.run(command, stdin, timeout).map_err(|e| {
-            fail(
-                command_text.clone(),
-                format!("cannot start {:?}: {e}", program.program),
-            )
-        })?;
+        let finished = self
+            .supervisor
+            .run(command, stdin, timeout)
+            .map_err(|e| fail(format!("cannot start {:?}: {e}", program.program)))?;
         let output = String::from_utf8_lossy(&finished.output).into_owned();
         if let Some(log) = log {
-            let shown = match step.kind {
-                StepKind::Console => render_transcript(step, &output),
-                _ => output.clone(),
-            };
-            log.push((step.location.clone(), shown));
+            log.push((step.location.clone(), verdict::shown(step, &output)));
         }
-        let error = |message: String, expected: Option<Vec<String>>, actual: Option<String>| {
-            let mut e = fail(command_text.clone(), message);
-            e.failure.output = output.clone();
-            e.failure.expected = expected;
-            e.failure.actual = actual;
-            e
+        let ran = Ran {
+            step,
+            expect,
+            command: &text,
+            exit: finished.exit,
+            output: &output,
+            timeout,
         };
-        match finished.exit {
-            Exit::TimedOut => {
-                let mut e = error(
-                    format!("timed out after {}", humantime(timeout)),
-                    None,
-                    None,
-                );
-                e.status = Status::TimedOut;
-                return Err(e);
-            }
-            Exit::Interrupted => {
-                let mut e = error("interrupted".into(), None, None);
-                e.status = Status::Interrupted;
-                return Err(e);
-            }
-            _ => {}
-        }
-        let bless = self.config.bless;
-        let blessed = |offset: usize, body: String| Ok(Some(Blessing { offset, body }));
-        match step.kind {
-            StepKind::Console => match check_transcript(step, &output, finished.exit) {
-                Ok(()) => Ok(None),
-                Err(_) if bless && blessed_transcript(step, &output).is_some() => {
-                    blessed(0, blessed_transcript(step, &output).unwrap_or_default())
-                }
-                Err((entry, message, expected, actual)) => {
-                    let mut e = error(message, expected, actual);
-                    e.failure.step = Location {
-                        path: step.location.path.clone(),
-                        line: entry.0,
-                    };
-                    e.failure.command = format!("$ {}", entry.1);
-                    Err(e)
-                }
-            },
-            StepKind::File | StepKind::Check if finished.exit != Exit::Code(0) => {
-                Err(error(format!("failed with {}", finished.exit), None, None))
-            }
-            StepKind::Check => {
-                let expected: Vec<String> = step.body.lines().map(str::to_string).collect();
-                match compare(&expected, &output) {
-                    Ok(()) => Ok(None),
-                    Err(_) if bless => blessed(0, lines_body(&blessed_lines(&expected, &output))),
-                    Err(m) => Err(error(m, Some(expected), Some(output.clone()))),
-                }
-            }
-            StepKind::File => Ok(None),
-            _ => {
-                let ok = match step.exit {
-                    ExpectedExit::Any => !matches!(finished.exit, Exit::Signal(_)),
-                    ExpectedExit::Code(c) => finished.exit == Exit::Code(c),
-                };
-                if !ok {
-                    let want = match step.exit {
-                        ExpectedExit::Any => "any exit code".to_string(),
-                        ExpectedExit::Code(c) => format!("exit code {c}"),
-                    };
-                    return Err(error(
-                        format!("ended with {}, expected {want}", finished.exit),
-                        None,
-                        None,
-                    ));
-                }
-                let Some(expect) = expect else {
-                    return Ok(None);
-                };
-                let expected: Vec<String> = expect.body.lines().map(str::to_string).collect();
-                match compare(&expected, &output) {
-                    Ok(()) => Ok(None),
-                    Err(_) if bless => blessed(1, lines_body(&blessed_lines(&expected, &output))),
-                    Err(m) => {
-                        let mut e = error(m, Some(expected), Some(output.clone()));
-                        e.failure.step = expect.location.clone();
-                        Err(e)
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A new body for a step (at `offset` after the step that ran: 1 for its
-/// `expect` block), produced by `--bless`.
-struct Blessing {
-    offset: usize,
-    body: String,
-}
-
-fn lines_body(lines: &[String]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-fn program(name: &str, args: Vec<OsString>, step: &Step) -> StepProgram {
-    StepProgram {
-        program: name.into(),
-        args,
-        where_: step.where_,
-    }
-}
-
-/// Compares output with expected lines; `Err` carries the reason.
-fn compare(expected: &[String], actual: &str) -> Result<(), String> {
-    let patterns = matcher::compile(expected)?;
-    let lines: Vec<&str> = actual.lines().collect();
-    if matcher::matches(&patterns, &lines) {
-        Ok(())
-    } else {
-        Err("output differs from the expected output".into())
-    }
-}
-
-/// Marker printed after each transcript command, with its index and status.
-const MARK: &str = "\u{1}recipes-transcript-mark";
-
-/// One bash script that runs the transcript's commands in one shell (as a
-/// reader types them in one terminal) and prints a marker after each.
-fn console_script(step: &Step) -> String {
-    let mut script = String::from("exec 2>&1\n");
-    for (i, entry) in step.transcript.iter().enumerate() {
-        script.push_str(&entry.command);
-        script.push('\n');
-        script.push_str(&format!("printf '\\n{MARK} {i} %d\\n' \"$?\"\n"));
-    }
-    script
-}
-
-/// Each command's output and exit code, cut out of the output of
-/// [`console_script`]; `None` from the first command that did not finish.
-fn split_transcript(step: &Step, output: &str) -> Vec<Option<(String, i32)>> {
-    let mut rest = output;
-    let mut parts = Vec::new();
-    for i in 0..step.transcript.len() {
-        let marker = format!("\n{MARK} {i} ");
-        let Some(pos) = rest.find(&marker) else {
-            parts.resize(step.transcript.len(), None);
-            break;
-        };
-        let after = &rest[pos + marker.len()..];
-        let (code, tail) = after.split_once('\n').unwrap_or((after, ""));
-        parts.push(Some((
-            rest[..pos].to_string(),
-            code.trim().parse().unwrap_or(-1),
-        )));
-        rest = tail;
-    }
-    parts
-}
-
-/// A transcript's output as a reader would see it in a terminal.
-fn render_transcript(step: &Step, output: &str) -> String {
-    let mut text = String::new();
-    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
-        text.push_str(&format!("$ {}\n", entry.command));
-        let Some((segment, code)) = part else {
-            break;
-        };
-        text.push_str(&segment);
-        if !segment.is_empty() && !segment.ends_with('\n') {
-            text.push('\n');
-        }
-        if code != 0 {
-            text.push_str(&format!("[{code}]\n"));
-        }
-    }
-    text
-}
-
-type TranscriptError = ((usize, String), String, Option<Vec<String>>, Option<String>);
-
-/// Checks each command of a transcript against its output.
-fn check_transcript(step: &Step, output: &str, exit: Exit) -> Result<(), TranscriptError> {
-    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
-        let at = |m: String, e: Option<Vec<String>>, a: Option<String>| {
-            ((entry.line, entry.command.clone()), m, e, a)
-        };
-        let Some((actual, code)) = part else {
-            return Err(at(
-                format!("the shell stopped before this command finished ({exit}); did a command exit the shell?"),
-                Some(entry.expected.clone()),
-                Some(String::new()),
-            ));
-        };
-        if let Err(m) = compare(&entry.expected, &actual) {
-            return Err(at(m, Some(entry.expected.clone()), Some(actual)));
-        }
-        if code != entry.exit {
-            return Err(at(
-                format!("exited with code {code}, expected {}", entry.exit),
-                None,
-                Some(actual),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Expected lines rewritten to match `actual`, keeping every expected line
-/// whose pattern still matches.
-fn blessed_lines(expected: &[String], actual: &str) -> Vec<String> {
-    let lines: Vec<&str> = actual.lines().collect();
-    match matcher::compile(expected) {
-        Ok(patterns) => matcher::normalise(expected, &patterns, &lines)
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-        Err(_) => lines.into_iter().map(str::to_string).collect(),
-    }
-}
-
-/// A transcript's body rewritten to what its commands printed, or `None`
-/// when the shell stopped early (nothing safe to write).
-fn blessed_transcript(step: &Step, output: &str) -> Option<String> {
-    let mut body = String::new();
-    for (entry, part) in step.transcript.iter().zip(split_transcript(step, output)) {
-        let (actual, code) = part?;
-        body.push_str(&format!("$ {}\n", entry.command));
-        for line in blessed_lines(&entry.expected, &actual) {
-            body.push_str(&line);
-            body.push('\n');
-        }
-        if code != 0 {
-            body.push_str(&format!("[{code}]\n"));
-        }
-    }
-    Some(body)
-}
-
-/// `1.5s`, `2m`: a duration as written in the book.
-pub fn humantime(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
+        verdict::judge(&ran, self.config.bless)
     }
 }

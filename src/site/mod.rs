@@ -25,20 +25,7 @@ use status::Store;
 /// place, so a reader of `out` never sees half a site.
 pub fn build(book_dir: &Path, out: &Path, store_path: &Path) -> anyhow::Result<()> {
     let staged = stage(book_dir, out, store_path)?;
-    put_in_place(&staged, out)
-}
-
-/// Replaces `out` with the freshly built `staged` folder.
-fn put_in_place(staged: &Path, out: &Path) -> anyhow::Result<()> {
-    let old = out.with_file_name(format!(".{}.old-{}", file_name(out), std::process::id()));
-    if out.exists() {
-        std::fs::rename(out, &old)
-            .with_context(|| format!("cannot move {} aside", out.display()))?;
-    }
-    std::fs::rename(staged, out)
-        .with_context(|| format!("cannot put the site in {}", out.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    Ok(crate::fsutil::replace_dir(&staged, out)?)
 }
 
 fn file_name(path: &Path) -> String {
@@ -123,24 +110,12 @@ pub fn mdbook_command(supports: Option<&str>) -> anyhow::Result<i32> {
 
 /// The newest modification time under the given paths.
 fn newest(paths: &[PathBuf]) -> SystemTime {
-    fn walk(path: &Path, newest: &mut SystemTime) {
-        let Ok(meta) = std::fs::symlink_metadata(path) else {
-            return;
-        };
-        if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(modified);
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        }
-    }
-    let mut time = SystemTime::UNIX_EPOCH;
-    for path in paths {
-        walk(path, &mut time);
-    }
-    time
+    paths
+        .iter()
+        .flat_map(|path| crate::fsutil::entries(path))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Serves the built site on `127.0.0.1:port` and rebuilds it when a page,
@@ -173,7 +148,7 @@ pub fn serve(book_dir: &Path, out: &Path, store_path: &Path, port: u16) -> anyho
                     seen = now;
                     let rebuilt = stage(&book_dir, &out, &store_path).and_then(|staged| {
                         let _writing = swap.write().unwrap_or_else(|e| e.into_inner());
-                        put_in_place(&staged, &out)
+                        Ok(crate::fsutil::replace_dir(&staged, &out)?)
                     });
                     match rebuilt {
                         Ok(()) => eprintln!("recipes: rebuilt the site"),

@@ -13,10 +13,9 @@ use pulldown_cmark::{Event, Parser, Tag};
 use unicode_normalization::UnicodeNormalization;
 
 use super::status::{code_hash, Store};
-use crate::model::Recipe;
+use crate::model::{chain, declared_fixture, index, Recipe, RecipeIndex};
 use crate::parse::blocks::LineIndex;
 use crate::parse::parse_page;
-use crate::runner::{chain, declared_fixture, index, RecipeIndex};
 
 /// Where each language of the site lives.
 #[derive(Debug, Clone)]

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Outcome, Recipe, Status};
-use crate::runner::RecipeIndex;
+use crate::fsutil::{write_atomically, FsError};
+use crate::model::{Recipe, RecipeIndex};
+use crate::outcome::{Outcome, Status};
 
 /// One recipe's last result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,11 +68,12 @@ impl Store {
 
     /// Merges the outcomes of a run into the store on disk (under a lock,
     /// written aside and renamed). Interrupted runs record nothing.
-    pub fn record(path: &Path, outcomes: &[Outcome], recipes: &RecipeIndex) -> std::io::Result<()> {
+    pub fn record(path: &Path, outcomes: &[Outcome], recipes: &RecipeIndex) -> Result<(), FsError> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let lock = File::create(dir.join(".status.lock"))?;
-        lock.lock()?;
+        std::fs::create_dir_all(dir).map_err(FsError::at("create", dir))?;
+        let lock_path = dir.join(".status.lock");
+        let lock = File::create(&lock_path).map_err(FsError::at("create", &lock_path))?;
+        lock.lock().map_err(FsError::at("lock", &lock_path))?;
         let mut store = Store::load(path);
         let date = utc_now();
         for outcome in outcomes {
@@ -92,9 +94,7 @@ impl Store {
                 },
             );
         }
-        let tmp = dir.join(".status.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&store).unwrap_or_default())?;
-        std::fs::rename(&tmp, path)
+        write_atomically(path, &serde_json::to_vec_pretty(&store).unwrap_or_default())
     }
 }
 

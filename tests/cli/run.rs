@@ -266,3 +266,92 @@ fn without_a_sandbox_a_timeout_still_leaves_nothing_running() {
     );
     assert_gone("sleep 98765");
 }
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let p = Project::new("changed");
+    let out = p
+        .recipes()
+        .args(["run", "gamma", "alpha", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("plan: 2 recipes of the `fr` book\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gamma  c.md:3  fixture=empty  after beta\n"),
+        "{text}"
+    );
+    assert!(text.contains("alpha  a.md:3  fixture=empty\n"), "{text}");
+    assert!(!text.contains("PASS"), "{text}");
+    assert!(
+        !p.path().join("target/recipes/status.json").exists(),
+        "a dry run records nothing"
+    );
+    // Even recipes that would fail: nothing runs.
+    let failing = Project::new("failing");
+    failing
+        .recipes()
+        .args(["test", "--dry-run"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn dry_run_json_shows_partition_chain_and_fixture_override() {
+    let p = Project::new("changed");
+    let out = p
+        .recipes()
+        .args([
+            "test",
+            "--dry-run",
+            "--format",
+            "json",
+            "--partition",
+            "1/2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(plan["lang"], "fr");
+    let recipes = plan["recipes"].as_array().unwrap();
+    let ids: Vec<&str> = recipes.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["alpha", "gamma"]);
+    assert_eq!(recipes[1]["after"], serde_json::json!(["beta"]));
+    assert_eq!(recipes[1]["page"], "c.md");
+    assert_eq!(recipes[1]["line"], 3);
+    assert_eq!(recipes[1]["fixture"], "empty");
+    assert_eq!(recipes[1]["fixture_source"], "declared");
+    assert_eq!(plan["fixtures"], serde_json::json!([]));
+
+    let out = p
+        .recipes()
+        .args(["run", "beta", "--dry-run", "--fixture", "emtpy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown fixture `emtpy`; did you mean `empty`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p
+        .recipes()
+        .args([
+            "run",
+            "beta",
+            "--dry-run",
+            "--fixture",
+            "empty",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(plan["recipes"][0]["fixture_source"], "override");
+}

@@ -1,0 +1,82 @@
+//! `recipes check`: every problem of both languages, their parity, and the
+//! fixture definitions, as `path:line: message`.
+
+use anyhow::bail;
+
+use crate::check::check_parity;
+use crate::exit;
+use crate::fixture::FixtureError;
+use crate::model::Location;
+use crate::parse::{languages, Problem};
+use crate::workspace::Workspace;
+
+use super::{count, print_problems};
+
+pub fn check(ws: &Workspace) -> anyhow::Result<i32> {
+    let langs = languages(&ws.book_dir);
+    if langs.is_empty() {
+        bail!(
+            "{}: no book here (expected {}/fr/book.toml and {}/en/book.toml)",
+            ws.book_dir.display(),
+            ws.book_dir.display(),
+            ws.book_dir.display()
+        );
+    }
+    let mut problems = Vec::new();
+    let mut books = Vec::new();
+    for lang in &langs {
+        let (book, p) = ws.load(lang)?;
+        problems.extend(p);
+        books.push(book);
+    }
+    for translation in &books[1..] {
+        problems.extend(check_parity(&books[0], translation));
+    }
+    problems.extend(fixture_problems(ws));
+    if problems.is_empty() {
+        let recipes: usize = books[0].pages.iter().map(|p| p.recipes.len()).sum();
+        println!(
+            "ok: {recipes} recipes, {} languages ({})",
+            books.len(),
+            langs.join(", ")
+        );
+        return Ok(exit::OK);
+    }
+    print_problems(&mut problems, true);
+    eprintln!("{} found", count(problems.len(), "problem"));
+    Ok(exit::ERROR)
+}
+
+/// Fixture definitions the recipes rely on must parse.
+fn fixture_problems(ws: &Workspace) -> Vec<Problem> {
+    let store = ws.store();
+    let mut problems = Vec::new();
+    for name in store.names() {
+        if let Err(FixtureError::Definition { path, message }) = store.definition(&name) {
+            problems.push(Problem {
+                location: Location {
+                    line: toml_error_line(&message),
+                    path,
+                },
+                // The last line of a TOML error says what is wrong.
+                message: message
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+    }
+    problems
+}
+
+/// The line a TOML error message points at ("... at line 3, column 1"), or 1.
+fn toml_error_line(message: &str) -> usize {
+    message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}

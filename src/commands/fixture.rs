@@ -1,0 +1,88 @@
+//! `recipes fixture list|build|clean`: the cached bases.
+
+use anyhow::bail;
+
+use crate::cli::FixtureCommand;
+use crate::exit;
+use crate::host::{self, Installer};
+use crate::model::EMPTY_FIXTURE;
+use crate::workspace::Workspace;
+
+pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
+    let store = ws.store();
+    match command {
+        FixtureCommand::List => {
+            println!(
+                "{:<24} {:<18} {:>8} {:>8}  description",
+                "name", "state", "size", "age"
+            );
+            println!(
+                "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
+                EMPTY_FIXTURE, "built-in", "-", "-"
+            );
+            for def in store.definitions()? {
+                let (state, size, age) = match store.built(&def) {
+                    Some((_, info)) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        (
+                            "built",
+                            format!("{} MB", info.size >> 20),
+                            human_age(now.saturating_sub(info.built_at)),
+                        )
+                    }
+                    None => ("not built", "-".into(), "-".into()),
+                };
+                // An older definition's base is still there: say so.
+                let state = match store.stale(&def) {
+                    0 => state.to_string(),
+                    n => format!("{state} (+{n} stale)"),
+                };
+                println!(
+                    "{:<24} {:<18} {:>8} {:>8}  {}",
+                    def.name,
+                    state,
+                    size,
+                    age,
+                    def.spec.description.as_deref().unwrap_or("")
+                );
+            }
+            Ok(exit::OK)
+        }
+        FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
+            println!(
+                "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
+            );
+            Ok(exit::OK)
+        }
+        FixtureCommand::Build { name } => {
+            if !host::is_root() {
+                bail!("building a fixture needs root (debootstrap and chroot): run as root");
+            }
+            let installer = Installer::new(true);
+            let install = |needs: &[(&str, &str)]| installer.ensure(needs);
+            let rootfs = store.ensure(&name, &install)?;
+            println!("{name}: {}", rootfs.display());
+            Ok(exit::OK)
+        }
+        FixtureCommand::Clean { name } => {
+            if let Some(name) = &name {
+                store.definition(name)?;
+            }
+            for removed in store.clean(name.as_deref())? {
+                println!("removed {removed}");
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}

@@ -1,0 +1,186 @@
+//! `recipes run` and `recipes test`: load the book, make the plan, print it
+//! (`--dry-run`) or run it, then report, record and bless.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::RunSettings;
+use crate::exit;
+use crate::factory::{LocalFactory, SandboxFactory};
+use crate::host::{self, Installer};
+use crate::model::{index, Recipe, RecipeIndex};
+use crate::outcome::Outcome;
+use crate::plan::{self, Pick, Plan, Selection};
+use crate::report::{self, Console, Format};
+use crate::runner::process::Supervisor;
+use crate::runner::{self, EnvironmentFactory, RunConfig};
+use crate::workspace::{cache_dir, Workspace};
+
+use super::{count, print_problems};
+
+/// Which recipes the command line asks for (the changed pages are asked
+/// of git once the book is known to be sound).
+pub enum Asked {
+    Ids(Vec<String>),
+    All,
+    Changed,
+}
+
+pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> anyhow::Result<i32> {
+    let opts = &settings.opts;
+    if opts.bless && !opts.dry_run && std::env::var_os("CI").is_some() {
+        eprintln!("error: --bless rewrites the book's pages; it is refused when CI is set");
+        return Ok(exit::ERROR);
+    }
+    let (book, mut problems) = ws.load(lang)?;
+    if !problems.is_empty() {
+        print_problems(&mut problems, false);
+        eprintln!("error: the book has problems; `recipes check` lists them all");
+        return Ok(exit::ERROR);
+    }
+    let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+    let all = index(ordered.iter().copied());
+    let pick = match asked {
+        Asked::Ids(ids) => Pick::Ids(ids),
+        Asked::All => Pick::All,
+        Asked::Changed => {
+            let (pages, fixtures) =
+                crate::workflow::changed_since_main(&ws.book_dir, &ws.fixtures_dir())?;
+            Pick::Changed { pages, fixtures }
+        }
+    };
+    let changed = matches!(pick, Pick::Changed { .. });
+    let selection = Selection {
+        pick,
+        partition: settings.partition,
+        fixtures: opts.fixture.iter().cloned().collect(),
+    };
+    let plan = match plan::plan(lang, &ordered, &all, &selection, &ws.fixture_names()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::ERROR);
+        }
+    };
+    if changed {
+        eprintln!(
+            "recipes: {} on pages changed since the main branch",
+            count(plan.runs.len(), "recipe")
+        );
+    }
+    if opts.dry_run {
+        match opts.format {
+            Format::Human => print!("{plan}"),
+            Format::Json => println!("{}", serde_json::to_string_pretty(&plan.to_json())?),
+        }
+        return Ok(exit::OK);
+    }
+    execute(ws, &plan, &all, &settings)
+}
+
+/// Runs a plan: signals, the environment factory, the runner, then the
+/// summary, the status store, blessings and JUnit.
+fn execute(
+    ws: &Workspace,
+    plan: &Plan,
+    all: &RecipeIndex,
+    settings: &RunSettings,
+) -> anyhow::Result<i32> {
+    let opts = &settings.opts;
+    let config = RunConfig {
+        default_timeout: settings.timeout,
+        jobs: settings.jobs,
+        keep: opts.keep,
+        require_all: opts.require_all,
+        cache_dir: cache_dir(),
+        verbose: opts.verbose,
+        bless: opts.bless,
+        lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
+    };
+    let supervisor = Supervisor::new();
+    let signals = forward_signals(&supervisor)?;
+    let console = Console::new(opts.format);
+    let factory = environment_factory(ws, settings, &config)?;
+    let outcomes = runner::run_all(&plan.runs, &config, factory.as_ref(), &supervisor, &console);
+    signals.close();
+    if host::is_root() {
+        crate::sandbox::cgroup::remove_parent_if_unused();
+    } else {
+        crate::runner::process::stop_orphans();
+    }
+    console.summary(&outcomes);
+    if let Err(e) = crate::site::status::Store::record(&ws.status_path(), &outcomes, all) {
+        eprintln!("recipes: cannot record the results for the site: {e}");
+    }
+    after_run(ws, settings, &outcomes)?;
+    Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop every running step (through the
+/// supervisor); the returned handle stops listening.
+fn forward_signals(supervisor: &Arc<Supervisor>) -> anyhow::Result<signal_hook::iterator::Handle> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    let handle = signals.handle();
+    let supervisor = Arc::clone(supervisor);
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            supervisor.interrupt();
+        }
+    });
+    Ok(handle)
+}
+
+/// Sandboxes on cached fixtures as root; plain processes otherwise.
+fn environment_factory(
+    ws: &Workspace,
+    settings: &RunSettings,
+    config: &RunConfig,
+) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
+    let opts = &settings.opts;
+    if host::is_root() {
+        crate::sandbox::cgroup::remove_stale();
+        // It must exist before the first sandbox, to stay visible in it.
+        std::fs::create_dir_all(&config.cache_dir)
+            .with_context(|| format!("cannot create the cache {}", config.cache_dir.display()))?;
+        return Ok(Box::new(SandboxFactory {
+            store: ws.store(),
+            installer: Installer::new(!opts.no_install),
+            exe: std::env::current_exe().context("cannot find the recipes binary")?,
+            keep: opts.keep.then(|| config.cache_dir.join("kept")),
+            cache: std::path::absolute(&config.cache_dir)
+                .context("cannot resolve the cache folder")?,
+            lib: config.lib_dir.clone(),
+        }));
+    }
+    eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+    // Orphans of the steps (a daemon that left with setsid) come back to
+    // us, so they can be stopped when the run ends.
+    crate::runner::process::adopt_orphans();
+    for kind in ["recipes-rootfs", "recipes-scratch"] {
+        crate::runner::env::remove_stale_temp(&std::env::temp_dir(), kind);
+    }
+    Ok(Box::new(LocalFactory { keep: opts.keep }))
+}
+
+/// `--bless` writes the new bodies into the book; `--junit` writes the
+/// report.
+fn after_run(ws: &Workspace, settings: &RunSettings, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let opts = &settings.opts;
+    if opts.bless {
+        let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
+        for path in crate::workflow::apply_blessings(&ws.book_dir, &blessed)? {
+            println!("blessed {}", path.display());
+        }
+    }
+    if let Some(path) = &opts.junit {
+        report::write_junit(path, outcomes)
+            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Filesystem helpers every module shares: one directory walk (walkdir,
+//! never following symlinks) and one atomic write (written aside, renamed
+//! into place). Errors carry the path and the operation.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use walkdir::{DirEntry, WalkDir};
+
+/// An I/O error with the path and the operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {operation} {}: {source}", path.display())]
+pub struct FsError {
+    pub operation: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FsError {
+    /// A `map_err` adapter: `.map_err(FsError::at("read", path))`.
+    pub fn at<'a>(
+        operation: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> FsError + 'a {
+        move |source| FsError {
+            operation,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A walk of the tree under `root` (itself included), not following
+/// symlinks. Callers add depth limits or `contents_first` as they need.
+pub fn walk(root: &Path) -> WalkDir {
+    WalkDir::new(root).follow_links(false)
+}
+
+/// Every entry of [`walk`] that can be read; unreadable ones are skipped.
+pub fn entries(root: &Path) -> impl Iterator<Item = DirEntry> {
+    walk(root).into_iter().filter_map(Result::ok)
+}
+
+/// Bytes used by a tree (files, folders and symlinks, not following them).
+pub fn disk_usage(root: &Path) -> u64 {
+    entries(root)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Writes `path` aside in its folder and renames it into place, so a reader
+/// (or a crash) never sees half a file. An existing file keeps its mode.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(FsError::at("write next to", path))?;
+    tmp.write_all(bytes)
+        .map_err(FsError::at("write", tmp.path()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = tmp.as_file().set_permissions(meta.permissions());
+    }
+    tmp.persist(path)
+        .map_err(|e| FsError::at("replace", path)(e.error))?;
+    Ok(())
+}
+
+/// Replaces the folder `target` with `staged` (two renames: the old folder
+/// is moved aside, then removed), so a reader never sees a half-built tree.
+pub fn replace_dir(staged: &Path, target: &Path) -> Result<(), FsError> {
+    let name = target
+        .file_name()
+        .map_or_else(|| "dir".into(), |n| n.to_string_lossy().into_owned());
+    let old = target.with_file_name(format!(".{name}.old-{}", std::process::id()));
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(FsError::at("move aside", target))?;
+    }
+    std::fs::rename(staged, target).map_err(FsError::at("put in place", target))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_without_following_links_and_sums_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/f"), "12345").unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("a/root")).unwrap();
+        let names: Vec<String> = entries(dir.path())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(disk_usage(dir.path()) >= 5);
+        assert_eq!(disk_usage(&dir.path().join("a/f")), 5);
+    }
+
+    #[test]
+    fn atomic_writes_keep_the_mode_and_name_the_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        write_atomically(&path, b"one").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let missing = dir.path().join("no/such/x");
+        let error = write_atomically(&missing, b"").unwrap_err().to_string();
+        assert!(error.contains("no/such/x"), "{error}");
+    }
+
+    #[test]
+    fn replaces_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staged, target) = (dir.path().join("new"), dir.path().join("site"));
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("old"), "").unwrap();
+        std::fs::create_dir(&staged).unwrap();
+        std::fs::write(staged.join("fresh"), "").unwrap();
+        replace_dir(&staged, &target).unwrap();
+        assert!(target.join("fresh").exists() && !target.join("old").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
