@@ -121,23 +121,56 @@ pub fn network_available() -> bool {
     })
 }
 
-/// The host of the first archive URI in the apt sources.
+/// The host of the first archive URI in the apt sources that apt reads:
+/// `sources.list` and the `*.list` and `*.sources` files of
+/// `sources.list.d`, comments and disabled deb822 stanzas left out.
 fn apt_host() -> Option<String> {
     let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
-    files.extend(
-        std::fs::read_dir("/etc/apt/sources.list.d")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path()),
-    );
-    files.iter().find_map(|f| {
-        let text = std::fs::read_to_string(f).ok()?;
-        text.split_whitespace().find_map(|word| {
+    let mut parts: Vec<_> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
+        .collect();
+    parts.sort();
+    files.extend(parts);
+    files
+        .iter()
+        .find_map(|f| first_archive_host(&std::fs::read_to_string(f).ok()?))
+}
+
+/// The host of the first enabled `http(s)://` URI of a sources file (one-
+/// line or deb822 format).
+fn first_archive_host(text: &str) -> Option<String> {
+    text.split("\n\n")
+        .filter(|stanza| {
+            !stanza.lines().any(|l| {
+                let l = l.trim().to_ascii_lowercase();
+                l.starts_with("enabled:") && l.ends_with("no")
+            })
+        })
+        .flat_map(|stanza| stanza.lines())
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .find_map(|word| {
             let rest = word
                 .strip_prefix("http://")
                 .or_else(|| word.strip_prefix("https://"))?;
             rest.split('/').next().map(str::to_string)
         })
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_host_comes_from_enabled_sources_only() {
+        let one_line = "# deb http://old.example/debian bookworm main\ndeb http://a.example/debian bookworm main\n";
+        assert_eq!(first_archive_host(one_line).as_deref(), Some("a.example"));
+        let deb822 = "Types: deb\nURIs: http://off.example/debian\nEnabled: no\n\nTypes: deb\nURIs: https://on.example/debian\nSuites: bookworm\n";
+        assert_eq!(first_archive_host(deb822).as_deref(), Some("on.example"));
+        assert_eq!(first_archive_host("# nothing here\n"), None);
+    }
 }
