@@ -3,11 +3,15 @@
 //! folder otherwise (the `empty` fixture only).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
-use crate::fixture::Store;
+use crate::fixture::{Builder, Store};
 use crate::host::{self, Installer};
-use crate::model::{Recipe, Requirement, EMPTY_FIXTURE};
-use crate::runner::{Direct, Environment, EnvironmentFactory};
+use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
+use crate::runner::process::{Exit, Supervisor};
+use crate::runner::{Direct, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
 use crate::sandbox::plan::{self, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
@@ -25,10 +29,127 @@ fn limits_of(chain: &[&Recipe]) -> Limits {
     limits
 }
 
+/// How long a fixture's setup script (or writing one of its files) may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Builds bases: host packages through the installer, debootstrap under the
+/// run's supervisor, the definition's files and setup script in a sandbox
+/// whose root is the base being built.
+pub struct BaseBuilder<'a> {
+    pub installer: &'a Installer,
+    pub supervisor: &'a Arc<Supervisor>,
+    pub exe: &'a Path,
+    pub cache: &'a Path,
+}
+
+impl BaseBuilder<'_> {
+    /// Runs `program` chrooted in `sandbox`, feeding it `stdin`.
+    fn chrooted(
+        &self,
+        sandbox: &Sandbox,
+        program: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        what: &str,
+    ) -> Result<(), String> {
+        let step = StepProgram {
+            program: program.into(),
+            args: args.iter().map(Into::into).collect(),
+            where_: Where::Chroot,
+        };
+        let mut command = sandbox.command(&step)?;
+        command
+            .env_clear()
+            .env("PATH", STEP_PATH)
+            .env("HOME", "/root")
+            .env("LANG", "C.UTF-8");
+        let out = self
+            .supervisor
+            .run(command, stdin, SETUP_TIMEOUT)
+            .map_err(|e| format!("cannot run {what}: {e}"))?;
+        if out.exit != Exit::Code(0) {
+            return Err(format!(
+                "{what} ended with {}:\n{}",
+                out.exit,
+                String::from_utf8_lossy(&out.output)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Builder for BaseBuilder<'_> {
+    fn install(&self, needs: &[(&str, &str)]) -> Result<(), String> {
+        self.installer.ensure(needs)
+    }
+
+    fn run(&self, command: Command, timeout: Duration, line: &dyn Fn(&str)) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let finished = std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                self.supervisor
+                    .run_observed(command, None, timeout, Some(tx))
+            });
+            let mut pending: Vec<u8> = Vec::new();
+            while !run.is_finished() {
+                if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                    pending.extend(chunk);
+                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                        let text: Vec<u8> = pending.drain(..=end).collect();
+                        line(String::from_utf8_lossy(&text).trim_end());
+                    }
+                }
+            }
+            run.join()
+        });
+        let finished = finished
+            .map_err(|_| "the supervising thread panicked".to_string())?
+            .map_err(|e| format!("cannot start: {e}"))?;
+        if finished.exit == Exit::Code(0) {
+            return Ok(());
+        }
+        let output = String::from_utf8_lossy(&finished.output);
+        let tail: Vec<&str> = output.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!(
+            "ended with {}; its last lines:\n{}",
+            finished.exit,
+            tail.join("\n")
+        ))
+    }
+
+    fn setup(&self, rootfs: &Path, script: &str) -> Result<(), String> {
+        let spec = SandboxSpec {
+            parent: 0,
+            ids: IdRange { base: 0, count: 0 },
+            lower: None,
+            rootfs_rw: Some(rootfs.to_path_buf()),
+            keep: None,
+            at: None,
+            // A setup script may download packages.
+            net_host: true,
+            cgroups: None,
+            limits: Limits::DEFAULT,
+            hostname: "sandbox".into(),
+            shares: Vec::new(),
+        };
+        let sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
+        self.chrooted(
+            &sandbox,
+            "/bin/sh",
+            &["-euc", script],
+            None,
+            "the setup script",
+        )?;
+        Box::new(sandbox).close().map(drop)
+    }
+}
+
 /// Sandboxed environments on cached fixtures (needs root).
 pub struct SandboxFactory {
     pub store: Store,
     pub installer: Installer,
+    pub supervisor: Arc<Supervisor>,
     pub exe: PathBuf,
     /// Where `--keep` leaves fixtures.
     pub keep: Option<PathBuf>,
@@ -51,6 +172,14 @@ impl SandboxFactory {
             inside: Path::new(plan::RUN).join("rust"),
             writable: false,
         }];
+        // The recipes binary itself (terminal sessions run it inside).
+        if let Some(dir) = self.exe.parent() {
+            shares.push(Share {
+                host: dir.to_path_buf(),
+                inside: Path::new(plan::RUN).join("bin"),
+                writable: false,
+            });
+        }
         if self.lib.is_dir() {
             shares.push(Share {
                 host: self.lib.clone(),
@@ -73,10 +202,15 @@ impl EnvironmentFactory for SandboxFactory {
         let lower = if fixture == EMPTY_FIXTURE {
             None
         } else {
-            let install = |needs: &[(&str, &str)]| self.installer.ensure(needs);
+            let builder = BaseBuilder {
+                installer: &self.installer,
+                supervisor: &self.supervisor,
+                exe: &self.exe,
+                cache: &self.cache,
+            };
             Some(
                 self.store
-                    .ensure(fixture, &install)
+                    .ensure(fixture, &builder)
                     .map_err(|e| e.to_string())?,
             )
         };

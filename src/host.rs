@@ -5,11 +5,12 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::model::STEP_PATH;
+use crate::runner::process::{Exit, Supervisor};
 
 /// Where a host command is, looked up in [`STEP_PATH`].
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -34,12 +35,18 @@ pub use crate::plan::needs_of;
 pub struct Installer {
     pub allowed: bool,
     lock: Mutex<()>,
+    /// apt-get runs under the run's supervision: a timeout, and Ctrl-C.
+    supervisor: Arc<Supervisor>,
 }
 
+/// How long an `apt-get` may take.
+const APT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 impl Installer {
-    pub fn new(allowed: bool) -> Self {
+    pub fn new(allowed: bool, supervisor: Arc<Supervisor>) -> Self {
         Installer {
             allowed,
+            supervisor,
             lock: Mutex::new(()),
         }
     }
@@ -79,23 +86,29 @@ impl Installer {
             packages.join(" "),
             commands.join(", ")
         );
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&packages)
+        let apt = |args: &[&str]| {
+            let mut command = Command::new("apt-get");
+            command
+                .args(args)
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .output()
+                .stdin(Stdio::null());
+            self.supervisor
+                .run(command, None, APT_TIMEOUT)
+                .map_err(|e| format!("cannot run apt-get: {e}"))
         };
-        let mut out = install().map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if !out.status.success() {
-            let _ = Command::new("apt-get").args(["update", "-q"]).output();
-            out = install().map_err(|e| format!("cannot run apt-get: {e}"))?;
+        let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+        install.extend(&packages);
+        let mut out = apt(&install)?;
+        if out.exit != Exit::Code(0) && out.exit != Exit::Interrupted {
+            apt(&["update", "-q"])?;
+            out = apt(&install)?;
         }
-        if !out.status.success() {
+        if out.exit != Exit::Code(0) {
             return Err(format!(
-                "apt-get install {} failed:\n{}",
+                "apt-get install {} ended with {}:\n{}",
                 packages.join(" "),
-                String::from_utf8_lossy(&out.stderr)
+                out.exit,
+                String::from_utf8_lossy(&out.output)
             ));
         }
         Ok(())

@@ -1,12 +1,16 @@
 //! `recipes fixture list|build|clean`: the cached bases.
 
-use anyhow::bail;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
 
 use crate::cli::FixtureCommand;
 use crate::exit;
+use crate::factory::BaseBuilder;
 use crate::host::{self, Installer};
 use crate::model::EMPTY_FIXTURE;
-use crate::workspace::Workspace;
+use crate::runner::process::Supervisor;
+use crate::workspace::{cache_dir, Workspace};
 
 pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
     let store = ws.store();
@@ -60,9 +64,24 @@ pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
             if !host::is_root() {
                 bail!("building a fixture needs root (debootstrap and chroot): run as root");
             }
-            let installer = Installer::new(true);
-            let install = |needs: &[(&str, &str)]| installer.ensure(needs);
-            let rootfs = store.ensure(&name, &install)?;
+            let supervisor = Supervisor::new();
+            let signals = super::run::forward_signals(&supervisor)?;
+            let installer = Installer::new(true, Arc::clone(&supervisor));
+            let exe = std::env::current_exe().context("cannot find the recipes binary")?;
+            let cache = std::path::absolute(cache_dir()).context("cannot resolve the cache")?;
+            let builder = BaseBuilder {
+                installer: &installer,
+                supervisor: &supervisor,
+                exe: &exe,
+                cache: &cache,
+            };
+            let built = store.ensure(&name, &builder);
+            signals.close();
+            if supervisor.interrupted() {
+                eprintln!("recipes: interrupted; the half-made base was removed");
+                return Ok(exit::INTERRUPTED);
+            }
+            let rootfs = built?;
             println!("{name}: {}", rootfs.display());
             Ok(exit::OK)
         }

@@ -101,7 +101,7 @@ fn execute(
     let supervisor = Supervisor::new();
     let signals = forward_signals(&supervisor)?;
     let console = Console::new(opts.format);
-    let factory = environment_factory(ws, settings, &config)?;
+    let factory = environment_factory(ws, settings, &config, &supervisor)?;
     let outcomes = runner::run_all(&plan.runs, &config, factory.as_ref(), &supervisor, &console);
     signals.close();
     if host::is_root() {
@@ -119,7 +119,9 @@ fn execute(
 
 /// Ctrl-C, SIGTERM and SIGHUP stop every running step (through the
 /// supervisor); the returned handle stops listening.
-fn forward_signals(supervisor: &Arc<Supervisor>) -> anyhow::Result<signal_hook::iterator::Handle> {
+pub(super) fn forward_signals(
+    supervisor: &Arc<Supervisor>,
+) -> anyhow::Result<signal_hook::iterator::Handle> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -141,6 +143,7 @@ fn environment_factory(
     ws: &Workspace,
     settings: &RunSettings,
     config: &RunConfig,
+    supervisor: &Arc<Supervisor>,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {
@@ -150,7 +153,8 @@ fn environment_factory(
             .with_context(|| format!("cannot create the cache {}", config.cache_dir.display()))?;
         return Ok(Box::new(SandboxFactory {
             store: ws.store(),
-            installer: Installer::new(!opts.no_install),
+            installer: Installer::new(!opts.no_install, Arc::clone(supervisor)),
+            supervisor: Arc::clone(supervisor),
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
             keep: opts.keep.then(|| config.cache_dir.join("kept")),
             cache: std::path::absolute(&config.cache_dir)

@@ -30,6 +30,10 @@ pub trait Environment: Send {
     fn home(&self) -> Option<PathBuf> {
         None
     }
+    /// Variables this environment adds to every step's.
+    fn vars(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
     /// A command that runs `step` in this environment (env vars not set).
     fn command(&self, step: &StepProgram) -> Result<Command, String>;
     /// What may explain a failure beyond the step's own output (a limit

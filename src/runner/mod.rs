@@ -209,7 +209,7 @@ impl Runner<'_> {
             program,
             stdin,
             command: text,
-        } = match step::prepare(step, env, &rootfs, &self.config.cache_dir) {
+        } = match step::prepare(step, env, &rootfs, &self.config.cache_dir, self.supervisor) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(None),
             Err(e) => return Err(StepError::failed(step, &e.command, e.message)),

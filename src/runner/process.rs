@@ -90,9 +90,21 @@ impl Supervisor {
     /// Runs `command` to its end under supervision.
     pub fn run(
         &self,
+        command: Command,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> std::io::Result<Finished> {
+        self.run_observed(command, stdin, timeout, None)
+    }
+
+    /// Like [`Supervisor::run`], and every chunk of output is also sent to
+    /// `observer` as it comes (a progress display).
+    pub fn run_observed(
+        &self,
         mut command: Command,
         stdin: Option<Vec<u8>>,
         timeout: Duration,
+        observer: Option<mpsc::Sender<Vec<u8>>>,
     ) -> std::io::Result<Finished> {
         let start = Instant::now();
         let (reader, writer) = std::io::pipe()?;
@@ -103,8 +115,19 @@ impl Supervisor {
                 Stdio::piped()
             } else {
                 Stdio::null()
-            })
-            .process_group(0);
+            });
+        // SAFETY: setsid(2) and prctl(2) are async-signal-safe. A session of
+        // its own: the step leads its process group (what timeouts signal)
+        // and has no controlling terminal, so it can neither read the user's
+        // terminal nor be reached by the terminal's Ctrl-C (the runner stops
+        // it); and it dies if the runner is killed.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                Ok(())
+            });
+        }
         let mut child = {
             // Register under the lock so an interruption cannot miss the group.
             let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,6 +155,9 @@ impl Supervisor {
                 while let Ok(n) = reader.read(&mut buf) {
                     if n == 0 {
                         break;
+                    }
+                    if let Some(observer) = &observer {
+                        let _ = observer.send(buf[..n].to_vec());
                     }
                     let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
                     let room = OUTPUT_CAP.saturating_sub(out.len());

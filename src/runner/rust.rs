@@ -3,15 +3,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::process::{Exit, Supervisor};
+
 /// Edition the programs are compiled with.
 const EDITION: &str = "2021";
+/// How long compiling one program may take.
+const RUSTC_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Compiles `source` unless a binary for it is cached; returns its path, or
 /// the compiler's output when it does not compile.
-pub fn compile(cache: &Path, source: &str) -> Result<PathBuf, String> {
+pub fn compile(cache: &Path, source: &str, supervisor: &Supervisor) -> Result<PathBuf, String> {
     let mut hasher = Sha256::new();
     hasher.update(EDITION.as_bytes());
     hasher.update([0]);
@@ -35,7 +40,8 @@ pub fn compile(cache: &Path, source: &str) -> Result<PathBuf, String> {
     let src = work.path().join("main.rs");
     std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
     let out = work.path().join("main");
-    let result = Command::new("rustc")
+    let mut rustc = Command::new("rustc");
+    rustc
         .args([
             "--edition",
             EDITION,
@@ -46,13 +52,17 @@ pub fn compile(cache: &Path, source: &str) -> Result<PathBuf, String> {
             "-o",
         ])
         .arg(&out)
-        .arg(&src)
-        .output()
+        .arg(&src);
+    let result = supervisor
+        .run(rustc, None, RUSTC_TIMEOUT)
         .map_err(|e| format!("cannot run rustc (is a Rust toolchain installed?): {e}"))?;
-    if !result.status.success() {
-        let mut text = String::from_utf8_lossy(&result.stderr).into_owned();
+    if result.exit != Exit::Code(0) {
+        let mut text = String::from_utf8_lossy(&result.output).into_owned();
         text = text.replace(&src.display().to_string(), "main.rs");
-        return Err(format!("the program does not compile:\n{text}"));
+        return Err(format!(
+            "the program does not compile ({}):\n{text}",
+            result.exit
+        ));
     }
     // Rename into place so a concurrent or interrupted build is never half-used.
     std::fs::rename(&out, &binary)

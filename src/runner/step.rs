@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::env::{Environment, StepProgram};
+use super::process::Supervisor;
 use super::{rust, transcript};
 use crate::model::{Recipe, Step, StepKind, STEP_PATH};
 
@@ -33,6 +34,7 @@ pub fn prepare(
     env: &dyn Environment,
     rootfs: &str,
     cache: &Path,
+    supervisor: &Supervisor,
 ) -> Result<Option<Prepared>, PrepareError> {
     let expand = |path: &str| match path.strip_prefix("$ROOTFS") {
         Some(rest) => format!("{}{rest}", rootfs.trim_end_matches('/')),
@@ -66,10 +68,11 @@ pub fn prepare(
         }
         StepKind::Rust => {
             let command = "rust program".to_string();
-            let binary = rust::compile(cache, &step.body).map_err(|message| PrepareError {
-                command: command.clone(),
-                message,
-            })?;
+            let binary =
+                rust::compile(cache, &step.body, supervisor).map_err(|message| PrepareError {
+                    command: command.clone(),
+                    message,
+                })?;
             prepared(
                 &env.inside(&binary).display().to_string(),
                 vec![],
@@ -125,5 +128,6 @@ pub fn set_env(
         .env("TERM", "dumb")
         .env("ROOTFS", rootfs)
         .env("RECIPE", &recipe.id)
-        .env("RECIPES_LIB", env.inside(lib_dir));
+        .env("RECIPES_LIB", env.inside(lib_dir))
+        .envs(env.vars());
 }

@@ -351,6 +351,11 @@ impl System for Linux {
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 none(),
             )?,
+            Op::Mask(path) => {
+                if path.exists() {
+                    mount(Some("/dev/null"), path, none(), MsFlags::MS_BIND, none())?
+                }
+            }
             Op::Hostname(name) => nix::unistd::sethostname(name)?,
             Op::LoopbackUp => loopback_up()?,
         }

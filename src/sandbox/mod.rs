@@ -170,6 +170,13 @@ impl Environment for Sandbox {
         Some(PathBuf::from("/root"))
     }
 
+    /// `container=lxc`, as LXC sets it in its containers: tools that make
+    /// device nodes (debootstrap) bind them instead, since mknod of a device
+    /// needs the host's root.
+    fn vars(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("container", "lxc")]
+    }
+
     fn command(&self, step: &StepProgram) -> Result<Command, String> {
         let mut command = Command::new(&self.exe);
         command

@@ -41,6 +41,10 @@ pub const WRITABLE: &[&str] = &[
 /// Where PID 1 builds the sandbox's root (a fresh tmpfs that mirrors the
 /// host's top folders) before pivoting into it.
 pub const NEW_ROOT: &str = "/run/newroot";
+/// Set-user-ID helpers that cannot work under `no_new_privs`, hidden so
+/// that tools take their unprivileged path (LXC, as root, then writes a
+/// container's id maps itself instead of calling `newuidmap`).
+pub const MASKED: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
 /// Top folders of the host not mirrored into the sandbox's root: fresh
 /// ones replace them.
 pub const NOT_MIRRORED: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
@@ -189,6 +193,8 @@ pub enum Op {
         work: PathBuf,
         target: PathBuf,
     },
+    /// Hide a host file behind `/dev/null`, when it exists.
+    Mask(PathBuf),
     /// Bind a folder elsewhere (inside: `at=`).
     Bind {
         source: PathBuf,
@@ -472,11 +478,15 @@ pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
         });
     }
     ops.push(Op::PivotRoot(new_root));
+    for path in MASKED {
+        ops.push(Op::Mask(p(path)));
+    }
     ops.push(Op::Proc(p("/proc")));
     if !spec.net_host {
         ops.push(Op::Sysfs(p("/sys")));
-        ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
     }
+    // The sandbox's own cgroup tree, over the host's in a shared network.
+    ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
     ops.push(Op::Devpts(p("/dev/pts")));
     ops.push(Op::Mqueue(p("/dev/mqueue")));
     if spec.lower.is_some() {

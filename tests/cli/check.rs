@@ -25,10 +25,14 @@ fn every_problem_is_reported_with_its_place_in_one_run() {
         "book/en/src/a.md:33: recipe `only-en` has no counterpart in the `fr` book",
         "book/en/src/a.md:3: unknown key `colour`",
         "recipes/fixtures/typo.toml:4: unknown field `colour`",
+        "recipes/fixtures/outside.toml:1: `files` key `/etc/../../escaped` must be an absolute path inside the base",
+        "book/fr/src/a.md:37: `pids=0` must be a number of processes",
+        "book/fr/src/a.md:37: `memory=12X` must be a size of at least 16M",
+        "book/en/src/a.md:37: `at=/var/lib/../etc` must be an absolute path below `/`, without `.` or `..`",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(stderr(&out).contains("18 problems"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("25 problems"), "{}", stderr(&out));
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn hostile_recipes_leave_the_host_as_it_was() {
             "escape-rust",
             "escape-net-host",
             "escape-fds",
+            "confined",
         ])
         .output()
         .unwrap();
@@ -156,6 +157,9 @@ fn hostile_recipes_leave_the_host_as_it_was() {
     assert!(!Path::new("/etc/recipes-was-here").exists());
     assert!(!Path::new("/etc/poison").exists());
     assert!(!Path::new("/tmp/x").exists());
+    // The fixture's setup script ran chrooted in a sandbox.
+    assert!(!Path::new("/tmp/escaped-setup").exists());
+    assert!(!Path::new("/tmp/written-by-setup").exists());
     assert!(Path::new("/etc/hostname").exists());
     assert_gone("sleep 98770");
     assert_gone("sleep 987720");
@@ -462,4 +466,40 @@ fn net_host_shares_the_host_network_and_nothing_else() {
     }
     // ...while the others still see only their own loopback.
     assert!(text.contains("$ ls /sys/class/net\n    lo\n"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn ctrl_c_interrupts_a_base_build_and_nothing_half_made_stays() {
+    require_root();
+    let p = Project::new("sandbox");
+    let cache = p.path().join("cache");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(["fixture", "build", "endless-busybox"])
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", &cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // The setup script runs in a sandbox of its own.
+    wait_for("sleep 987750");
+    killpg(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<String> = std::fs::read_dir(cache.join("bases"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("endless-busybox") && !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_gone("sleep 987750");
 }
