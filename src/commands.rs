@@ -24,7 +24,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let ws = Workspace::new(&cli.book);
     if matches!(
         cli.command,
-        Command::List { .. } | Command::Check | Command::Fixture { .. }
+        Command::List { .. }
+            | Command::Check
+            | Command::Fixture { .. }
+            | Command::Completions { .. }
+            | Command::Man
     ) {
         // Commands that only print may die quietly when their reader goes
         // away (`recipes list | head`), as Unix tools do. Commands that run
@@ -90,6 +94,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             _ => bail!("usage: recipes mdbook [supports RENDERER]"),
         },
         Command::Fixture { command } => fixture(&ws, command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut public_cli(), "recipes", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
+            Ok(exit::OK)
+        }
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
             pid,
@@ -103,6 +116,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             &argv,
         )),
     }
+}
+
+/// The command line without its hidden subcommands, which shells would
+/// otherwise offer (clap_complete lists them).
+fn public_cli() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let mut public = clap::Command::new("recipes")
+        .version(env!("RECIPES_VERSION"))
+        .subcommands(visible);
+    for arg in full.get_arguments() {
+        public = public.arg(arg.clone());
+    }
+    public
 }
 
 /// The book folder and the `recipes/` folder beside it.
@@ -337,11 +368,13 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
                 .filter(|(i, _)| plan.in_partition(*i))
                 .map(|(_, r)| r)
                 .collect();
-            eprintln!(
-                "recipes: {} recipe{} on pages changed since the main branch",
-                selected.len(),
-                if selected.len() == 1 { "" } else { "s" }
-            );
+            if !plan.opts.quiet {
+                eprintln!(
+                    "recipes: {} recipe{} on pages changed since the main branch",
+                    selected.len(),
+                    if selected.len() == 1 { "" } else { "s" }
+                );
+            }
             selected
         }
     };
@@ -382,7 +415,7 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
             }
         });
     }
-    let console = Console::new(plan.opts.format);
+    let console = Console::new(plan.opts.format, plan.opts.quiet, selected.len());
     let factory: Box<dyn EnvironmentFactory> = if host::is_root() {
         crate::sandbox::cgroup::remove_stale();
         // It must exist before the first sandbox, to stay visible in it.
@@ -400,7 +433,9 @@ fn run(ws: &Workspace, lang: &str, selection: Selection, plan: Plan) -> anyhow::
             ],
         })
     } else {
-        eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+        if !plan.opts.quiet {
+            eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+        }
         // Orphans of the steps (a daemon that left with setsid) come back to
         // us, so they can be stopped when the run ends.
         crate::runner::process::adopt_orphans();
