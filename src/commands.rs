@@ -62,16 +62,32 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Book { command } => match command {
             BookCommand::Build { out } => {
+                let diagnostics = crate::site::diagnostics::install();
                 crate::site::build(&ws.book_dir, &out, &ws.status_path())?;
                 println!(
                     "built {} (English: {})",
                     out.display(),
                     out.join("en").display()
                 );
-                Ok(exit::OK)
+                match diagnostics.errors() {
+                    0 => Ok(exit::OK),
+                    n => {
+                        eprintln!(
+                            "error: mdBook reported {n} error{} (above); `recipes check` shows where",
+                            if n == 1 { "" } else { "s" }
+                        );
+                        Ok(exit::ERROR)
+                    }
+                }
             }
             BookCommand::Serve { port, out } => {
-                crate::site::serve(&ws.book_dir, &out, &ws.status_path(), port)
+                crate::site::diagnostics::install();
+                Ok(crate::site::serve(
+                    &ws.book_dir,
+                    &out,
+                    &ws.status_path(),
+                    port,
+                )?)
             }
         },
         Command::New {
