@@ -8,6 +8,7 @@ pub mod exit;
 mod factory;
 pub mod fixture;
 pub mod host;
+pub mod links;
 pub mod matcher;
 pub mod model;
 pub mod parse;
