@@ -9,6 +9,7 @@ pub mod preprocess;
 pub mod search;
 pub mod serve;
 pub mod status;
+pub mod typography;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -139,6 +140,14 @@ fn stage(
         book.build().map_err(|e| mdbook_error(&root, e))?;
         search::fold_index(&build_dir)
             .map_err(io(&build_dir, "fold accents in the search index"))?;
+        if lang == "fr" {
+            // mdBook renders the 404 page itself, past the preprocessors.
+            let page = build_dir.join("404.html");
+            if let Ok(html) = std::fs::read_to_string(&page) {
+                std::fs::write(&page, typography::french_html(&html))
+                    .map_err(io(&page, "write"))?;
+            }
+        }
     }
     Ok(out)
 }

@@ -149,7 +149,12 @@ impl RecipesPreprocessor {
         for (line, text) in inserts {
             lines.insert(line.min(lines.len()), text);
         }
-        format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"))
+        let page = format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"));
+        if self.lang == "fr" {
+            super::typography::french(&page)
+        } else {
+            page
+        }
     }
 
     fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {

@@ -442,3 +442,49 @@ fn headless_chromium_reads_the_site() {
     );
     assert!(stdout(&result).contains("all browser checks passed"));
 }
+
+/// The visible prose of a page's `<main>`: no code, scripts or tags.
+fn prose(html: &str) -> String {
+    let main = html
+        .split_once("<main>")
+        .and_then(|(_, rest)| rest.rsplit_once("</main>"))
+        .map_or("", |(main, _)| main);
+    let drop =
+        regex::Regex::new(r"(?s)<(pre|code|script|style)\b.*?</(pre|code|script|style)>").unwrap();
+    let tags = regex::Regex::new(r"(?s)<[^>]*>").unwrap();
+    let text = tags
+        .replace_all(&drop.replace_all(main, " "), "")
+        .into_owned();
+    text.replace("&nbsp;", "\u{a0}")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn french_pages_have_no_ordinary_space_before_double_marks_or_inside_quotes() {
+    let site = build_site();
+    let mut french: Vec<PathBuf> = pages(site.path());
+    french.push(site.path().join("404.html"));
+    let bad = regex::Regex::new(r".{0,25}( [;:!?»]|« ).{0,10}").unwrap();
+    let (mut narrow, mut found) = (0, Vec::new());
+    for page in &french {
+        let text = prose(&std::fs::read_to_string(page).unwrap());
+        narrow += text.matches('\u{202f}').count();
+        for m in bad.find_iter(&text) {
+            found.push(format!("{}: {:?}", page.display(), m.as_str()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "{} ordinary spaces:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    assert!(
+        narrow > 20,
+        "only {narrow} narrow no-break spaces: is the preprocessor on?"
+    );
+    // English keeps English spacing.
+    let en = prose(&std::fs::read_to_string(site.path().join("en/network.html")).unwrap());
+    assert!(!en.contains('\u{202f}'));
+}
