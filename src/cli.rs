@@ -14,7 +14,7 @@ use crate::report::Format;
 #[derive(Debug, Parser)]
 #[command(
     name = "recipes",
-    version,
+    version = env!("RECIPES_VERSION"),
     about = "Runs the executable recipes of the LXC book in throwaway rootfs sandboxes"
 )]
 pub struct Cli {
@@ -74,6 +74,14 @@ pub enum Command {
         #[arg(long, value_name = "TITLE")]
         title_en: String,
     },
+    /// Print a shell completion script (e.g. `recipes completions bash >
+    /// ~/.local/share/bash-completion/completions/recipes`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout (`recipes man | man -l -`).
+    Man,
     /// Hidden: the mdBook preprocessor (`recipes mdbook [supports RENDERER]`).
     #[command(name = "mdbook", hide = true)]
     Mdbook { args: Vec<String> },
@@ -160,8 +168,11 @@ pub struct RunOpts {
     #[arg(long)]
     pub no_install: bool,
     /// Show every step's output, also when it passes.
-    #[arg(long, short = 'v')]
+    #[arg(long, short = 'v', conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Print only failures and the summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Rewrite the expected output of failing `expect` blocks and
     /// transcripts in place, in both languages (refused when CI is set).
     #[arg(long)]

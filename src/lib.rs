@@ -10,6 +10,7 @@ mod factory;
 pub mod fixture;
 pub mod fsutil;
 pub mod host;
+pub mod links;
 pub mod matcher;
 pub mod model;
 pub mod outcome;

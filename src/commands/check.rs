@@ -27,6 +27,7 @@ pub fn check(ws: &Workspace) -> anyhow::Result<i32> {
     for lang in &langs {
         let (book, p) = ws.load(lang)?;
         problems.extend(p);
+        problems.extend(crate::links::check_links(&book));
         books.push(book);
     }
     for translation in &books[1..] {

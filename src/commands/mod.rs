@@ -18,7 +18,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let ws = Workspace::new(&cli.book);
     if matches!(
         cli.command,
-        Command::List { .. } | Command::Check | Command::Fixture { .. }
+        Command::List { .. }
+            | Command::Check
+            | Command::Fixture { .. }
+            | Command::Completions { .. }
+            | Command::Man
     ) {
         // Commands that only print may die quietly when their reader goes
         // away (`recipes list | head`), as Unix tools do. Commands that run
@@ -52,16 +56,32 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Book { command } => match command {
             BookCommand::Build { out } => {
+                let diagnostics = crate::site::diagnostics::install();
                 crate::site::build(&ws.book_dir, &out, &ws.status_path())?;
                 println!(
                     "built {} (English: {})",
                     out.display(),
                     out.join("en").display()
                 );
-                Ok(exit::OK)
+                match diagnostics.errors() {
+                    0 => Ok(exit::OK),
+                    n => {
+                        eprintln!(
+                            "error: mdBook reported {n} error{} (above); `recipes check` shows where",
+                            if n == 1 { "" } else { "s" }
+                        );
+                        Ok(exit::ERROR)
+                    }
+                }
             }
             BookCommand::Serve { port, out } => {
-                crate::site::serve(&ws.book_dir, &out, &ws.status_path(), port)
+                crate::site::diagnostics::install();
+                Ok(crate::site::serve(
+                    &ws.book_dir,
+                    &out,
+                    &ws.status_path(),
+                    port,
+                )?)
             }
         },
         Command::New {
@@ -84,6 +104,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             _ => bail!("usage: recipes mdbook [supports RENDERER]"),
         },
         Command::Fixture { command } => fixture::fixture(&ws, command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut public_cli(), "recipes", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
+            Ok(exit::OK)
+        }
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
             pid,
@@ -105,6 +134,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             },
         )),
     }
+}
+
+/// The command line without its hidden subcommands, which shells would
+/// otherwise offer (clap_complete lists them).
+fn public_cli() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let mut public = clap::Command::new("recipes")
+        .version(env!("RECIPES_VERSION"))
+        .subcommands(visible);
+    for arg in full.get_arguments() {
+        public = public.arg(arg.clone());
+    }
+    public
 }
 
 /// Prints problems sorted by place, as `path:line: message`.

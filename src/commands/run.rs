@@ -63,7 +63,7 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
             return Ok(exit::ERROR);
         }
     };
-    if changed {
+    if changed && !opts.quiet {
         eprintln!(
             "recipes: {} on pages changed since the main branch",
             count(plan.runs.len(), "recipe")
@@ -100,7 +100,7 @@ fn execute(
     };
     let supervisor = Supervisor::new();
     let signals = forward_signals(&supervisor)?;
-    let console = Console::new(opts.format);
+    let console = Console::new(opts.format, opts.quiet, plan.runs.len());
     let factory = environment_factory(ws, settings, &config, &supervisor)?;
     let outcomes = runner::run_all(&plan.runs, &config, factory.as_ref(), &supervisor, &console);
     signals.close();
@@ -162,7 +162,9 @@ fn environment_factory(
             lib: config.lib_dir.clone(),
         }));
     }
-    eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+    if !opts.quiet {
+        eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+    }
     // Orphans of the steps (a daemon that left with setsid) come back to
     // us, so they can be stopped when the run ends.
     crate::runner::process::adopt_orphans();

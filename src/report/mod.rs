@@ -6,6 +6,7 @@ mod junit;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use similar::{ChangeTag, TextDiff};
 
 use crate::duration;
@@ -39,27 +40,86 @@ impl Style {
 pub struct Console {
     format: Format,
     style: Style,
+    /// Only failures and the summary.
+    quiet: bool,
     out: Mutex<std::io::Stdout>,
+    /// On a terminal: a bottom line saying what runs and how many remain.
+    live: Option<Live>,
+}
+
+/// The live view of a run on a terminal: finished recipes scroll above a
+/// progress line that names the recipes still running.
+struct Live {
+    bar: ProgressBar,
+    running: Mutex<Vec<String>>,
+}
+
+impl Live {
+    fn new(total: usize) -> Live {
+        let bar = ProgressBar::with_draw_target(
+            Some(total as u64),
+            ProgressDrawTarget::stdout_with_hz(10),
+        );
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed}] {pos}/{len} done, {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Live {
+            bar,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Vec<String>)) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut running);
+        let remaining = self.bar.length().unwrap_or(0) - self.bar.position();
+        self.bar.set_message(format!(
+            "{remaining} to go; running: {}",
+            if running.is_empty() {
+                "-".to_string()
+            } else {
+                running.join(", ")
+            }
+        ));
+    }
 }
 
 impl Console {
-    pub fn new(format: Format) -> Self {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    /// A console for a run of `total` recipes. On a terminal, human output
+    /// gets a live view; elsewhere (a pipe, a file, CI logs) plain lines.
+    pub fn new(format: Format, quiet: bool, total: usize) -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let color = terminal && std::env::var_os("NO_COLOR").is_none();
+        let live =
+            (terminal && format == Format::Human && !quiet && total > 1).then(|| Live::new(total));
         Console {
             format,
             style: Style { color },
+            quiet,
             out: Mutex::new(std::io::stdout()),
+            live,
         }
     }
 
     fn emit(&self, text: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        let write = || {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        };
+        match &self.live {
+            Some(live) => live.bar.suspend(write),
+            None => write(),
+        }
     }
 
     /// The closing line (human) or event (JSON).
     pub fn summary(&self, outcomes: &[Outcome]) {
+        if let Some(live) = &self.live {
+            live.bar.finish_and_clear();
+        }
         let Tally {
             total,
             passed,
@@ -109,6 +169,9 @@ impl Console {
 
 impl Reporter for Console {
     fn started(&self, recipe: &Recipe) {
+        if let Some(live) = &self.live {
+            live.update(|running| running.push(recipe.id.clone()));
+        }
         if self.format == Format::Json {
             self.emit(&format!(
                 "{}\n",
@@ -125,8 +188,17 @@ impl Reporter for Console {
     }
 
     fn finished(&self, outcome: &Outcome) {
+        if let Some(live) = &self.live {
+            live.bar.inc(1);
+            live.update(|running| running.retain(|id| *id != outcome.id));
+        }
+        let failure = matches!(
+            outcome.status,
+            Status::Failed | Status::TimedOut | Status::Error(_) | Status::Interrupted
+        );
         match self.format {
             Format::Json => self.emit(&format!("{}\n", json_event(outcome))),
+            Format::Human if self.quiet && !failure => {}
             Format::Human => self.emit(&human(outcome, &self.style)),
         }
     }

@@ -1,20 +1,15 @@
 //! The `recipes` mdBook preprocessor: a status badge before each recipe, a
-//! link to the same page in the other language, and accent-folded copies of
-//! the accented words of each section so that search finds `chaîne` when a
-//! reader types `chaine` (mdBook's search does not fold accents).
+//! link to the same page in the other language, and French typography on
+//! French pages. (Search folds accents in its index: see `search`.)
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::errors::Result;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
-use pulldown_cmark::{Event, Parser, Tag};
-use unicode_normalization::UnicodeNormalization;
 
 use super::status::{code_hash, Store};
 use crate::model::{chain, declared_fixture, index, Recipe, RecipeIndex};
-use crate::parse::blocks::LineIndex;
 use crate::parse::parse_page;
 
 /// Where each language of the site lives.
@@ -149,17 +144,16 @@ impl RecipesPreprocessor {
             let prefix = indentation(lines.get(at).map(String::as_str).unwrap_or(""));
             inserts.push((at, format!("{prefix}{}\n{prefix}", self.badge(recipe, all))));
         }
-        for (line, folded) in folded_sections(content) {
-            inserts.push((
-                line,
-                format!("\n<div class=\"recipes-fold\" hidden>\n\n{folded}\n\n</div>\n"),
-            ));
-        }
         inserts.sort_by_key(|(line, _)| std::cmp::Reverse(*line));
         for (line, text) in inserts {
             lines.insert(line.min(lines.len()), text);
         }
-        format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"))
+        let page = format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"));
+        if self.lang == "fr" {
+            super::typography::french(&page)
+        } else {
+            page
+        }
     }
 
     fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {
@@ -216,10 +210,12 @@ impl RecipesPreprocessor {
             .map(|other| {
                 let twin = self.layout.book_dir.join(other).join("src").join(source);
                 let target = if twin.exists() { html.clone() } else { "index.html".to_string() };
+                // The name is drawn by CSS from `data-label`: text in the
+                // page would show up in search teasers.
                 format!(
-                    "<a class=\"lang-switch-link\" href=\"{up}{}{target}\" hreflang=\"{other}\" lang=\"{other}\">{}</a>",
+                    "<a class=\"lang-switch-link\" href=\"{up}{}{target}\" hreflang=\"{other}\" lang=\"{other}\" aria-label=\"{name}\" data-label=\"{name}\"></a>",
                     self.layout.prefix(other),
-                    language_name(other)
+                    name = language_name(other)
                 )
             })
             .collect();
@@ -234,72 +230,9 @@ fn indentation(line: &str) -> String {
         .collect()
 }
 
-/// For each section of a page (up to the next heading, or the end), the line
-/// before which to insert the folded forms of its accented words.
-fn folded_sections(content: &str) -> Vec<(usize, String)> {
-    let index = LineIndex::new(content);
-    let mut bounds: Vec<(usize, usize)> = Vec::new(); // (byte offset, line index)
-    for (event, range) in Parser::new(content).into_offset_iter() {
-        if let Event::Start(Tag::Heading { .. }) = event {
-            bounds.push((range.start, index.line(range.start) - 1));
-        }
-    }
-    bounds.push((content.len(), content.lines().count()));
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (offset, line) in bounds {
-        let words = fold_words(&content[start..offset]);
-        if !words.is_empty() {
-            out.push((line, words));
-        }
-        start = offset;
-    }
-    out
-}
-
-/// The accented words of `text`, lower-cased without their accents.
-pub fn fold_words(text: &str) -> String {
-    let mut folded = BTreeSet::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_ascii() || word.is_empty() {
-            continue;
-        }
-        let plain: String = word
-            .nfd()
-            .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-            .collect::<String>()
-            .replace(['œ', 'Œ'], "oe")
-            .replace(['æ', 'Æ'], "ae")
-            .to_lowercase();
-        if plain != word.to_lowercase() {
-            folded.insert(plain);
-        }
-    }
-    folded.into_iter().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn folds_only_accented_words() {
-        assert_eq!(
-            fold_words("Une chaîne, déjà vue; plain text, Œuvre."),
-            "chaine deja oeuvre"
-        );
-        assert_eq!(fold_words("nothing here"), "");
-    }
-
-    #[test]
-    fn sections_end_before_each_heading() {
-        let text = "# Été\n\nun été\n\n## Deux\n\nrien\n\n## Trois\n\nchaîne\n";
-        let sections = folded_sections(text);
-        assert_eq!(
-            sections,
-            vec![(4, "ete".to_string()), (11, "chaine".to_string())]
-        );
-    }
 
     #[test]
     fn switch_links_to_the_twin_page() {

@@ -65,15 +65,32 @@ for (const rel of ["conversion.html", "en/conversion.html"]) {
   check(text.includes("recipes run prune-boot-scripts"), `${rel} badge says how to run the recipe`);
 }
 
-// French search, typed without accents, finds accented words.
+// French search, typed without accents, finds accented words; the teasers
+// show the page's own (accented) text and the header speaks French.
 await page.goto(new URL("index.html", base).href);
 await page.locator("#mdbook-search-toggle").click();
 const bar = page.locator("#mdbook-searchbar");
-await bar.pressSequentially("chaine", { delay: 40 });
+await bar.pressSequentially("reseau", { delay: 40 });
 await page.waitForTimeout(500);
 const results = page.locator("#mdbook-searchresults li");
 const count = await results.count();
-check(count > 0, `French search for "chaine" finds ${count} results`);
+check(count > 0, `French search for "reseau" finds ${count} results`);
+const header = (await page.locator("#mdbook-searchresults-header").innerText()).trim();
+check(/^\d+ résultats? pour «\u00a0reseau\u00a0»$/.test(header), `French results header: "${header}"`);
+const teasers = await page.locator("#mdbook-searchresults .teaser").allInnerTexts();
+check(teasers.some((t) => /réseau/i.test(t)), `a teaser shows the accented word: "${teasers[0] ?? ""}"`);
+const marked = await page.locator("#mdbook-searchresults .teaser em").allInnerTexts();
+check(marked.some((t) => /^réseau/i.test(t)), `teasers mark "réseau" for "reseau" (${marked.slice(0, 3).join(", ")})`);
+check(!teasers.some((t) => /controle hote|reseau systeme/.test(t)), "no teaser is a list of folded words");
+await bar.fill("");
+await bar.pressSequentially("chaine", { delay: 40 });
+await page.waitForTimeout(500);
+check((await results.count()) > 0, `French search for "chaine" finds results`);
+await bar.fill("");
+await bar.pressSequentially("introuvablemot", { delay: 40 });
+await page.waitForTimeout(500);
+const none = (await page.locator("#mdbook-searchresults-header").innerText()).trim();
+check(/^Aucun résultat pour «\u00a0introuvablemot\u00a0»$/.test(none), `French empty header: "${none}"`);
 const placeholder = await bar.getAttribute("placeholder");
 check(/Rechercher/.test(placeholder ?? ""), `French search box says "${placeholder}"`);
 
@@ -83,6 +100,8 @@ await page.locator("#mdbook-search-toggle").click();
 await page.locator("#mdbook-searchbar").pressSequentially("bridge", { delay: 40 });
 await page.waitForTimeout(500);
 check((await page.locator("#mdbook-searchresults li").count()) > 0, `English search for "bridge" finds results`);
+const english = (await page.locator("#mdbook-searchresults-header").innerText()).trim();
+check(/search results? for 'bridge'/.test(english), `English results header stays English: "${english}"`);
 
 check(errors.length === 0, `no console errors${errors.length ? ": " + errors.join(" | ") : ""}`);
 check(foreign.length === 0, `no request to another host${foreign.length ? ": " + foreign.join(" ") : ""}`);

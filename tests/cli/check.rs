@@ -79,3 +79,56 @@ fn a_missing_book_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn broken_includes_links_and_anchors_are_reported_in_both_languages() {
+    let p = Project::new("broken-links");
+    let out = p.recipes().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = stdout(&out);
+    for lang in ["fr", "en"] {
+        for want in [
+            "page.md:5: `{{#include does-not-exist.md}}`: book/LANG/src/does-not-exist.md does not exist",
+            "page.md:7: link to `missing.md`: the page book/LANG/src/missing.md does not exist",
+            "page.md:9: link to `sub/other.md#nulle-part`: no heading of sub/other.md makes the anchor `#nulle-part`",
+            "page.md:13: `{{#include ../../snippets/code.rs:absent}}`: ",
+            "page.md:15: link to `#introuvable`: no heading of this page makes the anchor `#introuvable`",
+            "page.md:15: link to `draft.md`: SUMMARY.md does not list draft.md",
+        ] {
+            let want = format!("book/{lang}/src/{}", want.replace("LANG", lang));
+            assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+        }
+    }
+    // What resolves is not reported: anchors of headings (accents, `--`),
+    // includes with an existing ANCHOR, `.html` links, escaped directives.
+    for fine in [
+        "#des-liens-cassés",
+        "#broken-links",
+        "lhôte--et-le-pont",
+        "code.rs:main",
+        "other.html#deux",
+        "nope.md",
+    ] {
+        assert!(!text.contains(fine), "{fine} reported in:\n{text}");
+    }
+    assert!(stderr(&out).contains("12 problems"), "{}", stderr(&out));
+}
+
+#[test]
+fn book_build_shows_mdbooks_own_errors_and_fails() {
+    let p = Project::new("broken-links");
+    let out = p
+        .recipes()
+        .args(["book", "build", "--out", "site"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ERROR") && err.contains("{{#include does-not-exist.md}}"),
+        "{err}"
+    );
+    assert!(err.contains("mdBook reported"), "{err}");
+    // The site is still written, so the author can look at it.
+    assert!(p.path().join("site/page.html").is_file());
+}

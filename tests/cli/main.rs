@@ -8,6 +8,7 @@ mod run;
 mod sandbox;
 mod scale;
 mod site;
+mod usage;
 mod workflow;
 
 use std::path::{Path, PathBuf};

@@ -188,8 +188,24 @@ fn french_search_index_knows_accented_words_without_accents() {
         })
         .expect("a search index");
     let text = std::fs::read_to_string(index.path()).unwrap();
-    assert!(text.contains("chaîne"), "the accented word is indexed");
-    assert!(text.contains(" chaine "), "and so is its folded form");
+    assert!(
+        text.contains("chaîne"),
+        "the page's own text is kept for teasers"
+    );
+    // The index's terms are a trie of characters: folded, it has no `î` node.
+    assert!(
+        !text.contains("\"î\":{"),
+        "an accented term is left in the index"
+    );
+    assert!(
+        text.contains("elasticlunr.Index.prototype.search"),
+        "the query is folded too"
+    );
+    // No hidden lists of folded words in the pages any more.
+    for page in pages(site.path()) {
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(!html.contains("recipes-fold"), "{}", page.display());
+    }
 }
 
 #[test]
@@ -263,7 +279,11 @@ fn serve_book(dir: &Path, out: &Path) -> (Server, u16) {
 fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -309,28 +329,95 @@ fn serve_answers_pages_and_missing_ones() {
         "{missing_en}"
     );
     assert!(get("/../../etc/passwd").starts_with("HTTP/1.1 404"));
+    // Without its slash, a language's folder is redirected, so that the
+    // page's relative links resolve in that language.
+    let bare = get("/en");
+    assert!(bare.starts_with("HTTP/1.1 307"), "{bare}");
+    assert!(bare.to_lowercase().contains("location: /en/\r\n"), "{bare}");
+    assert!(get("/en/").contains("<html lang=\"en\""));
 }
 
 #[test]
+fn only_served_pages_carry_the_live_reload_script() {
+    let built = build_site();
+    let html = std::fs::read_to_string(built.path().join("index.html")).unwrap();
+    assert!(!html.contains("__livereload"));
+    let out = tempfile::tempdir().unwrap();
+    let (_server, port) = serve(out.path());
+    assert!(get(port, "/en/network.html").contains("__livereload"));
+    // The endpoint answers a websocket handshake.
+    let upgrade = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET /__livereload HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(upgrade, "HTTP/1.1 101");
+}
+
+/// Node, playwright-core and Chromium, or a failure saying which is missing.
+fn browser_dir() -> PathBuf {
+    let dir = project().join("tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Debian's chromium is not installed (apt-get install chromium)"
+    );
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed (npm ci in tests/browser)"
+    );
+    dir
+}
+
+#[test]
+#[ignore = "needs Chromium (run with --include-ignored)"]
+fn an_open_page_shows_an_edit_of_its_source_without_a_manual_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::copy_tree(&project().join("book"), &dir.path().join("book"));
+    let (_server, port) = serve_book(dir.path(), &dir.path().join("site"));
+    for (url, source) in [
+        ("en/network.html", "book/en/src/network.md"),
+        ("conversion.html", "book/fr/src/conversion.md"),
+    ] {
+        let result = Command::new("node")
+            .arg("live-reload.mjs")
+            .arg(format!("http://127.0.0.1:{port}/{url}"))
+            .arg(dir.path().join(source))
+            .current_dir(browser_dir())
+            .output()
+            .expect("node runs the browser test");
+        assert!(
+            result.status.success(),
+            "{url}: {}{}",
+            stdout(&result),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert!(
+            stdout(&result).contains("showed the edit"),
+            "{}",
+            stdout(&result)
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs Chromium and npm ci in tests/browser (run with --include-ignored)"]
 fn headless_chromium_reads_the_site() {
     let browser_dir = project().join("tests/browser");
-    let missing = if !Path::new("/usr/bin/chromium").exists() {
-        Some("Debian's chromium is not installed (apt-get install chromium)")
-    } else if !browser_dir.join("node_modules/playwright-core").exists() {
-        Some("playwright-core is not installed (npm ci in tests/browser)")
-    } else if Command::new("node").arg("--version").output().is_err() {
-        Some("node is not installed")
-    } else {
-        None
-    };
-    if let Some(why) = missing {
-        assert!(
-            std::env::var_os("RECIPES_TEST_REQUIRE_ALL").is_none(),
-            "{why}, and RECIPES_TEST_REQUIRE_ALL is set"
-        );
-        eprintln!("skipped: {why}");
-        return;
-    }
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed (apt-get install chromium)"
+    );
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed (npm ci in tests/browser)"
+    );
     let out = tempfile::tempdir().unwrap();
     let (_server, port) = serve(out.path());
     let result = Command::new("node")
@@ -346,4 +433,50 @@ fn headless_chromium_reads_the_site() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert!(stdout(&result).contains("all browser checks passed"));
+}
+
+/// The visible prose of a page's `<main>`: no code, scripts or tags.
+fn prose(html: &str) -> String {
+    let main = html
+        .split_once("<main>")
+        .and_then(|(_, rest)| rest.rsplit_once("</main>"))
+        .map_or("", |(main, _)| main);
+    let drop =
+        regex::Regex::new(r"(?s)<(pre|code|script|style)\b.*?</(pre|code|script|style)>").unwrap();
+    let tags = regex::Regex::new(r"(?s)<[^>]*>").unwrap();
+    let text = tags
+        .replace_all(&drop.replace_all(main, " "), "")
+        .into_owned();
+    text.replace("&nbsp;", "\u{a0}")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn french_pages_have_no_ordinary_space_before_double_marks_or_inside_quotes() {
+    let site = build_site();
+    let mut french: Vec<PathBuf> = pages(site.path());
+    french.push(site.path().join("404.html"));
+    let bad = regex::Regex::new(r".{0,25}( [;:!?»]|« ).{0,10}").unwrap();
+    let (mut narrow, mut found) = (0, Vec::new());
+    for page in &french {
+        let text = prose(&std::fs::read_to_string(page).unwrap());
+        narrow += text.matches('\u{202f}').count();
+        for m in bad.find_iter(&text) {
+            found.push(format!("{}: {:?}", page.display(), m.as_str()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "{} ordinary spaces:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    assert!(
+        narrow > 20,
+        "only {narrow} narrow no-break spaces: is the preprocessor on?"
+    );
+    // English keeps English spacing.
+    let en = prose(&std::fs::read_to_string(site.path().join("en/network.html")).unwrap());
+    assert!(!en.contains('\u{202f}'));
 }

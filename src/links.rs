@@ -1,0 +1,450 @@
+//! What mdBook would leave broken on the site, found before the build, each
+//! as `path:line: message` (the job mdbook-linkcheck does for mdBook users):
+//! `{{#include}}`, `{{#rustdoc_include}}` and `{{#playground}}` of files
+//! that do not exist (or an `ANCHOR:` they lack), links to pages that do not
+//! exist or that SUMMARY.md does not list, and `#anchors` no heading makes.
+//! Heading ids follow mdBook's own rules (`mdbook-html`'s `id_from_content`
+//! and `unique_id`), on Markdown parsed with mdBook's options.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use mdbook_markdown::pulldown_cmark::{Event, LinkType, Tag, TagEnd};
+use mdbook_markdown::{new_cmark_parser, MarkdownOptions};
+use regex::Regex;
+
+use crate::model::{Book, Location};
+use crate::parse::blocks::LineIndex;
+use crate::parse::Problem;
+
+/// Every broken include, link and anchor of one language's pages.
+pub fn check_links(book: &Book) -> Vec<Problem> {
+    let listed: BTreeSet<&str> = book.pages.iter().map(|p| p.rel.as_str()).collect();
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for page in &book.pages {
+        match std::fs::read_to_string(&page.path) {
+            Ok(text) => {
+                texts.insert(page.rel.clone(), text);
+            }
+            Err(e) => problems.push(Problem {
+                location: Location {
+                    path: page.path.clone(),
+                    line: 1,
+                },
+                message: format!("cannot read the page: {e}"),
+            }),
+        }
+    }
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut ids_of = |rel: &str| -> Option<BTreeSet<String>> {
+        if let Some(found) = ids.get(rel) {
+            return Some(found.clone());
+        }
+        let found = heading_ids(texts.get(rel)?);
+        ids.insert(rel.to_string(), found.clone());
+        Some(found)
+    };
+    for page in &book.pages {
+        let Some(text) = texts.get(&page.rel) else {
+            continue;
+        };
+        let dir = Path::new(&page.rel).parent().unwrap_or(Path::new(""));
+        let at = |line| Location {
+            path: page.path.clone(),
+            line,
+        };
+        for include in includes(text) {
+            let file = book.src.join(dir).join(&include.file);
+            let message = match std::fs::read_to_string(&file) {
+                Err(_) => Some(format!(
+                    "`{{{{#{} {}}}}}`: {} does not exist",
+                    include.kind,
+                    include.target,
+                    file.display()
+                )),
+                Ok(body) => include
+                    .anchor
+                    .as_deref()
+                    .filter(|anchor| !has_anchor(&body, anchor))
+                    .map(|anchor| {
+                        format!(
+                            "`{{{{#{} {}}}}}`: {} has no `ANCHOR: {anchor}`",
+                            include.kind,
+                            include.target,
+                            file.display()
+                        )
+                    }),
+            };
+            if let Some(message) = message {
+                problems.push(Problem {
+                    location: at(include.line),
+                    message,
+                });
+            }
+        }
+        for link in links(text) {
+            let (target, anchor) = match link.dest.split_once('#') {
+                Some((target, anchor)) => (target, Some(anchor)),
+                None => (link.dest.as_str(), None),
+            };
+            let target = target.split('?').next().unwrap_or_default();
+            let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+            let rel = if target.is_empty() {
+                page.rel.clone()
+            } else {
+                match resolve(dir, &target) {
+                    Some(rel) => rel,
+                    None => {
+                        problems.push(Problem {
+                            location: at(link.line),
+                            message: format!("link to `{}` leaves the book", link.dest),
+                        });
+                        continue;
+                    }
+                }
+            };
+            // mdBook renders `page.md` as `page.html`; links may use either.
+            let md = match rel.strip_suffix(".html") {
+                Some(stem) => format!("{stem}.md"),
+                None => rel.clone(),
+            };
+            let is_page = md.ends_with(".md");
+            if is_page && !listed.contains(md.as_str()) {
+                let message = if book.src.join(&md).is_file() {
+                    format!(
+                        "link to `{}`: SUMMARY.md does not list {md}, so the site has no such page",
+                        link.dest
+                    )
+                } else {
+                    format!(
+                        "link to `{}`: the page {} does not exist",
+                        link.dest,
+                        book.src.join(&md).display()
+                    )
+                };
+                problems.push(Problem {
+                    location: at(link.line),
+                    message,
+                });
+                continue;
+            }
+            if !is_page {
+                if !book.src.join(&rel).exists() {
+                    problems.push(Problem {
+                        location: at(link.line),
+                        message: format!(
+                            "link to `{}`: {} does not exist",
+                            link.dest,
+                            book.src.join(&rel).display()
+                        ),
+                    });
+                }
+                continue;
+            }
+            let Some(anchor) = anchor.filter(|a| !a.is_empty()) else {
+                continue;
+            };
+            let anchor = percent_encoding::percent_decode_str(anchor).decode_utf8_lossy();
+            if ids_of(&md).is_some_and(|ids| !ids.contains(anchor.as_ref())) {
+                let place = if md == page.rel {
+                    "this page".to_string()
+                } else {
+                    md.clone()
+                };
+                problems.push(Problem {
+                    location: at(link.line),
+                    message: format!(
+                        "link to `{}`: no heading of {place} makes the anchor `#{anchor}`",
+                        link.dest
+                    ),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// `target` relative to the page's folder, as a path relative to `src/`
+/// with `/` separators; `None` when it climbs out of `src/`.
+fn resolve(dir: &Path, target: &str) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let start = if target.starts_with('/') {
+        PathBuf::new()
+    } else {
+        dir.to_path_buf()
+    };
+    for component in start.join(target.trim_start_matches('/')).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => {}
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// One `{{#include ...}}`-like directive of a page.
+#[derive(Debug, PartialEq, Eq)]
+struct Include {
+    line: usize,
+    kind: String,
+    /// As written: `file.rs:anchor`.
+    target: String,
+    file: String,
+    anchor: Option<String>,
+}
+
+/// The directives mdBook's `links` preprocessor expands, with its own
+/// pattern (escaped `\{{#...}}` ones are left alone, as mdBook does).
+fn includes(text: &str) -> Vec<Include> {
+    let pattern = Regex::new(r"\\\{\{#.*\}\}|\{\{\s*#([a-zA-Z0-9_]+)\s+([^}]+)\}\}")
+        .expect("a valid pattern");
+    let index = LineIndex::new(text);
+    let mut found = Vec::new();
+    for capture in pattern.captures_iter(text) {
+        let (Some(kind), Some(rest)) = (capture.get(1), capture.get(2)) else {
+            continue;
+        };
+        let kind = kind.as_str();
+        if !["include", "rustdoc_include", "playground", "playpen"].contains(&kind) {
+            continue;
+        }
+        let Some(target) = rest.as_str().split_whitespace().next() else {
+            continue;
+        };
+        let (file, anchor) = match target.split_once(':') {
+            Some((file, rest)) if kind != "playground" && kind != "playpen" => {
+                let first = rest.split(':').next().unwrap_or_default();
+                let anchor = (!first.is_empty() && first.parse::<usize>().is_err())
+                    .then(|| first.to_string());
+                (file, anchor)
+            }
+            _ => (target, None),
+        };
+        found.push(Include {
+            line: index.line(capture.get(0).map_or(0, |m| m.start())),
+            kind: kind.to_string(),
+            target: target.to_string(),
+            file: file.to_string(),
+            anchor,
+        });
+    }
+    found
+}
+
+/// Whether `body` marks the anchor `name` (mdBook: `ANCHOR: name`).
+fn has_anchor(body: &str, name: &str) -> bool {
+    body.match_indices("ANCHOR:").any(|(at, marker)| {
+        let rest = body[at + marker.len()..].trim_start();
+        rest.strip_prefix(name).is_some_and(|after| {
+            !after
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
+    })
+}
+
+/// A link of a page to a place in the book (not another site).
+#[derive(Debug, PartialEq, Eq)]
+struct Link {
+    line: usize,
+    dest: String,
+}
+
+fn links(text: &str) -> Vec<Link> {
+    let index = LineIndex::new(text);
+    let mut found = Vec::new();
+    let parser = new_cmark_parser(text, &MarkdownOptions::default());
+    for (event, range) in parser.into_offset_iter() {
+        let (Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            ..
+        })
+        | Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            ..
+        })) = event
+        else {
+            continue;
+        };
+        if matches!(link_type, LinkType::Autolink | LinkType::Email) {
+            continue;
+        }
+        let external = dest_url.starts_with("//")
+            || dest_url
+                .split_once(':')
+                .is_some_and(|(scheme, _)| !scheme.contains('/') && !scheme.contains('#'));
+        if external || dest_url.is_empty() {
+            continue;
+        }
+        found.push(Link {
+            line: index.line(range.start),
+            dest: dest_url.to_string(),
+        });
+    }
+    found
+}
+
+/// The ids mdBook gives a page's headings (and definition terms), plus ids
+/// written in its raw HTML.
+fn heading_ids(text: &str) -> BTreeSet<String> {
+    let html_id = Regex::new(r#"\b(?:id|name)\s*=\s*["']([^"']+)["']"#).expect("a valid pattern");
+    let mut used = BTreeSet::new();
+    let mut heading: Option<(String, Option<String>)> = None;
+    for event in new_cmark_parser(text, &MarkdownOptions::default()) {
+        match event {
+            Event::Start(Tag::Heading { id, .. }) => {
+                heading = Some((String::new(), id.map(|i| i.to_string())));
+            }
+            Event::Start(Tag::DefinitionListTitle) => heading = Some((String::new(), None)),
+            Event::Text(t) | Event::Code(t) => {
+                if let Some((content, _)) = heading.as_mut() {
+                    content.push_str(&t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some((content, _)) = heading.as_mut() {
+                    content.push('\n');
+                }
+            }
+            Event::End(TagEnd::Heading(_) | TagEnd::DefinitionListTitle) => {
+                if let Some((content, explicit)) = heading.take() {
+                    match explicit {
+                        Some(id) => {
+                            used.insert(id);
+                        }
+                        None => {
+                            let id = unique_id(&id_from_content(&content), &used);
+                            used.insert(id);
+                        }
+                    }
+                }
+            }
+            Event::Html(html) | Event::InlineHtml(html) => {
+                for capture in html_id.captures_iter(&html) {
+                    used.insert(capture[1].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    used
+}
+
+/// mdBook's heading id: trimmed, lower-cased, whitespace to `-`, only
+/// alphanumerics, `_` and `-` kept (`mdbook-html` `utils::id_from_content`).
+pub fn id_from_content(content: &str) -> String {
+    content
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                Some(c)
+            } else if c.is_whitespace() {
+                Some('-')
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// mdBook's `unique_id`: a repeated id gets `-1`, `-2`, ...
+fn unique_id(id: &str, used: &BTreeSet<String>) -> String {
+    if !used.contains(id) {
+        return id.to_string();
+    }
+    (1..)
+        .map(|n| format!("{id}-{n}"))
+        .find(|candidate| !used.contains(candidate))
+        .expect("an unused suffix")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_mdbook() {
+        // The cases of mdbook-html's own tests.
+        for (heading, id) in [
+            (
+                "`--passes`: add more rustdoc passes",
+                "--passes-add-more-rustdoc-passes",
+            ),
+            (
+                "Method-call 🐙 expressions \u{1f47c}",
+                "method-call--expressions-",
+            ),
+            ("_-_12345", "_-_12345"),
+            ("中文標題 CJK title", "中文標題-cjk-title"),
+            ("Über", "über"),
+            ("Ce qu'a changé le temps", "ce-qua-changé-le-temps"),
+        ] {
+            assert_eq!(id_from_content(heading), id, "{heading}");
+        }
+    }
+
+    #[test]
+    fn headings_get_unique_ids_and_explicit_ones_count() {
+        let text = "# Intro\n\n## Intro\n\n## Les « réseaux » d'`lxc` {#custom}\n\n## L'hôte -- et le pont\n\n<a id=\"raw\"></a>\n\nTerme\n: définition\n";
+        let ids = heading_ids(text);
+        for id in [
+            "intro",
+            "intro-1",
+            "custom",
+            "lhôte--et-le-pont",
+            "raw",
+            "terme",
+        ] {
+            assert!(ids.contains(id), "{id} in {ids:?}");
+        }
+    }
+
+    #[test]
+    fn includes_with_lines_anchors_and_escapes() {
+        let text = "a\n{{#include ../x.rs:main}}\n\\{{#include nope.md}}\n```\n{{#rustdoc_include y.rs:10:20}}\n```\n{{#playground z.rs editable}}\n{{#title T}}\n";
+        let found = includes(text);
+        assert_eq!(
+            found
+                .iter()
+                .map(|i| (
+                    i.line,
+                    i.kind.as_str(),
+                    i.file.as_str(),
+                    i.anchor.as_deref()
+                ))
+                .collect::<Vec<_>>(),
+            vec![
+                (2, "include", "../x.rs", Some("main")),
+                (5, "rustdoc_include", "y.rs", None),
+                (7, "playground", "z.rs", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_in_included_files() {
+        let body = "// ANCHOR: main\nfn main() {}\n// ANCHOR_END: main\n// ANCHOR: main2\n";
+        assert!(has_anchor(body, "main"));
+        assert!(has_anchor(body, "main2"));
+        assert!(!has_anchor(body, "mai"));
+        assert!(!has_anchor(body, "other"));
+    }
+
+    #[test]
+    fn only_links_into_the_book_are_checked() {
+        let text = "[a](other.md#x) [b](https://example.org) <https://x.org> [c](#here)\n[d](mailto:a@b.c) ![img](pic.png) [e](sub/../p.html)\n";
+        let dests: Vec<String> = links(text).into_iter().map(|l| l.dest).collect();
+        assert_eq!(dests, ["other.md#x", "#here", "pic.png", "sub/../p.html"]);
+        assert_eq!(resolve(Path::new("sub"), "../a.md"), Some("a.md".into()));
+        assert_eq!(resolve(Path::new(""), "../a.md"), None);
+    }
+}
