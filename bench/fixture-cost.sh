@@ -1,16 +1,20 @@
 #!/bin/sh
-# The cost of a throwaway fixture (issue: sandbox). Prints, in one run, the
-# median whole-process time of `recipes run noop` (one no-op step on
-# debian-sysv, warm cache) beside a `cp -a` of the same base and a hand-made
-# `unshare` plus overlay mount plus chroot, with ratios.
+# The cost of the boundary (issue: sandbox). Times, pairwise in one run, the
+# whole process `recipes run noop` (one no-op step on debian-sysv, warm
+# cache: id slot, cgroups with limits, user namespace, locked mounts, the
+# mirrored root, overlay on the idmapped base, seccomp, teardown) against
+# `bwrap --bind BASE / --proc /proc --dev /dev --unshare-all true` on the
+# same base, and prints both medians and the ratio. Any failed run stops the
+# benchmark with its output: a median over fewer runs would lie.
 # Usage (as root): bench/fixture-cost.sh [RUNS]   (default 31)
 set -eu
 runs=${1:-31}
 top=$(cd "$(dirname "$0")/.." && pwd)
+command -v bwrap >/dev/null || { echo "bwrap is missing: apt-get install bubblewrap" >&2; exit 2; }
 cargo build --release --quiet --manifest-path "$top/Cargo.toml"
 bin="$top/target/release/recipes"
 work=$(mktemp -d /var/tmp/recipes-bench.XXXXXX)
-trap 'umount -R "$work/merged" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/book/fr/src" "$work/book/en/src"
 for lang in fr en; do
     printf '[book]\ntitle = "Bench"\n' > "$work/book/$lang/book.toml"
@@ -20,34 +24,36 @@ done
 ln -s "$top/recipes" "$work/recipes"
 base=$(cd "$work" && "$bin" fixture build debian-sysv | sed 's/^[^:]*: //')
 now() { date +%s%N; }
+# Runs a command, prints its wall time in microseconds; stops everything,
+# with the command's output, if it fails.
+timed() {
+    s=$(now)
+    if ! "$@" > "$work/out" 2>&1; then
+        echo "failed: $*" >&2
+        cat "$work/out" >&2
+        exit 1
+    fi
+    e=$(now)
+    echo $(( (e - s) / 1000 ))
+}
+run_noop() { (cd "$work" && "$bin" run noop -q); }
+bwrap_true() { bwrap --bind "$base" / --proc /proc --dev /dev --unshare-all true; }
+run_noop > /dev/null && bwrap_true # warm up
+: > "$work/times"
+i=0
+while [ "$i" -lt "$runs" ]; do
+    a=$(timed run_noop)
+    b=$(timed bwrap_true)
+    echo "$a $b" >> "$work/times"
+    i=$((i + 1))
+done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() { # runs command...
-    n=$1; shift
-    for _ in $(seq "$n"); do
-        s=$(now); "$@" >/dev/null 2>&1; e=$(now)
-        echo $(( (e - s) / 1000 ))
-    done | median
-}
-run_noop() { (cd "$work" && "$bin" run noop); }
-copy_base() { cp -a "$base" "$work/copy" && rm -rf "$work/copy"; }
-hand_made() {
-    unshare --mount --pid --net --uts --ipc --fork sh -c "
-        mount --make-rprivate /
-        mkdir -p '$work/upper' '$work/work' '$work/merged'
-        mount -t overlay overlay -o lowerdir='$base',upperdir='$work/upper',workdir='$work/work' '$work/merged'
-        chroot '$work/merged' true
-        umount '$work/merged'"
-    rm -rf "$work/upper" "$work/work"
-}
-run_noop >/dev/null # warm up
-noop=$(measure "$runs" run_noop)
-hand=$(measure "$runs" hand_made)
-copy=$(measure 3 copy_base)
-size=$(du -sh "$base" | cut -f1)
-echo "base: $base ($size)"
-awk -v noop="$noop" -v hand="$hand" -v copy="$copy" -v runs="$runs" 'BEGIN {
-    printf "recipes run noop (whole process, sandbox + overlay): median %6.1f ms over %d runs\n", noop / 1000, runs
-    printf "hand-made unshare + overlay + chroot true:            median %6.1f ms over %d runs\n", hand / 1000, runs
-    printf "cp -a of the base (and rm -rf):                       median %6.1f ms over 3 runs\n", copy / 1000
-    printf "ratio recipes / hand-made: %.2f   cp -a / recipes: %.0f\n", noop / hand, copy / noop
+noop=$(cut -d' ' -f1 "$work/times" | median)
+bw=$(cut -d' ' -f2 "$work/times" | median)
+pairwise=$(awk '{print $1 / $2}' "$work/times" | median)
+echo "base: $base ($(du -sh "$base" | cut -f1))"
+awk -v noop="$noop" -v bw="$bw" -v runs="$runs" -v pairwise="$pairwise" 'BEGIN {
+    printf "recipes run noop (whole process, the boundary included): median %6.1f ms\n", noop / 1000
+    printf "bwrap --bind BASE / --proc /proc --dev /dev --unshare-all true: median %6.1f ms\n", bw / 1000
+    printf "%d pairs; ratio of medians %.2f, median of pairwise ratios %.2f (goal 1.5, bar 2)\n", runs, noop / bw, pairwise
 }'
