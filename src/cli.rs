@@ -181,6 +181,9 @@ pub struct RunOpts {
     /// which host commands) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Replay every `needs` chain instead of starting from its checkpoint.
+    #[arg(long)]
+    pub no_checkpoint: bool,
 }
 
 /// Errors in the command line that clap cannot see.

@@ -7,11 +7,13 @@ use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::fixture::{Builder, Store};
 use crate::host::{self, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
-use crate::runner::{Direct, Environment, EnvironmentFactory, StepProgram};
+use crate::runner::{Checkpoint, Direct, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
 use crate::sandbox::plan::{self, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
@@ -123,6 +125,7 @@ impl Builder for BaseBuilder<'_> {
             parent: 0,
             ids: IdRange { base: 0, count: 0 },
             lower: None,
+            layers: Vec::new(),
             rootfs_rw: Some(rootfs.to_path_buf()),
             keep: None,
             at: None,
@@ -197,6 +200,7 @@ impl EnvironmentFactory for SandboxFactory {
         recipe: &Recipe,
         fixture: &str,
         chain: &[&Recipe],
+        from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String> {
         self.installer.ensure(&host::needs_of(chain))?;
         let lower = if fixture == EMPTY_FIXTURE {
@@ -230,6 +234,7 @@ impl EnvironmentFactory for SandboxFactory {
             parent: 0,
             ids: IdRange { base: 0, count: 0 },
             lower,
+            layers: from.map(|c| c.dir.join("upper")).into_iter().collect(),
             rootfs_rw: None,
             keep,
             at: chain.iter().rev().find_map(|r| r.at.clone()),
@@ -244,6 +249,44 @@ impl EnvironmentFactory for SandboxFactory {
             self.exe.clone(),
             &self.cache,
         )?))
+    }
+
+    /// `cache/layers/FIXTURE-KEY`, the key a hash of the tool's version, the
+    /// fixture's definition and every step of the chain (kind, attributes,
+    /// body): a change to any of them never reuses an old layer. Only for
+    /// fixtures with a base (the overlay is what a layer keeps).
+    fn checkpoint(&self, fixture: &str, prerequisites: &[&Recipe]) -> Option<Checkpoint> {
+        if fixture == EMPTY_FIXTURE {
+            return None;
+        }
+        let definition = self.store.definition(fixture).ok()?;
+        let mut hasher = Sha256::new();
+        hasher.update(env!("RECIPES_VERSION"));
+        hasher.update([0]);
+        hasher.update(&definition.name);
+        hasher.update([0]);
+        hasher.update(&definition.hash);
+        for recipe in prerequisites {
+            hasher.update([1]);
+            hasher.update(&recipe.id);
+            for step in &recipe.steps {
+                hasher.update([2]);
+                hasher.update(&step.syntax);
+                hasher.update(format!("{:?}", step.attrs));
+                hasher.update([0]);
+                hasher.update(&step.body);
+            }
+        }
+        let key: String = hasher
+            .finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(Checkpoint {
+            dir: layers_dir(&self.cache).join(format!("{fixture}-{key}")),
+            key,
+        })
     }
 
     fn unmet(&self, requirement: Requirement) -> Option<String> {
@@ -261,6 +304,11 @@ impl EnvironmentFactory for SandboxFactory {
     }
 }
 
+/// Where checkpoint layers are kept in the cache.
+pub fn layers_dir(cache: &Path) -> PathBuf {
+    cache.join("layers")
+}
+
 /// Without root: the `empty` fixture only, steps as plain child processes.
 pub struct LocalFactory {
     pub keep: bool,
@@ -272,6 +320,7 @@ impl EnvironmentFactory for LocalFactory {
         _recipe: &Recipe,
         fixture: &str,
         _chain: &[&Recipe],
+        _from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String> {
         if fixture != EMPTY_FIXTURE {
             return Err(format!(

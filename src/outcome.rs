@@ -71,6 +71,8 @@ pub struct Outcome {
     pub log: Vec<(Location, String)>,
     /// New expected bodies, with `--bless`.
     pub blessed: Vec<Blessed>,
+    /// How its `needs` chain ran: from a checkpoint, or replayed and why.
+    pub checkpoint: Option<String>,
 }
 
 /// A step whose expected output `--bless` rewrote.

@@ -92,6 +92,20 @@ pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
             for removed in store.clean(name.as_deref())? {
                 println!("removed {removed}");
             }
+            // Checkpoints are layers on a base: they go with it.
+            let layers = crate::factory::layers_dir(&cache_dir());
+            for entry in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let fixture = file
+                    .trim_start_matches('.')
+                    .rsplit_once('-')
+                    .map(|(stem, _)| stem);
+                if name.is_none() || fixture == name.as_deref() {
+                    std::fs::remove_dir_all(entry.path())
+                        .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+                    println!("removed checkpoint {file}");
+                }
+            }
             Ok(exit::OK)
         }
     }

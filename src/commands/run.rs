@@ -96,6 +96,7 @@ fn execute(
         cache_dir: cache_dir(),
         verbose: opts.verbose,
         bless: opts.bless,
+        checkpoints: !opts.no_checkpoint,
         lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
     };
     let supervisor = Supervisor::new();

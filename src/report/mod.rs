@@ -235,6 +235,9 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
     if let Some(kept) = &o.kept {
         event["kept"] = kept.display().to_string().into();
     }
+    if let Some(checkpoint) = &o.checkpoint {
+        event["checkpoint"] = checkpoint.clone().into();
+    }
     event
 }
 
@@ -250,6 +253,9 @@ fn human(o: &Outcome, style: &Style) -> String {
             format!("{} {}: {reason}\n", style.paint("31;1", "ERR "), o.id)
         }
     };
+    if let Some(checkpoint) = &o.checkpoint {
+        text.push_str(&format!("  {}\n", style.paint("2", checkpoint)));
+    }
     for (location, output) in &o.log {
         text.push_str(&format!(
             "  {}\n",

@@ -41,6 +41,12 @@ pub trait Environment: Send {
     fn diagnose(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Keeps the state of the fixture as a checkpoint layer at `dir`; fails
+    /// with the reason when the environment holds live state a layer of
+    /// files cannot (processes, network links, mounts).
+    fn capture(&self, _dir: &std::path::Path) -> Result<(), String> {
+        Err("this environment keeps no checkpoints".into())
+    }
     /// Releases the environment; returns where it was kept, with `--keep`.
     fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;
 }

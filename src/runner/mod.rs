@@ -35,16 +35,26 @@ pub struct RunConfig {
     pub verbose: bool,
     /// Turn output mismatches into new expected bodies instead of failures.
     pub bless: bool,
+    /// Start `needs` chains from their checkpoints (and make them).
+    pub checkpoints: bool,
 }
 
 /// Makes the environment a recipe runs in.
 pub trait EnvironmentFactory: Sync {
+    /// An environment for `recipe` on `fixture`; with `from`, on top of that
+    /// checkpoint (the state its prerequisites left).
     fn create(
         &self,
         recipe: &Recipe,
         fixture: &str,
         chain: &[&Recipe],
+        from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String>;
+    /// Where the state at the end of `prerequisites` on `fixture` is kept,
+    /// if this environment keeps checkpoints.
+    fn checkpoint(&self, _fixture: &str, _prerequisites: &[&Recipe]) -> Option<Checkpoint> {
+        None
+    }
     /// Why a requirement cannot be met here, if it cannot.
     fn unmet(&self, requirement: Requirement) -> Option<String>;
 }
@@ -85,6 +95,30 @@ pub fn run_all(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The state at the end of a prerequisite chain, kept as a layer in the
+/// cache under a key of the fixture's definition, the tool's version and
+/// every step of the chain.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub key: String,
+    pub dir: PathBuf,
+}
+
+impl Checkpoint {
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+}
+
+/// `a`, `a → b`: the ids of a chain.
+fn ids(chain: &[&Recipe]) -> String {
+    chain
+        .iter()
+        .map(|r| format!("`{}`", r.id))
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 struct Runner<'a> {
@@ -132,6 +166,7 @@ impl Runner<'_> {
             kept: None,
             log: Vec::new(),
             blessed: Vec::new(),
+            checkpoint: None,
         };
         if let Some(status) = self.unmet(&run.requires) {
             outcome.status = status;
@@ -141,7 +176,12 @@ impl Runner<'_> {
             outcome.status = Status::Interrupted;
             return outcome;
         }
-        let env = match self.factory.create(recipe, fixture, chain) {
+        let prerequisites = &chain[..chain.len().saturating_sub(1)];
+        let checkpoint = (self.config.checkpoints && !prerequisites.is_empty())
+            .then(|| self.factory.checkpoint(fixture, prerequisites))
+            .flatten();
+        let from = checkpoint.as_ref().filter(|c| c.exists());
+        let env = match self.factory.create(recipe, fixture, chain, from) {
             Ok(env) => env,
             Err(message) => {
                 outcome.status = Status::Error(message);
@@ -149,7 +189,26 @@ impl Runner<'_> {
                 return outcome;
             }
         };
-        'recipes: for r in chain {
+        if from.is_some() {
+            outcome.checkpoint = Some(format!(
+                "started from the checkpoint of {}",
+                ids(prerequisites)
+            ));
+        }
+        let skip = if from.is_some() {
+            prerequisites.len()
+        } else {
+            0
+        };
+        'recipes: for (position, r) in chain.iter().enumerate().skip(skip) {
+            if let (Some(checkpoint), true) = (&checkpoint, position == prerequisites.len()) {
+                if from.is_none() {
+                    outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
+                        Ok(()) => format!("kept a checkpoint of {}", ids(prerequisites)),
+                        Err(why) => format!("{} is replayed: {why}", ids(prerequisites)),
+                    });
+                }
+            }
             for (i, step) in r.steps.iter().enumerate() {
                 if step.kind == StepKind::Expect {
                     continue;

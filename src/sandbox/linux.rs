@@ -195,15 +195,16 @@ fn escape(path: &Path) -> String {
 /// An overlay; `user_xattr` when mounted inside a user namespace, where the
 /// `trusted.*` attributes overlayfs uses by default are the host root's.
 fn overlay(
-    lower: &Path,
+    lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
     user_xattr: bool,
 ) -> nix::Result<()> {
+    let lowers: Vec<String> = lowers.iter().map(|l| escape(l)).collect();
     let mut options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        escape(lower),
+        lowers.join(":"),
         escape(upper),
         escape(work)
     );
@@ -281,7 +282,13 @@ impl System for Linux {
                 for sub in ["upper", "work"] {
                     std::fs::create_dir_all(layers.join(sub))?;
                 }
-                overlay(dir, &layers.join("upper"), &layers.join("work"), dir, false)?
+                overlay(
+                    std::slice::from_ref(dir),
+                    &layers.join("upper"),
+                    &layers.join("work"),
+                    dir,
+                    false,
+                )?
             }
             Op::Mkdir { path, uid } => {
                 if !path.is_dir() {
@@ -339,11 +346,11 @@ impl System for Linux {
             )?,
             Op::Mqueue(target) => mount(Some("mqueue"), target, Some("mqueue"), fs, none())?,
             Op::Overlay {
-                lower,
+                lowers,
                 upper,
                 work,
                 target,
-            } => overlay(lower, upper, work, target, true)?,
+            } => overlay(lowers, upper, work, target, true)?,
             Op::Bind { source, target } => mount(
                 Some(source),
                 target,

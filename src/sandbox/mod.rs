@@ -11,6 +11,7 @@
 //! lives here; this module never reads Markdown.
 
 pub mod cgroup;
+pub mod checkpoint;
 pub mod helper;
 pub mod linux;
 pub mod plan;
@@ -44,6 +45,12 @@ pub struct Sandbox {
     net_host: bool,
     cgroups: Option<cgroup::Cgroups>,
     shares: Vec<plan::Share>,
+    /// The overlay's upper layer inside, if the fixture has one.
+    upper: Option<PathBuf>,
+    /// The mounts of PID 1's namespace once built: more later means a step
+    /// left mounts behind.
+    mounts: usize,
+    ids: plan::IdRange,
     _slot: userns::Slot,
 }
 
@@ -85,6 +92,9 @@ impl Sandbox {
             net_host: spec.net_host,
             cgroups: spec.cgroups.clone(),
             shares: spec.shares.clone(),
+            upper: plan::upper_path(&spec),
+            mounts: 0,
+            ids: spec.ids,
             _slot: slot,
         };
         let mut child = command.spawn().map_err(|e| {
@@ -114,10 +124,58 @@ impl Sandbox {
                 return Err(message.to_string());
             }
             if ready && sandbox.pid1 > 0 {
+                sandbox.mounts = sandbox.read("mountinfo").lines().count();
                 return Ok(sandbox);
             }
         }
         Err("the sandbox helper ended before the sandbox was ready".into())
+    }
+
+    /// A file of PID 1's `/proc` entry, as the host sees it.
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{name}", self.pid1)).unwrap_or_default()
+    }
+
+    /// What a layer of files cannot hold: processes left in the sandbox's
+    /// PID namespace, network links, mounts made by steps.
+    fn live_state(&self) -> Option<String> {
+        let proc_ = PathBuf::from(format!("/proc/{}/root/proc", self.pid1));
+        let mut running: Vec<String> = std::fs::read_dir(&proc_)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != 1)
+            .filter_map(|pid| {
+                let comm =
+                    std::fs::read_to_string(proc_.join(pid.to_string()).join("comm")).ok()?;
+                Some(comm.trim().to_string())
+            })
+            .collect();
+        running.sort();
+        running.dedup();
+        if !running.is_empty() {
+            return Some(format!(
+                "it leaves processes running ({})",
+                running.join(", ")
+            ));
+        }
+        if !self.net_host {
+            let links: Vec<String> = self
+                .read("net/dev")
+                .lines()
+                .skip(2)
+                .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+                .filter(|n| n != "lo")
+                .collect();
+            if !links.is_empty() {
+                return Some(format!("it leaves network links ({})", links.join(", ")));
+            }
+        }
+        if self.read("mountinfo").lines().count() > self.mounts {
+            return Some("it leaves mounts".into());
+        }
+        None
     }
 
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
@@ -206,6 +264,19 @@ impl Environment for Sandbox {
             .flat_map(|c| c.hits())
             .map(|hit| hit.to_string())
             .collect()
+    }
+
+    fn capture(&self, dir: &Path) -> Result<(), String> {
+        let upper = self
+            .upper
+            .as_ref()
+            .ok_or("its fixture has no overlay to keep")?;
+        if let Some(why) = self.live_state() {
+            return Err(why);
+        }
+        let source = PathBuf::from(format!("/proc/{}/root", self.pid1))
+            .join(upper.strip_prefix("/").unwrap_or(upper));
+        checkpoint::keep(&source, dir, self.ids)
     }
 
     fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {

@@ -85,6 +85,10 @@ pub struct SandboxSpec {
     pub ids: IdRange,
     /// The base root filesystem (overlay lower layer); `None` for `empty`.
     pub lower: Option<PathBuf>,
+    /// Checkpoint layers above the base (host folders, lowest first),
+    /// idmapped and read-only like it.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
     /// A host folder shown writable as the fixture itself, without an
     /// overlay (a base being built).
     #[serde(default)]
@@ -188,7 +192,8 @@ pub enum Op {
     Devpts(PathBuf),
     Mqueue(PathBuf),
     Overlay {
-        lower: PathBuf,
+        /// Lower layers, the topmost first.
+        lowers: Vec<PathBuf>,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
@@ -230,6 +235,9 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
     };
     if let Some(lower) = &spec.lower {
         ops.push(hold("base", lower, true, true));
+    }
+    for (i, layer) in spec.layers.iter().enumerate() {
+        ops.push(hold(&format!("layer{i}"), layer, true, true));
     }
     if let Some(rootfs) = &spec.rootfs_rw {
         ops.push(hold("rootfs", rootfs, true, false));
@@ -375,6 +383,17 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
             key: "base".into(),
             target: p(BASE),
         });
+        for i in 0..spec.layers.len() {
+            let target = layer_path(i);
+            ops.push(Op::Mkdir {
+                path: target.clone(),
+                uid: root,
+            });
+            ops.push(Op::Attach {
+                key: format!("layer{i}"),
+                target,
+            });
+        }
     }
     if spec.rootfs_rw.is_some() {
         ops.push(Op::Attach {
@@ -500,8 +519,11 @@ pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
                 uid: 0,
             });
         }
+        // The topmost layer first, as overlayfs lists them.
+        let mut lowers: Vec<PathBuf> = (0..spec.layers.len()).rev().map(layer_path).collect();
+        lowers.push(p(BASE));
         ops.push(Op::Overlay {
-            lower: p(BASE),
+            lowers,
             upper: layers.join("upper"),
             work: layers.join("work"),
             target: p(ROOTFS),
@@ -528,6 +550,20 @@ pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
     ops
 }
 
+/// Where checkpoint layer `i` is attached inside.
+pub fn layer_path(i: usize) -> PathBuf {
+    Path::new(RUN).join(format!("layer{i}"))
+}
+
+/// The overlay's upper layer inside: what a recipe changed in its fixture.
+pub fn upper_path(spec: &SandboxSpec) -> Option<PathBuf> {
+    spec.lower.as_ref()?;
+    Some(match &spec.keep {
+        Some(_) => Path::new(RUN).join("keep/upper"),
+        None => Path::new(RUN).join("upper"),
+    })
+}
+
 /// `$ROOTFS` as steps see it: the `at=` path when there is one.
 pub fn rootfs_path(spec: &SandboxSpec) -> String {
     spec.at.clone().unwrap_or_else(|| ROOTFS.to_string())
@@ -545,6 +581,7 @@ mod tests {
                 count: 1 << 18,
             },
             lower: Some(PathBuf::from("/cache/bases/debian-sysv/rootfs")),
+            layers: Vec::new(),
             rootfs_rw: None,
             keep: None,
             at: None,
@@ -736,7 +773,7 @@ mod tests {
     fn overlay_layers_live_in_the_sandbox_unless_kept() {
         let ops = inner_ops(&spec());
         assert!(ops.contains(&Op::Overlay {
-            lower: BASE.into(),
+            lowers: vec![BASE.into()],
             upper: "/run/recipes/upper".into(),
             work: "/run/recipes/work".into(),
             target: ROOTFS.into(),
@@ -752,6 +789,37 @@ mod tests {
             key: "keep".into(),
             target: "/run/recipes/keep".into()
         }));
+    }
+
+    #[test]
+    fn checkpoint_layers_stack_above_the_base_idmapped_and_read_only() {
+        let s = SandboxSpec {
+            layers: vec![
+                "/cache/layers/a/upper".into(),
+                "/cache/layers/b/upper".into(),
+            ],
+            ..spec()
+        };
+        let host = host_ops(&s, &host_without(&[]));
+        for i in 0..2 {
+            let hold = position(
+                &host,
+                |o| matches!(o, Op::Hold { key, .. } if *key == format!("layer{i}")),
+            );
+            let Op::Hold { clone, .. } = &host[hold] else {
+                unreachable!()
+            };
+            assert!(clone.idmap && clone.readonly);
+            assert!(host.contains(&Op::Attach {
+                key: format!("layer{i}"),
+                target: layer_path(i),
+            }));
+        }
+        assert!(inner_ops(&s).iter().any(|o| matches!(
+            o,
+            Op::Overlay { lowers, .. } if *lowers == [layer_path(1), layer_path(0), BASE.into()]
+        )));
+        assert_eq!(upper_path(&s), Some("/run/recipes/upper".into()));
     }
 
     #[test]

@@ -503,3 +503,81 @@ fn ctrl_c_interrupts_a_base_build_and_nothing_half_made_stays() {
     assert!(left.is_empty(), "{left:?}");
     assert_gone("sleep 987750");
 }
+
+/// The `finished` events of a JSON run, by recipe id.
+fn finished(out: &std::process::Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    stdout(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "finished")
+        .map(|e| (e["id"].as_str().unwrap_or_default().to_string(), e))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
+    require_root();
+    let p = Project::new("sandbox");
+    let cache = p.path().join("cache");
+    let run = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+            .args(["run", "--format", "json"])
+            .args(args)
+            .current_dir(p.path())
+            .env("RECIPES_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = finished(&run(&["chain-user"]));
+    let event = &first["chain-user"];
+    assert_eq!(event["status"], "passed", "{event}");
+    assert_eq!(event["steps_run"], 2, "{event}");
+    assert_eq!(event["checkpoint"], "kept a checkpoint of `chain-base`");
+    // The next run starts from the layer: the prerequisite does not run,
+    // and its changes (a new file, a deleted one, owners) are all there.
+    let second = finished(&run(&["chain-user"]));
+    let event = &second["chain-user"];
+    assert_eq!(event["status"], "passed", "{event}");
+    assert_eq!(event["steps_run"], 1, "{event}");
+    assert_eq!(
+        event["checkpoint"],
+        "started from the checkpoint of `chain-base`"
+    );
+    // --no-checkpoint replays the chain.
+    let replayed = finished(&run(&["chain-user", "--no-checkpoint"]));
+    assert_eq!(replayed["chain-user"]["steps_run"], 2);
+    assert!(replayed["chain-user"]["checkpoint"].is_null());
+    // A chain that leaves processes running is replayed, and says why.
+    let live = finished(&run(&["chain-live-user"]));
+    assert_eq!(live["chain-live-user"]["status"], "passed");
+    assert_eq!(
+        live["chain-live-user"]["checkpoint"],
+        "`chain-live` is replayed: it leaves processes running (sleep)"
+    );
+    assert_gone("sleep 987760");
+    // A changed prerequisite never reuses the old layer.
+    for lang in ["fr", "en"] {
+        let page = p.path().join(format!("book/{lang}/src/chains.md"));
+        let text = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, text.replace("echo prepared", "echo  prepared")).unwrap();
+    }
+    let changed = finished(&run(&["chain-user"]));
+    assert_eq!(changed["chain-user"]["steps_run"], 2);
+    assert_eq!(
+        changed["chain-user"]["checkpoint"],
+        "kept a checkpoint of `chain-base`"
+    );
+    // `fixture clean` removes the layers with the bases.
+    Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(["fixture", "clean"])
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", &cache)
+        .output()
+        .unwrap();
+    let layers = std::fs::read_dir(cache.join("layers"))
+        .into_iter()
+        .flatten()
+        .count();
+    assert_eq!(layers, 0);
+}
