@@ -51,6 +51,8 @@ pub struct Failure {
     pub actual: Option<String>,
     /// The full output of the step, shown when there is no diff.
     pub output: String,
+    /// What earlier steps captured, which the expected lines used.
+    pub captures: std::collections::BTreeMap<String, String>,
 }
 
 /// The result of running one recipe.

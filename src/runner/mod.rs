@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
 use crate::outcome::{Blessed, Outcome, Reporter, Status};
 use crate::plan::RecipeRun;
 pub use env::{Direct, Environment, StepProgram};
 use process::Supervisor;
 use step::Prepared;
-use verdict::{Blessing, Ran, StepError};
+use verdict::{Passed, Ran, StepError};
 
 /// Settings of one run, already validated.
 #[derive(Debug, Clone)]
@@ -150,15 +151,24 @@ impl Runner<'_> {
             }
         };
         'recipes: for r in chain {
+            // Captures reach the later steps of their own recipe only.
+            let mut captures = Captures::new();
             for (i, step) in r.steps.iter().enumerate() {
                 if step.kind == StepKind::Expect {
                     continue;
                 }
                 outcome.steps_run += 1;
                 let log = self.config.verbose.then_some(&mut outcome.log);
-                match self.run_step(env.as_ref(), r, step, r.expect_for(i), log) {
-                    Ok(None) => {}
-                    Ok(Some(blessing)) => {
+                let ran = self.run_step(env.as_ref(), r, step, r.expect_for(i), log, &captures);
+                match ran {
+                    Ok(Passed {
+                        captures: found,
+                        blessing,
+                    }) => {
+                        captures.extend(found);
+                        let Some(blessing) = blessing else {
+                            continue;
+                        };
                         let target = &r.steps[i + blessing.offset];
                         outcome.blessed.push(Blessed {
                             recipe: r.id.clone(),
@@ -199,7 +209,8 @@ impl Runner<'_> {
         step: &Step,
         expect: Option<&Step>,
         log: Option<&mut Vec<(Location, String)>>,
-    ) -> Result<Option<Blessing>, StepError> {
+        captures: &Captures,
+    ) -> Result<Passed, StepError> {
         // Inside a chroot, the fixture is the root.
         let rootfs = match step.where_ {
             Where::Chroot => "/".to_string(),
@@ -211,12 +222,13 @@ impl Runner<'_> {
             command: text,
         } = match step::prepare(step, env, &rootfs, &self.config.cache_dir) {
             Ok(Some(prepared)) => prepared,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok(Passed::default()),
             Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
         };
         let fail = |message: String| StepError::failed(step, &text, message);
         let mut command = env.command(&program).map_err(fail)?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
+        command.envs(captures);
         let timeout = step.timeout.unwrap_or(self.config.default_timeout);
         let finished = self
             .supervisor
@@ -233,6 +245,7 @@ impl Runner<'_> {
             exit: finished.exit,
             output: &output,
             timeout,
+            bound: captures,
         };
         verdict::judge(&ran, self.config.bless)
     }

@@ -355,3 +355,41 @@ fn dry_run_json_shows_partition_chain_and_fixture_override() {
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(plan["recipes"][0]["fixture_source"], "override");
 }
+
+#[test]
+fn placeholders_match_volatile_values_and_captures_reach_later_steps() {
+    let p = Project::new("captures");
+    let out = p.recipes().args(["run", "volatile"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // A capture binds: a later step that prints another value fails.
+    let page = p.path().join("book/fr/src/page.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("$ echo \"$addr\"", "$ echo 10.9.9.9")).unwrap();
+    let out = p.recipes().args(["run", "volatile"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("+10.9.9.9"), "{}", stdout(&out));
+}
+
+#[test]
+fn unknown_placeholders_and_early_captures_are_located_errors() {
+    let p = Project::new("bad-captures");
+    for args in [&["check"][..], &["run", "early-capture"]] {
+        let out = p.recipes().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = stderr(&out) + &stdout(&out);
+        assert!(
+            text.contains("book/fr/src/page.md:5: unknown placeholder `[PID]`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("book/fr/src/page.md:11: `$gw` is used before it is set"),
+            "{text}"
+        );
+    }
+}
