@@ -10,7 +10,7 @@ use crate::exit;
 use crate::factory::{LocalFactory, SandboxFactory};
 use crate::host::{self, Installer};
 use crate::model::{index, Recipe, RecipeIndex};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Status};
 use crate::plan::{self, Pick, Plan, Selection};
 use crate::report::{self, Console, Format};
 use crate::runner::process::Supervisor;
@@ -168,15 +168,48 @@ fn environment_factory(
     Ok(Box::new(LocalFactory { keep: opts.keep }))
 }
 
+/// Writes what `--bless` produced into every language (all or nothing),
+/// and says which failures it could not turn into new expected output. On
+/// stdout only JSON events with `--format json`.
+fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
+    let written = crate::workflow::apply_blessings(&ws.book_dir, &blessed)?;
+    for path in written {
+        match format {
+            Format::Human => println!("blessed {}", path.display()),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"event": "blessed", "path": path.display().to_string()})
+            ),
+        }
+    }
+    for o in outcomes {
+        let (location, message) = match (&o.status, &o.failure) {
+            (Status::Passed | Status::Skipped(_) | Status::Interrupted, _) => continue,
+            (_, Some(f)) => (f.step.to_string(), f.message.clone()),
+            (Status::Error(reason), None) => (o.location.to_string(), reason.clone()),
+            (status, None) => (o.location.to_string(), status.as_str().to_string()),
+        };
+        match format {
+            Format::Human => eprintln!(
+                "not blessed: {location}: {message} (recipe `{}`; only expected output is blessed, not exit codes or files)",
+                o.id
+            ),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"event": "not-blessed", "id": o.id, "fixture": o.fixture, "location": location, "message": message})
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// `--bless` writes the new bodies into the book; `--junit` writes the
 /// report.
 fn after_run(ws: &Workspace, settings: &RunSettings, outcomes: &[Outcome]) -> anyhow::Result<()> {
     let opts = &settings.opts;
     if opts.bless {
-        let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
-        for path in crate::workflow::apply_blessings(&ws.book_dir, &blessed)? {
-            println!("blessed {}", path.display());
-        }
+        bless(ws, opts.format, outcomes)?;
     }
     if let Some(path) = &opts.junit {
         report::write_junit(path, outcomes)

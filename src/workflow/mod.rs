@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod bless;
+
 use crate::fsutil::{write_atomically, FsError};
 use crate::model::Location;
-use crate::outcome::Blessed;
 use crate::parse::info::valid_id;
 use crate::parse::{languages, load_book, BookError};
+pub use bless::apply_blessings;
 
 /// Why a workflow command could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum WorkflowError {
         step: usize,
         lang: String,
     },
+    #[error("{location}: {message}")]
+    NotBlessed { location: Location, message: String },
     #[error("{}:{line}: cannot find the block to bless", path.display())]
     NoBlock { path: PathBuf, line: usize },
     #[error("{0}")]
@@ -103,98 +107,6 @@ pub fn new_page(
     Ok(written)
 }
 
-/// Writes blessed bodies into the pages of every language (the step is
-/// found by recipe id and index, so both translations get the same code).
-pub fn apply_blessings(
-    book_dir: &Path,
-    blessed: &[Blessed],
-) -> Result<Vec<PathBuf>, WorkflowError> {
-    let mut written = Vec::new();
-    for lang in languages(book_dir) {
-        let (book, _) = load_book(book_dir, &lang)?;
-        let steps: BTreeMap<(String, usize), (PathBuf, usize)> = book
-            .pages
-            .iter()
-            .flat_map(|p| &p.recipes)
-            .flat_map(|r| {
-                r.steps.iter().enumerate().map(|(i, s)| {
-                    (
-                        (r.id.clone(), i),
-                        (s.location.path.clone(), s.location.line),
-                    )
-                })
-            })
-            .collect();
-        let mut by_file: BTreeMap<PathBuf, Vec<(usize, &str)>> = BTreeMap::new();
-        for b in blessed {
-            let Some((path, line)) = steps.get(&(b.recipe.clone(), b.step)) else {
-                return Err(WorkflowError::NoSuchStep {
-                    recipe: b.recipe.clone(),
-                    step: b.step + 1,
-                    lang: lang.clone(),
-                });
-            };
-            by_file
-                .entry(path.clone())
-                .or_default()
-                .push((*line, &b.body));
-        }
-        for (path, mut edits) in by_file {
-            let text = std::fs::read_to_string(&path).map_err(FsError::at("read", &path))?;
-            edits.sort_by_key(|(line, _)| std::cmp::Reverse(*line));
-            let mut result = text.clone();
-            for (line, body) in edits {
-                result = replace_block_body(&result, line, body).ok_or_else(|| {
-                    WorkflowError::NoBlock {
-                        path: path.clone(),
-                        line,
-                    }
-                })?;
-            }
-            if result != text {
-                write_atomically(&path, result.as_bytes())?;
-                written.push(path);
-            }
-        }
-    }
-    Ok(written)
-}
-
-/// Replaces the body of the fenced block opening at 1-based `line`, keeping
-/// the block's container prefix (list indentation, `> `) and line endings.
-fn replace_block_body(text: &str, line: usize, body: &str) -> Option<String> {
-    let crlf = text.contains("\r\n");
-    let eol = if crlf { "\r\n" } else { "\n" };
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let open = lines
-        .get(line.checked_sub(1)?)?
-        .trim_end_matches(['\r', '\n']);
-    let prefix: String = open
-        .chars()
-        .take_while(|c| c.is_whitespace() || *c == '>')
-        .collect();
-    let fence = &open[prefix.len()..];
-    let marker = fence.chars().next()?;
-    let width = fence.chars().take_while(|c| *c == marker).count();
-    let close = (line..lines.len()).find(|&i| {
-        let l = lines[i].trim_end_matches(['\r', '\n']);
-        let l = l.strip_prefix(prefix.trim_end()).unwrap_or(l).trim();
-        l.chars().all(|c| c == marker) && l.chars().count() >= width
-    })?;
-    let mut out: String = lines[..line].concat();
-    for body_line in body.lines() {
-        if body_line.is_empty() {
-            out.push_str(prefix.trim_end());
-        } else {
-            out.push_str(&prefix);
-            out.push_str(body_line);
-        }
-        out.push_str(eol);
-    }
-    out.push_str(&lines[close..].concat());
-    Some(out)
-}
-
 /// Pages (relative to `src/`) and fixtures changed since the merge base with
 /// the main branch, committed or not.
 pub fn changed_since_main(
@@ -252,33 +164,4 @@ pub fn changed_since_main(
         }
     }
     Ok((pages, changed_fixtures))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_a_body_and_keeps_prefixes_and_line_endings() {
-        let text = "a\n\n```console recipe=x\n$ echo hi\nold\n```\nafter\n";
-        assert_eq!(
-            replace_block_body(text, 3, "$ echo hi\nhi\n").unwrap(),
-            "a\n\n```console recipe=x\n$ echo hi\nhi\n```\nafter\n"
-        );
-        let quoted = "> ```text recipe=x expect\n> old\n>\n> more\n> ```\n";
-        assert_eq!(
-            replace_block_body(quoted, 1, "new\n\nlines\n").unwrap(),
-            "> ```text recipe=x expect\n> new\n>\n> lines\n> ```\n"
-        );
-        let crlf = "```text recipe=x expect\r\nold\r\n```\r\n";
-        assert_eq!(
-            replace_block_body(crlf, 1, "new\n").unwrap(),
-            "```text recipe=x expect\r\nnew\r\n```\r\n"
-        );
-        let longer = "````text recipe=x expect\n```\n````\n";
-        assert_eq!(
-            replace_block_body(longer, 1, "x\n").unwrap(),
-            "````text recipe=x expect\nx\n````\n"
-        );
-    }
 }
