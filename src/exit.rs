@@ -48,6 +48,7 @@ mod tests {
             kept: None,
             log: Vec::new(),
             blessed: Vec::new(),
+            provenance: Default::default(),
         }
     }
 

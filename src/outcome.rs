@@ -73,6 +73,8 @@ pub struct Outcome {
     pub log: Vec<(Location, String)>,
     /// New expected bodies, with `--bless`.
     pub blessed: Vec<Blessed>,
+    /// Where the result was proven.
+    pub provenance: crate::provenance::Provenance,
 }
 
 /// A step whose expected output `--bless` rewrote.

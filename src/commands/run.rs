@@ -9,9 +9,10 @@ use crate::cli::RunSettings;
 use crate::exit;
 use crate::factory::{LocalFactory, SandboxFactory};
 use crate::host::{self, Installer};
-use crate::model::{index, Recipe, RecipeIndex};
+use crate::model::{index, Recipe, RecipeIndex, EMPTY_FIXTURE};
 use crate::outcome::{Outcome, Status};
 use crate::plan::{self, Pick, Plan, Selection};
+use crate::provenance::{HostFacts, Provenance};
 use crate::report::{self, Console, Format};
 use crate::runner::process::Supervisor;
 use crate::runner::{self, EnvironmentFactory, RunConfig};
@@ -102,7 +103,15 @@ fn execute(
     let signals = forward_signals(&supervisor)?;
     let console = Console::new(opts.format);
     let factory = environment_factory(ws, settings, &config)?;
-    let outcomes = runner::run_all(&plan.runs, &config, factory.as_ref(), &supervisor, &console);
+    let provenance = provenance_of(ws);
+    let outcomes = runner::run_all(
+        &plan.runs,
+        &config,
+        factory.as_ref(),
+        &supervisor,
+        &console,
+        &provenance,
+    );
     signals.close();
     if host::is_root() {
         crate::sandbox::cgroup::remove_parent_if_unused();
@@ -115,6 +124,25 @@ fn execute(
     }
     after_run(ws, settings, &outcomes)?;
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// The provenance of a result on a fixture: the host's facts (read once),
+/// the definition's digest and the release of its base, when built.
+fn provenance_of(ws: &Workspace) -> impl Fn(&str) -> Provenance + Sync {
+    let host = HostFacts::gather();
+    let store = ws.store();
+    move |fixture: &str| {
+        if fixture == EMPTY_FIXTURE {
+            return host.with_fixture(fixture, EMPTY_FIXTURE, None);
+        }
+        match store.definition(fixture) {
+            Ok(def) => {
+                let rootfs = store.built(&def).map(|(rootfs, _)| rootfs);
+                host.with_fixture(fixture, &def.hash, rootfs.as_deref())
+            }
+            Err(_) => host.with_fixture(fixture, "unknown", None),
+        }
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop every running step (through the

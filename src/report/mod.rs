@@ -163,6 +163,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
     if let Some(kept) = &o.kept {
         event["kept"] = kept.display().to_string().into();
     }
+    event["provenance"] = serde_json::to_value(&o.provenance).unwrap_or_default();
     event
 }
 

@@ -18,6 +18,7 @@ use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
 use crate::outcome::{Blessed, Outcome, Reporter, Status};
 use crate::plan::RecipeRun;
+use crate::provenance::Provenance;
 pub use env::{Direct, Environment, StepProgram};
 use process::Supervisor;
 use step::Prepared;
@@ -50,6 +51,9 @@ pub trait EnvironmentFactory: Sync {
     fn unmet(&self, requirement: Requirement) -> Option<String>;
 }
 
+/// The provenance of a result on a fixture (called when its run starts).
+pub type ProvenanceOf<'a> = &'a (dyn Fn(&str) -> Provenance + Sync);
+
 /// Runs the planned runs with up to `config.jobs` in parallel; outcomes
 /// come back in the order of the plan.
 pub fn run_all(
@@ -58,6 +62,7 @@ pub fn run_all(
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
     reporter: &dyn Reporter,
+    provenance: ProvenanceOf,
 ) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
@@ -65,6 +70,7 @@ pub fn run_all(
         config,
         factory,
         supervisor,
+        provenance,
     };
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
@@ -92,6 +98,7 @@ struct Runner<'a> {
     config: &'a RunConfig,
     factory: &'a dyn EnvironmentFactory,
     supervisor: &'a Arc<Supervisor>,
+    provenance: ProvenanceOf<'a>,
 }
 
 impl Runner<'_> {
@@ -133,6 +140,7 @@ impl Runner<'_> {
             kept: None,
             log: Vec::new(),
             blessed: Vec::new(),
+            provenance: (self.provenance)(fixture),
         };
         if let Some(status) = self.unmet(&run.requires) {
             outcome.status = status;
@@ -150,6 +158,8 @@ impl Runner<'_> {
                 return outcome;
             }
         };
+        // The base is built now: its release can be read.
+        outcome.provenance = (self.provenance)(fixture);
         'recipes: for r in chain {
             // Captures reach the later steps of their own recipe only.
             let mut captures = Captures::new();

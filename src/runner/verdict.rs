@@ -73,7 +73,8 @@ impl Ran<'_> {
         actual: Option<String>,
     ) -> StepError {
         let mut e = StepError::failed(self.step, self.command, message);
-        e.failure.output = self.output.to_string();
+        // Transcripts as a terminal shows them: no markers.
+        e.failure.output = shown(self.step, self.output);
         e.failure.expected = expected;
         e.failure.actual = actual;
         e.failure.captures = self.bound.clone();
