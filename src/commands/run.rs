@@ -55,7 +55,7 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
     let selection = Selection {
         pick,
         partition: settings.partition,
-        fixtures: opts.fixture.iter().cloned().collect(),
+        fixtures: opts.fixture.to_vec(),
     };
     let plan = match plan::plan(lang, &ordered, &all, &selection, &ws.fixture_names()) {
         Ok(plan) => plan,

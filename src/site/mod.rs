@@ -4,6 +4,7 @@
 //! local server that rebuilds when the book changes.
 
 pub mod preprocess;
+pub mod proven;
 pub mod status;
 
 use std::io::Read;
