@@ -46,9 +46,27 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
         Asked::Ids(ids) => Pick::Ids(ids),
         Asked::All => Pick::All,
         Asked::Changed => {
-            let (pages, fixtures) =
-                crate::workflow::changed_since_main(&ws.book_dir, &ws.fixtures_dir())?;
-            Pick::Changed { pages, fixtures }
+            let changed = match crate::workflow::changed_since_main(
+                &ws.book_dir,
+                &ws.fixtures_dir(),
+                &ws.lib_dir(),
+            ) {
+                Ok(changed) => changed,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            if changed.lib {
+                // Any step may source the shell helpers.
+                eprintln!("recipes: recipes/lib changed, so every recipe runs");
+                Pick::All
+            } else {
+                Pick::Changed {
+                    pages: changed.pages,
+                    fixtures: changed.fixtures,
+                }
+            }
         }
     };
     let changed = matches!(pick, Pick::Changed { .. });

@@ -36,7 +36,7 @@ pub enum WorkflowError {
     #[error("{}:{line}: cannot find the block to bless", path.display())]
     NoBlock { path: PathBuf, line: usize },
     #[error("{0}")]
-    Git(&'static str),
+    Git(String),
     #[error(transparent)]
     Book(#[from] BookError),
     #[error(transparent)]
@@ -107,61 +107,109 @@ pub fn new_page(
     Ok(written)
 }
 
-/// Pages (relative to `src/`) and fixtures changed since the merge base with
-/// the main branch, committed or not.
+/// What changed since the merge base with the main branch, committed or
+/// not.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Pages, relative to `src/`.
+    pub pages: BTreeSet<String>,
+    /// Fixture definitions, by name.
+    pub fixtures: BTreeSet<String>,
+    /// Something under `recipes/lib`, which any step may source.
+    pub lib: bool,
+}
+
+/// Pages, fixtures and shell helpers changed since the merge base with the
+/// main branch, committed or not. A failing git is an error, never "no
+/// change"; paths are compared canonical, and names read NUL-separated.
 pub fn changed_since_main(
     book_dir: &Path,
     fixtures_dir: &Path,
-) -> Result<(BTreeSet<String>, BTreeSet<String>), WorkflowError> {
-    let git = |args: &[&str]| -> Option<String> {
+    lib_dir: &Path,
+) -> Result<Changed, WorkflowError> {
+    let git = |args: &[&str]| -> Result<Vec<u8>, String> {
         let out = Command::new("git")
             .args(args)
             .current_dir(book_dir)
             .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     };
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
     let top = git(&["rev-parse", "--show-toplevel"])
-        .ok_or(WorkflowError::Git("--changed needs a git work tree"))?;
+        .map(text)
+        .map_err(|e| WorkflowError::Git(format!("--changed needs a git work tree ({e})")))?;
     let base = ["main", "origin/main", "master", "origin/master"]
         .iter()
-        .find_map(|branch| git(&["merge-base", "HEAD", branch]))
-        .ok_or(WorkflowError::Git(
-            "no main (or master) branch to compare with",
-        ))?;
-    let mut files: Vec<String> = git(&["diff", "--name-only", &base])
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    files.extend(
-        git(&["ls-files", "--others", "--exclude-standard"])
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string),
+        .find_map(|branch| git(&["merge-base", "HEAD", branch]).ok().map(text))
+        .ok_or_else(|| {
+            WorkflowError::Git("--changed finds no main (or master) branch to compare with".into())
+        })?;
+    // Both list paths from the top (ls-files lists from where it runs).
+    let mut names = git(&[
+        "-C",
+        &top,
+        "diff",
+        "-z",
+        "--name-only",
+        "--no-renames",
+        &base,
+    ])
+    .map_err(WorkflowError::Git)?;
+    names.extend(
+        git(&[
+            "-C",
+            &top,
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+        ])
+        .map_err(WorkflowError::Git)?,
     );
-    let top = PathBuf::from(top);
-    let book = std::path::absolute(book_dir).map_err(FsError::at("resolve", book_dir))?;
-    let fixtures =
-        std::path::absolute(fixtures_dir).map_err(FsError::at("resolve", fixtures_dir))?;
-    let mut pages = BTreeSet::new();
-    let mut changed_fixtures = BTreeSet::new();
-    for file in files {
-        let path = top.join(&file);
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| FsError {
+            operation: "resolve",
+            path: p.to_path_buf(),
+            source: e,
+        })
+    };
+    let top = canonical(Path::new(&top))?;
+    let book = canonical(book_dir)?;
+    // Folders that do not exist cannot hold changes, but may have had some
+    // (a deleted fixture): compare them under the canonical top.
+    let under_top = |p: &Path| {
+        canonical(p).or_else(|_| std::path::absolute(p).map_err(FsError::at("resolve", p)))
+    };
+    let fixtures = under_top(fixtures_dir)?;
+    let lib = under_top(lib_dir)?;
+    let mut changed = Changed::default();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let path = top.join(String::from_utf8_lossy(name).as_ref());
         if let Ok(rest) = path.strip_prefix(&book) {
             // <lang>/src/<page>
             let parts: Vec<_> = rest.components().collect();
             if parts.len() > 2 && parts[1].as_os_str() == "src" {
                 let rel: PathBuf = parts[2..].iter().collect();
-                pages.insert(rel.to_string_lossy().replace('\\', "/"));
+                changed
+                    .pages
+                    .insert(rel.to_string_lossy().replace('\\', "/"));
             }
         } else if let Ok(rest) = path.strip_prefix(&fixtures) {
             if let Some(name) = rest.to_string_lossy().strip_suffix(".toml") {
-                changed_fixtures.insert(name.to_string());
+                changed.fixtures.insert(name.to_string());
             }
+        } else if path.starts_with(&lib) {
+            changed.lib = true;
         }
     }
-    Ok((pages, changed_fixtures))
+    Ok(changed)
 }

@@ -222,3 +222,50 @@ fn bless_writes_nothing_when_the_translations_do_not_correspond() {
         );
     }
 }
+
+#[test]
+fn changed_fails_without_git_and_counts_shell_helpers() {
+    let p = Project::new("changed");
+    // Not a git work tree: an error, never "nothing changed".
+    let out = p
+        .recipes()
+        .args(["test", "--changed"])
+        .env("GIT_CEILING_DIRECTORIES", p.path().parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("--changed needs a git work tree"),
+        "{}",
+        stderr(&out)
+    );
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "book"]);
+    git(&["checkout", "-q", "-b", "answer"]);
+    std::fs::create_dir_all(p.path().join("recipes/lib")).unwrap();
+    std::fs::write(p.path().join("recipes/lib/é helper.sh"), "x=1\n").unwrap();
+    let out = p.recipes().args(["test", "--changed"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("recipes/lib changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("PASS alpha"), "{}", stdout(&out));
+}
