@@ -20,6 +20,11 @@ fn main() {
         println!("cargo:rerun-if-changed={path}");
     }
     let commit = git(&["rev-parse", "--short=10", "HEAD"]);
+    // Each result's provenance names the commit of the tool that proved it.
+    println!(
+        "cargo:rustc-env=RECIPES_COMMIT={}",
+        commit.as_deref().unwrap_or("unknown")
+    );
     if let (Some(dir), Some(common)) = (
         git(&["rev-parse", "--absolute-git-dir"]),
         git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]),

@@ -60,6 +60,11 @@ pub enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Manage the status store the site reads.
+    Status {
+        #[command(subcommand)]
+        command: StatusCommand,
+    },
     /// Build or serve the bilingual site.
     Book {
         #[command(subcommand)]
@@ -136,6 +141,21 @@ pub enum BookCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StatusCommand {
+    /// Merge status stores (from the partitions of one run) into the
+    /// store the site reads, keeping the newest result per (id, fixture).
+    Merge {
+        /// The stores to merge.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The store to merge into (default: the project's, which the site
+        /// reads).
+        #[arg(long, value_name = "FILE")]
+        into: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum FixtureCommand {
     /// List the fixtures and their cached bases.
     List,
@@ -150,9 +170,10 @@ pub struct RunOpts {
     /// Keep each recipe's fixture and print where it is.
     #[arg(long)]
     pub keep: bool,
-    /// Run on this fixture instead of the one each recipe declares.
+    /// Run on this fixture instead of the one each recipe declares;
+    /// repeated, each recipe runs on each (a matrix).
     #[arg(long, value_name = "NAME")]
-    pub fixture: Option<String>,
+    pub fixture: Vec<String>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
     /// Also write a JUnit XML report to FILE.

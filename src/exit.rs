@@ -49,6 +49,7 @@ mod tests {
             log: Vec::new(),
             blessed: Vec::new(),
             checkpoint: None,
+            provenance: Default::default(),
         }
     }
 

@@ -69,6 +69,32 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Writes several files as one change: each is written aside first, and
+/// only when all are written are they renamed into place, so a failure
+/// (a full disk, a read-only folder) leaves every file as it was.
+pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FsError> {
+    let mut staged = Vec::new();
+    for (path, bytes) in files {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(FsError::at("write next to", path))?;
+        tmp.write_all(bytes)
+            .map_err(FsError::at("write", tmp.path()))?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = tmp.as_file().set_permissions(meta.permissions());
+        }
+        staged.push((tmp, path));
+    }
+    for (tmp, path) in staged {
+        tmp.persist(path)
+            .map_err(|e| FsError::at("replace", path)(e.error))?;
+    }
+    Ok(())
+}
+
 /// Replaces the folder `target` with `staged` (two renames: the old folder
 /// is moved aside, then removed), so a reader never sees a half-built tree.
 pub fn replace_dir(staged: &Path, target: &Path) -> Result<(), FsError> {

@@ -16,6 +16,7 @@ pub mod model;
 pub mod outcome;
 pub mod parse;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod runner;
 pub mod sandbox;

@@ -51,6 +51,8 @@ pub struct Failure {
     pub actual: Option<String>,
     /// The full output of the step, shown when there is no diff.
     pub output: String,
+    /// What earlier steps captured, which the expected lines used.
+    pub captures: std::collections::BTreeMap<String, String>,
 }
 
 /// The result of running one recipe.
@@ -73,6 +75,8 @@ pub struct Outcome {
     pub blessed: Vec<Blessed>,
     /// How its `needs` chain ran: from a checkpoint, or replayed and why.
     pub checkpoint: Option<String>,
+    /// Where the result was proven.
+    pub provenance: crate::provenance::Provenance,
 }
 
 /// A step whose expected output `--bless` rewrote.

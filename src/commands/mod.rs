@@ -9,7 +9,7 @@ mod run;
 
 use anyhow::bail;
 
-use crate::cli::{BookCommand, Cli, Command, RunSettings};
+use crate::cli::{BookCommand, Cli, Command, RunSettings, StatusCommand};
 use crate::exit;
 use crate::parse::Problem;
 use crate::workspace::Workspace;
@@ -53,6 +53,26 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 run::Asked::All
             };
             run::run(&ws, &cli.lang, asked, settings)
+        }
+        Command::Status {
+            command: StatusCommand::Merge { files, into },
+        } => {
+            let into = into.unwrap_or_else(|| ws.status_path());
+            match crate::site::status::Store::merge(&files, &into) {
+                Ok(n) => {
+                    println!(
+                        "merged {} into {} ({})",
+                        count(files.len(), "store"),
+                        into.display(),
+                        count(n, "result")
+                    );
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}; nothing was written");
+                    Ok(exit::ERROR)
+                }
+            }
         }
         Command::Book { command } => match command {
             BookCommand::Build { out } => {

@@ -9,9 +9,10 @@ use crate::cli::RunSettings;
 use crate::exit;
 use crate::factory::{LocalFactory, SandboxFactory};
 use crate::host::{self, Installer};
-use crate::model::{index, Recipe, RecipeIndex};
-use crate::outcome::Outcome;
+use crate::model::{index, Recipe, RecipeIndex, EMPTY_FIXTURE};
+use crate::outcome::{Outcome, Status};
 use crate::plan::{self, Pick, Plan, Selection};
+use crate::provenance::{HostFacts, Provenance};
 use crate::report::{self, Console, Format};
 use crate::runner::process::Supervisor;
 use crate::runner::{self, EnvironmentFactory, RunConfig};
@@ -45,16 +46,34 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
         Asked::Ids(ids) => Pick::Ids(ids),
         Asked::All => Pick::All,
         Asked::Changed => {
-            let (pages, fixtures) =
-                crate::workflow::changed_since_main(&ws.book_dir, &ws.fixtures_dir())?;
-            Pick::Changed { pages, fixtures }
+            let changed = match crate::workflow::changed_since_main(
+                &ws.book_dir,
+                &ws.fixtures_dir(),
+                &ws.lib_dir(),
+            ) {
+                Ok(changed) => changed,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            if changed.lib {
+                // Any step may source the shell helpers.
+                eprintln!("recipes: recipes/lib changed, so every recipe runs");
+                Pick::All
+            } else {
+                Pick::Changed {
+                    pages: changed.pages,
+                    fixtures: changed.fixtures,
+                }
+            }
         }
     };
     let changed = matches!(pick, Pick::Changed { .. });
     let selection = Selection {
         pick,
         partition: settings.partition,
-        fixtures: opts.fixture.iter().cloned().collect(),
+        fixtures: opts.fixture.to_vec(),
     };
     let plan = match plan::plan(lang, &ordered, &all, &selection, &ws.fixture_names()) {
         Ok(plan) => plan,
@@ -103,7 +122,15 @@ fn execute(
     let signals = forward_signals(&supervisor)?;
     let console = Console::new(opts.format, opts.quiet, plan.runs.len());
     let factory = environment_factory(ws, settings, &config, &supervisor)?;
-    let outcomes = runner::run_all(&plan.runs, &config, factory.as_ref(), &supervisor, &console);
+    let provenance = provenance_of(ws);
+    let outcomes = runner::run_all(
+        &plan.runs,
+        &config,
+        factory.as_ref(),
+        &supervisor,
+        &console,
+        &provenance,
+    );
     signals.close();
     if host::is_root() {
         crate::sandbox::cgroup::remove_parent_if_unused();
@@ -116,6 +143,25 @@ fn execute(
     }
     after_run(ws, settings, &outcomes)?;
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// The provenance of a result on a fixture: the host's facts (read once),
+/// the definition's digest and the release of its base, when built.
+fn provenance_of(ws: &Workspace) -> impl Fn(&str) -> Provenance + Sync {
+    let host = HostFacts::gather();
+    let store = ws.store();
+    move |fixture: &str| {
+        if fixture == EMPTY_FIXTURE {
+            return host.with_fixture(fixture, EMPTY_FIXTURE, None);
+        }
+        match store.definition(fixture) {
+            Ok(def) => {
+                let rootfs = store.built(&def).map(|(rootfs, _)| rootfs);
+                host.with_fixture(fixture, &def.hash, rootfs.as_deref())
+            }
+            Err(_) => host.with_fixture(fixture, "unknown", None),
+        }
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop every running step (through the
@@ -175,15 +221,48 @@ fn environment_factory(
     Ok(Box::new(LocalFactory { keep: opts.keep }))
 }
 
+/// Writes what `--bless` produced into every language (all or nothing),
+/// and says which failures it could not turn into new expected output. On
+/// stdout only JSON events with `--format json`.
+fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
+    let written = crate::workflow::apply_blessings(&ws.book_dir, &blessed)?;
+    for path in written {
+        match format {
+            Format::Human => println!("blessed {}", path.display()),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"event": "blessed", "path": path.display().to_string()})
+            ),
+        }
+    }
+    for o in outcomes {
+        let (location, message) = match (&o.status, &o.failure) {
+            (Status::Passed | Status::Skipped(_) | Status::Interrupted, _) => continue,
+            (_, Some(f)) => (f.step.to_string(), f.message.clone()),
+            (Status::Error(reason), None) => (o.location.to_string(), reason.clone()),
+            (status, None) => (o.location.to_string(), status.as_str().to_string()),
+        };
+        match format {
+            Format::Human => eprintln!(
+                "not blessed: {location}: {message} (recipe `{}`; only expected output is blessed, not exit codes or files)",
+                o.id
+            ),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"event": "not-blessed", "id": o.id, "fixture": o.fixture, "location": location, "message": message})
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// `--bless` writes the new bodies into the book; `--junit` writes the
 /// report.
 fn after_run(ws: &Workspace, settings: &RunSettings, outcomes: &[Outcome]) -> anyhow::Result<()> {
     let opts = &settings.opts;
     if opts.bless {
-        let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
-        for path in crate::workflow::apply_blessings(&ws.book_dir, &blessed)? {
-            println!("blessed {}", path.display());
-        }
+        bless(ws, opts.format, outcomes)?;
     }
     if let Some(path) = &opts.junit {
         report::write_junit(path, outcomes)

@@ -12,6 +12,8 @@ pub struct Block {
     pub info: String,
     /// The body with `\n` line endings (CRLF pages are normalised).
     pub body: String,
+    /// Byte offsets of the whole block in the page, fences included.
+    pub range: std::ops::Range<usize>,
 }
 
 /// Byte offsets of line starts, to turn an offset into a 1-based line once.
@@ -51,6 +53,7 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
                     line: index.line(range.start),
                     info: info.trim().to_string(),
                     body: String::new(),
+                    range: range.clone(),
                 });
             }
             Event::Text(t) => {
@@ -60,6 +63,7 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
             }
             Event::End(TagEnd::CodeBlock) => {
                 if let Some(mut block) = current.take() {
+                    block.range.end = range.end;
                     if block.body.contains('\r') {
                         block.body = block.body.replace("\r\n", "\n");
                     }

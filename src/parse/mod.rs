@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod book;
+mod expected;
 pub mod info;
 mod transcript;
 
@@ -104,6 +105,9 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         }
         apply_recipe_keys(recipe, &step, &mut problem);
         recipe.steps.push(step);
+    }
+    for recipe in &recipes {
+        problems.extend(expected::check_recipe(recipe));
     }
     (recipes, problems)
 }

@@ -13,7 +13,11 @@ pub fn parse(
     let mut reported = false;
     for (i, line) in body.lines().enumerate() {
         let line_no = fence_line + 1 + i;
-        if let Some(command) = line.strip_prefix("$ ") {
+        // `$ x (literal)` is output that looks like a command.
+        let command = line
+            .strip_prefix("$ ")
+            .filter(|_| !line.ends_with(crate::matcher::LITERAL));
+        if let Some(command) = command {
             entries.push(TranscriptEntry {
                 line: line_no,
                 command: command.to_string(),
@@ -74,5 +78,16 @@ mod tests {
         );
         assert_eq!((t[1].exit, t[1].expected.len()), (1, 0));
         assert_eq!(t[2].exit, 0);
+    }
+
+    #[test]
+    fn literal_lines_are_output() {
+        let (recipes, problems) =
+            page("```console recipe=a\n$ cat x\n$ y (literal)\n[1] (literal)\n```\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = &recipes[0].steps[0].transcript;
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].expected, ["$ y (literal)", "[1] (literal)"]);
+        assert_eq!(t[0].exit, 0);
     }
 }

@@ -1,85 +1,114 @@
-//! JUnit XML, the report format CI systems read: one test suite per book
-//! language, one test case per recipe.
+//! JUnit XML, the report format CI systems read, written with quick-junit
+//! (nextest's crate): one test suite per book language, one test case per
+//! recipe run, its provenance as properties. Text from steps may hold any
+//! bytes: quick-junit drops ANSI escapes and the control characters XML
+//! 1.0 forbids, and the noncharacters it also forbids are replaced here.
 
 use std::path::Path;
 
-use quick_xml::escape::escape;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::outcome::{Outcome, Status, Tally};
+use crate::outcome::{Outcome, Status};
 
-/// Writes the outcomes as JUnit XML to `path`.
-pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
+/// Text that XML 1.0 can hold (quick-junit removes the rest of the
+/// control characters).
+fn xml_text(text: &str) -> String {
+    text.replace(['\u{fffe}', '\u{ffff}'], "\u{fffd}")
+}
+
+fn properties(o: &Outcome) -> Vec<Property> {
+    let p = &o.provenance;
+    [
+        ("kernel", p.kernel.clone()),
+        ("lxc", p.lxc.clone()),
+        ("fixture", p.fixture.clone()),
+        ("fixture_digest", p.fixture_digest.clone()),
+        ("distro", p.distro.clone()),
+        ("cgroup", p.cgroup.clone()),
+        ("lsm", p.lsm.join(",")),
+        ("tool", p.tool.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| Property::new(k, xml_text(&v)))
+    .collect()
+}
+
+/// `many` when the same recipe ran on several fixtures (a matrix): then the
+/// name carries the fixture.
+fn test_case(o: &Outcome, many: bool) -> TestCase {
+    let status = match (&o.status, &o.failure) {
+        (Status::Passed, _) => TestCaseStatus::success(),
+        (Status::Skipped(reason), _) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(xml_text(reason));
+            s
+        }
+        (Status::Error(reason), None) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(xml_text(reason)).set_type("error");
+            s
+        }
+        (status, failure) => {
+            let kind = match status {
+                Status::Failed | Status::TimedOut => NonSuccessKind::Failure,
+                _ => NonSuccessKind::Error,
+            };
+            let mut s = TestCaseStatus::non_success(kind);
+            s.set_type(status.as_str());
+            if let Some(f) = failure {
+                let mut detail = format!("{}: {}\n{}\n", f.step, f.command, f.message);
+                if let Some(expected) = &f.expected {
+                    detail.push_str(&format!("--- expected\n{}\n", expected.join("\n")));
+                }
+                if let Some(actual) = &f.actual {
+                    detail.push_str(&format!("--- actual\n{actual}\n"));
+                } else if !f.output.is_empty() {
+                    detail.push_str(&format!("--- output\n{}\n", f.output));
+                }
+                s.set_message(xml_text(&format!("{}: {}", f.step, f.message)))
+                    .set_description(xml_text(&detail));
+            } else {
+                s.set_message(status.as_str());
+            }
+            s
+        }
+    };
+    let name = if many {
+        format!("{} ({})", o.id, o.fixture)
+    } else {
+        o.id.clone()
+    };
+    let mut case = TestCase::new(xml_text(&name), status);
+    case.set_classname(xml_text(&o.page))
+        .set_time(o.duration)
+        .add_properties(properties(o));
+    case.extra.insert(
+        "file".into(),
+        xml_text(&o.location.path.display().to_string()).into(),
+    );
+    case.extra
+        .insert("line".into(), o.location.line.to_string().into());
+    case
+}
+
+/// The outcomes as JUnit XML.
+pub fn junit_xml(outcomes: &[Outcome]) -> Result<String, quick_junit::SerializeError> {
     let mut langs: Vec<&str> = outcomes.iter().map(|o| o.lang.as_str()).collect();
     langs.sort();
     langs.dedup();
-    let mut xml =
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"recipes\">\n");
+    let mut report = Report::new("recipes");
     for lang in langs {
+        let mut suite = TestSuite::new(format!("recipes ({lang})"));
         let cases: Vec<&Outcome> = outcomes.iter().filter(|o| o.lang == lang).collect();
-        let tally = Tally::of(cases.iter().copied());
-        let time: f64 = cases.iter().map(|o| o.duration.as_secs_f64()).sum();
-        xml.push_str(&format!(
-            "  <testsuite name=\"recipes ({lang})\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time:.3}\">\n",
-            tally.total,
-            tally.failed,
-            tally.errors + tally.interrupted,
-            tally.skipped,
-        ));
-        for o in cases {
-            xml.push_str(&format!(
-                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\"",
-                escape(o.id.as_str()),
-                escape(o.page.as_str()),
-                escape(o.location.path.display().to_string().as_str()),
-                o.location.line,
-                o.duration.as_secs_f64()
-            ));
-            let body = match (&o.status, &o.failure) {
-                (Status::Passed, _) => None,
-                (Status::Skipped(reason), _) => Some(format!(
-                    "      <skipped message=\"{}\"/>\n",
-                    escape(reason.as_str())
-                )),
-                (Status::Error(reason), _) => Some(format!(
-                    "      <error message=\"{}\"/>\n",
-                    escape(reason.as_str())
-                )),
-                (status, Some(f)) => {
-                    let mut detail = format!("{}: {}\n{}\n", f.step, f.command, f.message);
-                    if let Some(expected) = &f.expected {
-                        detail.push_str(&format!("--- expected\n{}\n", expected.join("\n")));
-                    }
-                    if let Some(actual) = &f.actual {
-                        detail.push_str(&format!("--- actual\n{actual}\n"));
-                    } else if !f.output.is_empty() {
-                        detail.push_str(&format!("--- output\n{}\n", f.output));
-                    }
-                    let tag = if *status == Status::Interrupted {
-                        "error"
-                    } else {
-                        "failure"
-                    };
-                    Some(format!(
-                        "      <{tag} message=\"{}: {}\" type=\"{}\">{}</{tag}>\n",
-                        f.step,
-                        escape(f.message.as_str()),
-                        status.as_str(),
-                        escape(detail.as_str())
-                    ))
-                }
-                (status, None) => Some(format!("      <error message=\"{}\"/>\n", status.as_str())),
-            };
-            match body {
-                None => xml.push_str("/>\n"),
-                Some(body) => {
-                    xml.push_str(">\n");
-                    xml.push_str(&body);
-                    xml.push_str("    </testcase>\n");
-                }
-            }
-        }
-        xml.push_str("  </testsuite>\n");
+        let many = |o: &Outcome| cases.iter().filter(|c| c.id == o.id).count() > 1;
+        suite.add_test_cases(cases.iter().map(|o| test_case(o, many(o))));
+        report.add_test_suite(suite);
     }
-    xml.push_str("</testsuites>\n");
-    std::fs::write(path, xml)
+    report.to_string()
+}
+
+/// Writes the outcomes as JUnit XML to `path` (aside, then renamed).
+pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
+    let xml = junit_xml(outcomes).map_err(std::io::Error::other)?;
+    crate::fsutil::write_atomically(path, xml.as_bytes()).map_err(std::io::Error::other)
 }

@@ -238,6 +238,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
     if let Some(checkpoint) = &o.checkpoint {
         event["checkpoint"] = checkpoint.clone().into();
     }
+    event["provenance"] = serde_json::to_value(&o.provenance).unwrap_or_default();
     event
 }
 
@@ -290,7 +291,10 @@ fn human(o: &Outcome, style: &Style) -> String {
                     style.paint("31", "-expected"),
                     style.paint("32", "+actual")
                 ));
-                text.push_str(&diff(expected, actual, style));
+                text.push_str(&diff(expected, actual, &f.captures, style));
+                for (name, value) in &f.captures {
+                    text.push_str(&format!("  (capture `{name}` = `{value}`)\n"));
+                }
             }
             _ => {
                 let shown = f.actual.as_deref().unwrap_or(&f.output);
@@ -319,10 +323,18 @@ fn tail(text: &str, n: usize) -> Vec<&str> {
 
 /// A unified view of expected versus actual lines, where actual lines that
 /// a pattern accepts are shown as that pattern.
-pub fn diff(expected: &[String], actual: &str, style: &Style) -> String {
+pub fn diff(
+    expected: &[String],
+    actual: &str,
+    captures: &matcher::Captures,
+    style: &Style,
+) -> String {
     let actual_lines: Vec<&str> = actual.lines().collect();
-    let shown: Vec<&str> = match matcher::compile(expected) {
-        Ok(patterns) => matcher::normalise(expected, &patterns, &actual_lines),
+    let shown: Vec<&str> = match matcher::compile(expected, captures) {
+        Ok(patterns) => matcher::normalise(expected, &patterns, &actual_lines)
+            .into_iter()
+            .map(matcher::Shown::text)
+            .collect(),
         Err(_) => actual_lines.clone(),
     };
     let old: Vec<&str> = expected.iter().map(String::as_str).collect();

@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
 use crate::outcome::{Blessed, Outcome, Reporter, Status};
 use crate::plan::RecipeRun;
+use crate::provenance::Provenance;
 pub use env::{Direct, Environment, StepProgram};
 use process::Supervisor;
 use step::Prepared;
-use verdict::{Blessing, Ran, StepError};
+use verdict::{Passed, Ran, StepError};
 
 /// Settings of one run, already validated.
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub trait EnvironmentFactory: Sync {
     fn unmet(&self, requirement: Requirement) -> Option<String>;
 }
 
+/// The provenance of a result on a fixture (called when its run starts).
+pub type ProvenanceOf<'a> = &'a (dyn Fn(&str) -> Provenance + Sync);
+
 /// Runs the planned runs with up to `config.jobs` in parallel; outcomes
 /// come back in the order of the plan.
 pub fn run_all(
@@ -67,6 +72,7 @@ pub fn run_all(
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
     reporter: &dyn Reporter,
+    provenance: ProvenanceOf,
 ) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
@@ -74,6 +80,7 @@ pub fn run_all(
         config,
         factory,
         supervisor,
+        provenance,
     };
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
@@ -125,6 +132,7 @@ struct Runner<'a> {
     config: &'a RunConfig,
     factory: &'a dyn EnvironmentFactory,
     supervisor: &'a Arc<Supervisor>,
+    provenance: ProvenanceOf<'a>,
 }
 
 impl Runner<'_> {
@@ -167,6 +175,7 @@ impl Runner<'_> {
             log: Vec::new(),
             blessed: Vec::new(),
             checkpoint: None,
+            provenance: (self.provenance)(fixture),
         };
         if let Some(status) = self.unmet(&run.requires) {
             outcome.status = status;
@@ -189,6 +198,8 @@ impl Runner<'_> {
                 return outcome;
             }
         };
+        // The base is built now: its release can be read.
+        outcome.provenance = (self.provenance)(fixture);
         if from.is_some() {
             outcome.checkpoint = Some(format!(
                 "started from the checkpoint of {}",
@@ -209,15 +220,24 @@ impl Runner<'_> {
                     });
                 }
             }
+            // Captures reach the later steps of their own recipe only.
+            let mut captures = Captures::new();
             for (i, step) in r.steps.iter().enumerate() {
                 if step.kind == StepKind::Expect {
                     continue;
                 }
                 outcome.steps_run += 1;
                 let log = self.config.verbose.then_some(&mut outcome.log);
-                match self.run_step(env.as_ref(), r, step, r.expect_for(i), log) {
-                    Ok(None) => {}
-                    Ok(Some(blessing)) => {
+                let ran = self.run_step(env.as_ref(), r, step, r.expect_for(i), log, &captures);
+                match ran {
+                    Ok(Passed {
+                        captures: found,
+                        blessing,
+                    }) => {
+                        captures.extend(found);
+                        let Some(blessing) = blessing else {
+                            continue;
+                        };
                         let target = &r.steps[i + blessing.offset];
                         outcome.blessed.push(Blessed {
                             recipe: r.id.clone(),
@@ -258,7 +278,8 @@ impl Runner<'_> {
         step: &Step,
         expect: Option<&Step>,
         log: Option<&mut Vec<(Location, String)>>,
-    ) -> Result<Option<Blessing>, StepError> {
+        captures: &Captures,
+    ) -> Result<Passed, StepError> {
         // Inside a chroot, the fixture is the root.
         let rootfs = match step.where_ {
             Where::Chroot => "/".to_string(),
@@ -270,12 +291,13 @@ impl Runner<'_> {
             command: text,
         } = match step::prepare(step, env, &rootfs, &self.config.cache_dir, self.supervisor) {
             Ok(Some(prepared)) => prepared,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok(Passed::default()),
             Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
         };
         let fail = |message: String| StepError::failed(step, &text, message);
         let mut command = env.command(&program).map_err(fail)?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
+        command.envs(captures);
         let timeout = step.timeout.unwrap_or(self.config.default_timeout);
         let finished = self
             .supervisor
@@ -292,6 +314,7 @@ impl Runner<'_> {
             exit: finished.exit,
             output: &output,
             timeout,
+            bound: captures,
         };
         verdict::judge(&ran, self.config.bless)
     }

@@ -4,6 +4,7 @@
 
 use super::process::Exit;
 use super::verdict::{blessed_lines, compare};
+use crate::matcher::{Captures, Context};
 use crate::model::Step;
 
 /// Marker printed after each transcript command, with its index and status.
@@ -69,10 +70,20 @@ pub struct Mismatch {
     pub message: String,
     pub expected: Option<Vec<String>>,
     pub actual: Option<String>,
+    /// Whether `--bless` may rewrite the transcript.
+    pub blessable: bool,
 }
 
-/// Checks each command of a transcript against its output.
-pub fn check(step: &Step, output: &str, exit: Exit) -> Result<(), Mismatch> {
+/// Checks each command of a transcript against its output; returns what
+/// its patterns captured (a capture set by one command binds the next).
+pub fn check(
+    step: &Step,
+    output: &str,
+    exit: Exit,
+    bound: &Captures,
+) -> Result<Captures, Mismatch> {
+    let mut bound = bound.clone();
+    let mut captures = Captures::new();
     for (entry, part) in step.transcript.iter().zip(split(step, output)) {
         let at =
             |message: String, expected: Option<Vec<String>>, actual: Option<String>| Mismatch {
@@ -81,6 +92,7 @@ pub fn check(step: &Step, output: &str, exit: Exit) -> Result<(), Mismatch> {
                 message,
                 expected,
                 actual,
+                blessable: true,
             };
         let Some((actual, code)) = part else {
             return Err(at(
@@ -89,8 +101,16 @@ pub fn check(step: &Step, output: &str, exit: Exit) -> Result<(), Mismatch> {
                 Some(String::new()),
             ));
         };
-        if let Err(m) = compare(&entry.expected, &actual) {
-            return Err(at(m, Some(entry.expected.clone()), Some(actual)));
+        match compare(&entry.expected, &actual, &bound) {
+            Ok(found) => {
+                bound.extend(found.clone());
+                captures.extend(found);
+            }
+            Err(f) => {
+                let mut m = at(f.message, Some(entry.expected.clone()), Some(actual));
+                m.blessable = f.blessable;
+                return Err(m);
+            }
         }
         if code != entry.exit {
             return Err(at(
@@ -100,17 +120,25 @@ pub fn check(step: &Step, output: &str, exit: Exit) -> Result<(), Mismatch> {
             ));
         }
     }
-    Ok(())
+    Ok(captures)
 }
 
-/// A transcript's body rewritten to what its commands printed, or `None`
-/// when the shell stopped early (nothing safe to write).
-pub fn blessed(step: &Step, output: &str) -> Option<String> {
+/// A transcript's body rewritten to what its commands printed, with what
+/// it captures, or `None` when the shell stopped early (nothing safe to
+/// write).
+pub fn blessed(step: &Step, output: &str, bound: &Captures) -> Option<(String, Captures)> {
     let mut body = String::new();
+    let mut bound = bound.clone();
+    let mut captures = Captures::new();
     for (entry, part) in step.transcript.iter().zip(split(step, output)) {
         let (actual, code) = part?;
         body.push_str(&format!("$ {}\n", entry.command));
-        for line in blessed_lines(&entry.expected, &actual) {
+        let lines = blessed_lines(&entry.expected, &actual, &bound, Context::Transcript);
+        if let Ok(found) = compare(&lines, &actual, &bound) {
+            bound.extend(found.clone());
+            captures.extend(found);
+        }
+        for line in lines {
             body.push_str(&line);
             body.push('\n');
         }
@@ -118,5 +146,5 @@ pub fn blessed(step: &Step, output: &str) -> Option<String> {
             body.push_str(&format!("[{code}]\n"));
         }
     }
-    Some(body)
+    Some((body, captures))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::process::Exit;
 use super::transcript;
-use crate::matcher;
+use crate::matcher::{self, Captures, Context, Shown};
 use crate::model::{ExpectedExit, Location, Step, StepKind};
 use crate::outcome::{Failure, Status};
 
@@ -20,6 +20,8 @@ pub struct Ran<'a> {
     pub exit: Exit,
     pub output: &'a str,
     pub timeout: Duration,
+    /// What earlier steps of the recipe captured.
+    pub bound: &'a Captures,
 }
 
 /// A step that did not pass.
@@ -41,6 +43,7 @@ impl StepError {
                 expected: None,
                 actual: None,
                 output: String::new(),
+                captures: Captures::new(),
             }),
         }
     }
@@ -53,6 +56,14 @@ pub struct Blessing {
     pub body: String,
 }
 
+/// A step that passed (or was blessed): what it captured for the later
+/// steps, and its new body.
+#[derive(Default)]
+pub struct Passed {
+    pub captures: Captures,
+    pub blessing: Option<Blessing>,
+}
+
 impl Ran<'_> {
     /// A failure of this step, with its output and the mismatch, if any.
     fn error(
@@ -62,17 +73,29 @@ impl Ran<'_> {
         actual: Option<String>,
     ) -> StepError {
         let mut e = StepError::failed(self.step, self.command, message);
-        e.failure.output = self.output.to_string();
+        // Transcripts as a terminal shows them: no markers.
+        e.failure.output = shown(self.step, self.output);
         e.failure.expected = expected;
         e.failure.actual = actual;
+        e.failure.captures = self.bound.clone();
         e
     }
 }
 
-type Verdict = Result<Option<Blessing>, StepError>;
+type Verdict = Result<Passed, StepError>;
 
-fn blessed(offset: usize, body: String) -> Verdict {
-    Ok(Some(Blessing { offset, body }))
+fn passed(captures: Captures) -> Verdict {
+    Ok(Passed {
+        captures,
+        blessing: None,
+    })
+}
+
+fn blessed(offset: usize, body: String, captures: Captures) -> Verdict {
+    Ok(Passed {
+        captures,
+        blessing: Some(Blessing { offset, body }),
+    })
 }
 
 /// Whether the step passed; with `bless`, an output mismatch becomes a new
@@ -93,11 +116,12 @@ pub fn judge(ran: &Ran, bless: bool) -> Verdict {
         _ => {}
     }
     match step.kind {
-        StepKind::Console => match transcript::check(step, output, exit) {
-            Ok(()) => Ok(None),
-            Err(_) if bless && transcript::blessed(step, output).is_some() => {
-                blessed(0, transcript::blessed(step, output).unwrap_or_default())
-            }
+        StepKind::Console => match transcript::check(step, output, exit, ran.bound) {
+            Ok(captures) => passed(captures),
+            Err(m) if bless && m.blessable => match transcript::blessed(step, output, ran.bound) {
+                Some((body, captures)) => blessed(0, body, captures),
+                None => Err(ran.error(m.message, m.expected, m.actual)),
+            },
             Err(m) => {
                 let mut e = ran.error(m.message, m.expected, m.actual);
                 e.failure.step = Location {
@@ -112,7 +136,7 @@ pub fn judge(ran: &Ran, bless: bool) -> Verdict {
             Err(ran.error(format!("failed with {exit}"), None, None))
         }
         StepKind::Check => expected_output(ran, step, 0, bless),
-        StepKind::File | StepKind::Expect => Ok(None),
+        StepKind::File | StepKind::Expect => passed(Captures::new()),
         StepKind::Script | StepKind::Rust => {
             let ok = match step.exit {
                 ExpectedExit::Any => !matches!(exit, Exit::Signal(_)),
@@ -128,7 +152,7 @@ pub fn judge(ran: &Ran, bless: bool) -> Verdict {
             }
             match ran.expect {
                 Some(expect) => expected_output(ran, expect, 1, bless),
-                None => Ok(None),
+                None => passed(Captures::new()),
             }
         }
     }
@@ -138,10 +162,16 @@ pub fn judge(ran: &Ran, bless: bool) -> Verdict {
 /// `expect` block `offset` steps after the step); a failure points at it.
 fn expected_output(ran: &Ran, holder: &Step, offset: usize, bless: bool) -> Verdict {
     let expected: Vec<String> = holder.body.lines().map(str::to_string).collect();
-    match compare(&expected, ran.output) {
-        Ok(()) => Ok(None),
-        Err(_) if bless => blessed(offset, lines_body(&blessed_lines(&expected, ran.output))),
-        Err(m) => {
+    match compare(&expected, ran.output, ran.bound) {
+        Ok(captures) => passed(captures),
+        Err(Failed {
+            blessable: true, ..
+        }) if bless => {
+            let lines = blessed_lines(&expected, ran.output, ran.bound, Context::Block);
+            let captures = compare(&lines, ran.output, ran.bound).unwrap_or_default();
+            blessed(offset, lines_body(&lines), captures)
+        }
+        Err(Failed { message: m, .. }) => {
             let mut e = ran.error(m, Some(expected), Some(ran.output.to_string()));
             e.failure.step = holder.location.clone();
             Err(e)
@@ -162,26 +192,45 @@ fn lines_body(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// Compares output with expected lines; `Err` carries the reason.
-pub fn compare(expected: &[String], actual: &str) -> Result<(), String> {
-    let patterns = matcher::compile(expected)?;
+/// Why output does not match: the message, and whether `--bless` may
+/// rewrite the expected lines (not when they do not even compile).
+pub struct Failed {
+    pub message: String,
+    pub blessable: bool,
+}
+
+/// Compares output with expected lines; returns what they captured.
+pub fn compare(expected: &[String], actual: &str, bound: &Captures) -> Result<Captures, Failed> {
+    let patterns = matcher::compile(expected, bound).map_err(|message| Failed {
+        message,
+        blessable: false,
+    })?;
     let lines: Vec<&str> = actual.lines().collect();
-    if matcher::matches(&patterns, &lines) {
-        Ok(())
-    } else {
-        Err("output differs from the expected output".into())
-    }
+    matcher::check(&patterns, &lines).map_err(|m| Failed {
+        message: m.to_string(),
+        blessable: true,
+    })
 }
 
 /// Expected lines rewritten to match `actual`, keeping every expected line
-/// whose pattern still matches.
-pub fn blessed_lines(expected: &[String], actual: &str) -> Vec<String> {
+/// whose pattern still matches, and writing the other output lines so that
+/// they read back as themselves.
+pub fn blessed_lines(
+    expected: &[String],
+    actual: &str,
+    bound: &Captures,
+    context: Context,
+) -> Vec<String> {
     let lines: Vec<&str> = actual.lines().collect();
-    match matcher::compile(expected) {
+    let escape = |l: &str| matcher::escape_line(l, context);
+    match matcher::compile(expected, bound) {
         Ok(patterns) => matcher::normalise(expected, &patterns, &lines)
             .into_iter()
-            .map(str::to_string)
+            .map(|shown| match shown {
+                Shown::Expected(l) => l.to_string(),
+                Shown::Actual(l) => escape(l),
+            })
             .collect(),
-        Err(_) => lines.into_iter().map(str::to_string).collect(),
+        Err(_) => lines.into_iter().map(escape).collect(),
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod diagnostics;
 pub mod preprocess;
+pub mod proven;
 pub mod search;
 pub mod serve;
 pub mod status;

@@ -66,6 +66,21 @@ impl Preprocessor for RecipesPreprocessor {
                 .unwrap_or_default();
             chapter.content = self.decorate(&chapter.content, &path, &source, &recipes, &all);
         });
+        let mut proven = super::proven::page(
+            &self.store,
+            &self.lang,
+            &all.values().copied().collect::<Vec<_>>(),
+        );
+        // Generated in every language: the switch links to its twin.
+        let page = Path::new(super::proven::PAGE);
+        let switch = self
+            .switch(page, page)
+            .replace("index.html", &super::proven::PAGE.replace(".md", ".html"));
+        proven.content = format!("{switch}\n\n{}", proven.content);
+        if self.lang == "fr" {
+            proven.content = super::typography::french(&proven.content);
+        }
+        book.push_item(proven);
         Ok(book)
     }
 
@@ -158,7 +173,8 @@ impl RecipesPreprocessor {
 
     fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {
         let w = words(&self.lang);
-        let entry = self.store.recipes.get(&recipe.id);
+        let declared = declared_fixture(&chain(recipe, all));
+        let entry = self.store.get(&recipe.id, declared);
         let state = match entry {
             None => "untested",
             Some(e) if e.hash != code_hash(recipe) => "stale",
@@ -174,10 +190,7 @@ impl RecipesPreprocessor {
             "failed" | "timed-out" | "error" => "✘",
             _ => "●",
         };
-        let fixture = entry.map_or_else(
-            || declared_fixture(&chain(recipe, all)).to_string(),
-            |e| e.fixture.clone(),
-        );
+        let fixture = declared;
         let when = match entry {
             Some(e) => format!(" {} {}", w.on, e.date),
             None => String::new(),
@@ -185,8 +198,9 @@ impl RecipesPreprocessor {
         // French typography puts a (non-breaking) space before a colon.
         let colon = if self.lang == "fr" { "\u{a0}:" } else { ":" };
         format!(
-            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span><span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span></div>",
+            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span><span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span>{extra}</div>",
             id = recipe.id,
+            extra = super::proven::badge_extra(&self.store, recipe, declared, &self.lang),
             recipe_word = w.recipe,
             fixture_word = w.fixture,
             run_it = w.run_it,

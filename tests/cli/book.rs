@@ -87,15 +87,46 @@ fn passes(args: &[&str]) -> String {
 
 #[test]
 #[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
-fn the_conversion_holds_on_another_debian_release() {
+fn the_conversion_holds_on_three_debian_releases() {
     crate::require_root();
-    let text = passes(&[
-        "run",
-        "prune-boot-scripts",
-        "convert-image",
-        "--fixture",
-        "debian-sysv-trixie",
-        "--require-all",
-    ]);
-    assert!(text.contains("2 passed"), "{text}");
+    let out = recipes()
+        .args([
+            "run",
+            "prune-boot-scripts",
+            "convert-image",
+            "--fixture",
+            "debian-sysv",
+            "--fixture",
+            "debian-sysv-trixie",
+            "--fixture",
+            "debian-sysv-bullseye",
+            "--require-all",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let finished: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    assert_eq!(finished.len(), 6, "{text}");
+    for (fixture, release) in [
+        ("debian-sysv", "Debian 12"),
+        ("debian-sysv-trixie", "Debian 13"),
+        ("debian-sysv-bullseye", "Debian 11"),
+    ] {
+        for e in finished.iter().filter(|e| e["fixture"] == fixture) {
+            assert_eq!(e["status"], "passed", "{e}");
+            let distro = e["provenance"]["distro"].as_str().unwrap();
+            assert!(distro.starts_with(release), "{fixture}: {distro}");
+        }
+    }
 }

@@ -185,6 +185,62 @@ fn json_events_one_per_line() {
     assert_eq!(events[1]["failure"]["actual"], "réel\n");
     assert_eq!(events[2]["event"], "summary");
     assert_eq!(events[2]["failed"], 1);
+    // A transcript's output is shown as a terminal shows it: no markers.
+    let out = p
+        .recipes()
+        .args(["run", "transcript-exit", "wrong-output", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&out).contains("transcript-mark"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("$ sh -c 'exit 2'"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A test case's name, properties and failure message.
+pub type JunitCase = (String, Vec<(String, String)>, Option<String>);
+
+/// Parses a JUnit report as XML (any error fails the test) and returns,
+/// for each test case, its name, its properties and the message of its
+/// failure.
+pub fn parse_junit(xml: &str) -> Vec<JunitCase> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut cases = Vec::new();
+    loop {
+        match reader.read_event().expect("the JUnit report is valid XML") {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let attr = |name: &str| {
+                    e.attributes()
+                        .map(|a| a.expect("a valid attribute"))
+                        .find(|a| a.key.as_ref() == name.as_bytes())
+                        .map(|a| a.unescape_value().expect("a valid value").into_owned())
+                };
+                match e.name().as_ref() {
+                    b"testcase" => cases.push((attr("name").unwrap(), Vec::new(), None)),
+                    b"property" => cases
+                        .last_mut()
+                        .unwrap()
+                        .1
+                        .push((attr("name").unwrap(), attr("value").unwrap())),
+                    b"failure" | b"error" => cases.last_mut().unwrap().2 = attr("message"),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                t.decode().expect("valid text");
+            }
+            _ => {}
+        }
+    }
+    cases
 }
 
 #[test]
@@ -199,22 +255,70 @@ fn junit_report_for_ci() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let xml = std::fs::read_to_string(&report).unwrap();
+    let cases = parse_junit(&xml);
+    assert_eq!(cases.len(), 2, "{xml}");
+    assert_eq!(cases[0].0, "wrong-expect");
     assert!(
-        xml.contains("<testsuite name=\"recipes (fr)\" tests=\"2\" failures=\"2\""),
+        cases[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("book/fr/src/page.md:21:"),
         "{xml}"
     );
     assert!(
-        xml.contains("<testcase name=\"wrong-expect\" classname=\"page.md\""),
+        xml.contains("tests=\"2\"") && xml.contains("failures=\"2\""),
         "{xml}"
     );
+}
+
+#[test]
+fn junit_is_valid_xml_whatever_the_output_holds_and_carries_provenance() {
+    let p = Project::new("junit-hostile");
+    let report = p.path().join("report.xml");
+    let out = p
+        .recipes()
+        .args(["run", "hostile-output", "--format", "json", "--junit"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&report).unwrap();
+    let cases = parse_junit(&xml);
+    assert_eq!(cases.len(), 1, "{xml}");
+    let (name, properties, failure) = &cases[0];
+    assert_eq!(name, "hostile-output");
+    assert!(failure.as_deref().unwrap().contains("page.md:8"), "{xml}");
     assert!(
-        xml.contains("&quot;avant&quot;") || xml.contains("avant"),
+        xml.contains("&lt;tag attr=&quot;x&quot;&gt; &amp; ]]&gt;"),
         "{xml}"
     );
-    assert!(
-        xml.contains("<failure message=\"book/fr/src/page.md:21:"),
-        "{xml}"
-    );
+    for key in [
+        "kernel",
+        "lxc",
+        "fixture",
+        "fixture_digest",
+        "distro",
+        "cgroup",
+        "lsm",
+        "tool",
+    ] {
+        assert!(properties.iter().any(|(k, _)| k == key), "{key}: {xml}");
+    }
+    // The same provenance in the JSON `finished` event.
+    let finished: serde_json::Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "finished")
+        .unwrap();
+    let provenance = &finished["provenance"];
+    assert_eq!(provenance["fixture"], "empty");
+    assert!(provenance["kernel"].as_str().unwrap().len() > 1);
+    assert!(["v1", "hybrid", "v2"].contains(&provenance["cgroup"].as_str().unwrap()));
+    assert!(provenance["lsm"].is_array());
+    assert!(provenance["tool"].as_str().unwrap().starts_with("recipes "));
+    let kernel = properties.iter().find(|(k, _)| k == "kernel").unwrap();
+    assert_eq!(provenance["kernel"], kernel.1.as_str());
 }
 
 #[test]
@@ -354,4 +458,42 @@ fn dry_run_json_shows_partition_chain_and_fixture_override() {
         .unwrap();
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(plan["recipes"][0]["fixture_source"], "override");
+}
+
+#[test]
+fn placeholders_match_volatile_values_and_captures_reach_later_steps() {
+    let p = Project::new("captures");
+    let out = p.recipes().args(["run", "volatile"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // A capture binds: a later step that prints another value fails.
+    let page = p.path().join("book/fr/src/page.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("$ echo \"$addr\"", "$ echo 10.9.9.9")).unwrap();
+    let out = p.recipes().args(["run", "volatile"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("+10.9.9.9"), "{}", stdout(&out));
+}
+
+#[test]
+fn unknown_placeholders_and_early_captures_are_located_errors() {
+    let p = Project::new("bad-captures");
+    for args in [&["check"][..], &["run", "early-capture"]] {
+        let out = p.recipes().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = stderr(&out) + &stdout(&out);
+        assert!(
+            text.contains("book/fr/src/page.md:5: unknown placeholder `[PID]`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("book/fr/src/page.md:11: `$gw` is used before it is set"),
+            "{text}"
+        );
+    }
 }

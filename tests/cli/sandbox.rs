@@ -551,9 +551,12 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
     // A chain that leaves processes running is replayed, and says why.
     let live = finished(&run(&["chain-live-user"]));
     assert_eq!(live["chain-live-user"]["status"], "passed");
-    assert_eq!(
-        live["chain-live-user"]["checkpoint"],
-        "`chain-live` is replayed: it leaves processes running (sleep)"
+    let why = live["chain-live-user"]["checkpoint"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.starts_with("`chain-live` is replayed: it leaves processes running ("),
+        "{why}"
     );
     assert_gone("sleep 987760");
     // A changed prerequisite never reuses the old layer.

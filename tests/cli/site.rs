@@ -480,3 +480,122 @@ fn french_pages_have_no_ordinary_space_before_double_marks_or_inside_quotes() {
     let en = prose(&std::fs::read_to_string(site.path().join("en/network.html")).unwrap());
     assert!(!en.contains('\u{202f}'));
 }
+
+/// Builds the site of a test project; returns the French page and the
+/// French generated page of environments.
+fn site_of(p: &crate::Project) -> (String, String) {
+    let out = p
+        .recipes()
+        .args(["book", "build", "--out", "site"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |f: &str| std::fs::read_to_string(p.path().join("site").join(f)).unwrap();
+    let english = read("en/proven.html");
+    assert!(
+        english.contains("Where these recipes were proven"),
+        "{english}"
+    );
+    (read("page.html"), read("proven.html"))
+}
+
+#[test]
+#[ignore = "needs root (a busybox fixture in the sandbox): run as root with --include-ignored"]
+fn one_recipe_on_two_fixtures_shows_both_results_and_where_they_were_proven() {
+    crate::require_root();
+    let p = crate::Project::new("matrix");
+    let out = p
+        .recipes()
+        .args([
+            "run",
+            "where-am-i",
+            "--fixture",
+            "empty",
+            "--fixture",
+            "busybox",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (page, proven) = site_of(&p);
+    for fixture in ["empty", "busybox"] {
+        assert!(
+            page.contains(&format!(
+                "recipe-cell recipe-passed\" data-fixture=\"{fixture}\""
+            )),
+            "{page}"
+        );
+        assert!(
+            proven.contains(&format!("data-fixture=\"{fixture}\"")),
+            "{proven}"
+        );
+    }
+    assert!(
+        proven.contains("Où ces recettes ont été prouvées"),
+        "{proven}"
+    );
+    assert!(proven.contains("data-key=\"noyau\""), "{proven}");
+    // The declared fixture's badge keeps its own result.
+    assert!(page.contains("recipe-badge recipe-passed\" data-recipe=\"where-am-i\""));
+}
+
+#[test]
+fn status_stores_of_two_partitions_merge_into_what_the_site_shows() {
+    let p = crate::Project::new("passing");
+    let store = p.path().join("target/recipes/status.json");
+    let mut parts = Vec::new();
+    for k in ["1/2", "2/2"] {
+        let out = p
+            .recipes()
+            .args(["test", "--partition", k])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let part = p.path().join(format!("part-{}.json", &k[..1]));
+        std::fs::rename(&store, &part).unwrap();
+        parts.push(part);
+    }
+    // A foreign file: a located error, nothing written.
+    std::fs::write(p.path().join("other.json"), "{\"name\": 1}").unwrap();
+    let out = p
+        .recipes()
+        .args(["status", "merge", "part-1.json", "other.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("other.json:1: not a status store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!store.exists());
+    let out = p
+        .recipes()
+        .args(["status", "merge", "part-1.json", "part-2.json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    assert_eq!(merged["format"], "recipes-status");
+    assert_eq!(merged["recipes"].as_object().unwrap().len(), 7, "{merged}");
+    let (page, proven) = site_of(&p);
+    assert!(!page.contains("recipe-untested"), "{page}");
+    assert!(proven.contains("data-fixture=\"empty\""), "{proven}");
+}

@@ -143,3 +143,129 @@ fn changed_runs_only_the_recipes_of_changed_pages_and_those_that_need_them() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bless_keeps_placeholders_escapes_syntax_and_says_what_it_could_not_bless() {
+    let p = Project::new("bless-safe");
+    let out = p
+        .recipes()
+        .args(["run", "tricky", "stuck", "--bless"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("not blessed: book/fr/src/page.md:23: ended with exit code 3"),
+        "{}",
+        stderr(&out)
+    );
+    let pages: Vec<String> = ["fr", "en"]
+        .iter()
+        .map(|l| std::fs::read_to_string(p.path().join(format!("book/{l}/src/page.md"))).unwrap())
+        .collect();
+    for page in &pages {
+        assert!(
+            page.contains("  id [UUID:id]\n  now new\n  $ printf"),
+            "{page}"
+        );
+        assert!(
+            page.contains("  $ x (literal)\n  [..] and [IP] (literal)\n  ... (literal)\n  end (re) (literal)\n  ``` (literal)\n  \\e[31mred\\e[0m (escaped)\n  [1] (literal)\n  ```\n\n---\n"),
+            "{page}"
+        );
+        assert!(page.contains("pid [INT]\nfresh\n```"), "{page}");
+    }
+    // Both languages hold the same code, which now passes and checks.
+    let tail = |page: &str| page.split_once('\n').unwrap().1.to_string();
+    assert_eq!(tail(&pages[0]), tail(&pages[1]));
+    p.recipes().args(["run", "tricky"]).assert().code(0);
+    p.recipes().arg("check").assert().code(0);
+}
+
+#[test]
+fn bless_writes_nothing_when_the_translations_do_not_correspond() {
+    let p = Project::new("bless-mismatch");
+    let before: Vec<String> = ["fr", "en"]
+        .iter()
+        .map(|l| std::fs::read_to_string(p.path().join(format!("book/{l}/src/page.md"))).unwrap())
+        .collect();
+    let out = p
+        .recipes()
+        .args(["run", "tricky", "--bless", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out)
+            .contains("book/en/src/page.md:18: step of recipe `tricky` has other attributes"),
+        "{}",
+        stderr(&out)
+    );
+    // Only JSON on stdout.
+    for line in stdout(&out).lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    for (l, text) in ["fr", "en"].iter().zip(before) {
+        assert_eq!(
+            std::fs::read_to_string(p.path().join(format!("book/{l}/src/page.md"))).unwrap(),
+            text
+        );
+    }
+}
+
+#[test]
+fn changed_fails_without_git_and_counts_shell_helpers() {
+    let p = Project::new("changed");
+    // Not a git work tree: an error, never "nothing changed".
+    let out = p
+        .recipes()
+        .args(["test", "--changed"])
+        .env("GIT_CEILING_DIRECTORIES", p.path().parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("--changed needs a git work tree"),
+        "{}",
+        stderr(&out)
+    );
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "book"]);
+    git(&["checkout", "-q", "-b", "answer"]);
+    std::fs::create_dir_all(p.path().join("recipes/lib")).unwrap();
+    std::fs::write(p.path().join("recipes/lib/é helper.sh"), "x=1\n").unwrap();
+    let out = p.recipes().args(["test", "--changed"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("recipes/lib changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("PASS alpha"), "{}", stdout(&out));
+}
