@@ -45,6 +45,16 @@ pub enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Open a shell in a recipe's sandbox, in the state just before the
+    /// step at LINE of its page (after its last step without LINE); with a
+    /// stdin that is not a terminal, read commands from it.
+    Shell {
+        /// `ID` or `ID:LINE` (the line of a step's opening fence).
+        #[arg(value_name = "ID[:LINE]")]
+        target: String,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
     /// Run every recipe of the book.
     Test {
         /// Recipes run in parallel (default: the number of CPUs).
@@ -205,6 +215,10 @@ pub struct RunOpts {
     /// Replay every `needs` chain instead of starting from its checkpoint.
     #[arg(long)]
     pub no_checkpoint: bool,
+    /// Open a shell in the sandbox of a recipe that fails, in the state its
+    /// failing step left (runs one recipe at a time).
+    #[arg(long)]
+    pub shell_on_fail: bool,
 }
 
 /// Errors in the command line that clap cannot see.
@@ -225,6 +239,8 @@ pub struct RunSettings {
     pub timeout: Duration,
     pub jobs: usize,
     pub partition: Option<Partition>,
+    /// Where a shell opens in the recipe's sandbox, if one does.
+    pub shell: Option<crate::runner::ShellAt>,
 }
 
 impl RunSettings {
@@ -243,11 +259,16 @@ impl RunSettings {
         let partition = partition
             .map(|p| p.parse().map_err(|_| UsageError::Partition(p.to_string())))
             .transpose()?;
+        let shell = opts
+            .shell_on_fail
+            .then_some(crate::runner::ShellAt::Failure);
         Ok(RunSettings {
+            // One shell at a time on the terminal.
+            jobs: if shell.is_some() { 1 } else { jobs },
             opts,
             timeout,
-            jobs,
             partition,
+            shell,
         })
     }
 }

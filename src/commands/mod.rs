@@ -40,6 +40,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let settings = RunSettings::new(opts, None, None)?;
             run::run(&ws, &cli.lang, run::Asked::Ids(ids), settings)
         }
+        Command::Shell { target, opts } => {
+            let (id, line) = match target.rsplit_once(':') {
+                Some((id, line)) => match line.parse::<usize>() {
+                    Ok(line) => (id.to_string(), Some(line)),
+                    Err(_) => anyhow::bail!("`{target}`: use ID or ID:LINE (a line number)"),
+                },
+                None => (target, None),
+            };
+            let mut settings = RunSettings::new(opts, Some(1), None)?;
+            settings.shell = Some(match line {
+                Some(line) => crate::runner::ShellAt::Before(line),
+                None => crate::runner::ShellAt::End,
+            });
+            run::run(&ws, &cli.lang, run::Asked::Ids(vec![id]), settings)
+        }
         Command::Test {
             jobs,
             partition,

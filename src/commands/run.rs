@@ -116,6 +116,7 @@ fn execute(
         verbose: opts.verbose,
         bless: opts.bless,
         checkpoints: !opts.no_checkpoint,
+        shell: settings.shell,
         lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
     };
     let supervisor = Supervisor::new();
@@ -138,6 +139,14 @@ fn execute(
         crate::runner::process::stop_orphans();
     }
     console.summary(&outcomes);
+    // A shell session ran part of a recipe, or ran it by hand: no result.
+    let exploring = matches!(
+        settings.shell,
+        Some(runner::ShellAt::End | runner::ShellAt::Before(_))
+    );
+    if exploring {
+        return Ok(exit::of_run(&outcomes, supervisor.interrupted()));
+    }
     if let Err(e) = crate::site::status::Store::record(&ws.status_path(), &outcomes, all) {
         eprintln!("recipes: cannot record the results for the site: {e}");
     }

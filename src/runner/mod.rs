@@ -5,6 +5,7 @@
 pub mod env;
 pub mod process;
 pub mod rust;
+mod shell;
 mod step;
 mod transcript;
 mod verdict;
@@ -21,6 +22,7 @@ use crate::plan::RecipeRun;
 use crate::provenance::Provenance;
 pub use env::{Direct, Environment, StepProgram};
 use process::Supervisor;
+pub use shell::ShellAt;
 use step::Prepared;
 use verdict::{Passed, Ran, StepError};
 
@@ -39,6 +41,8 @@ pub struct RunConfig {
     pub bless: bool,
     /// Start `needs` chains from their checkpoints (and make them).
     pub checkpoints: bool,
+    /// Open a shell in the sandbox of the recipe run (one at a time).
+    pub shell: Option<ShellAt>,
 }
 
 /// Makes the environment a recipe runs in.
@@ -211,6 +215,24 @@ impl Runner<'_> {
         } else {
             0
         };
+        if let Some(ShellAt::Before(line)) = self.config.shell {
+            if !recipe.steps.iter().any(|s| s.location.line == line) {
+                let lines: Vec<String> = recipe
+                    .steps
+                    .iter()
+                    .map(|s| s.location.line.to_string())
+                    .collect();
+                outcome.status = Status::Error(format!(
+                    "{}:{line}: line {line} opens no step of recipe `{}` (its steps open at lines {})",
+                    recipe.location.path.display(),
+                    recipe.id,
+                    lines.join(", ")
+                ));
+                let _ = env.close();
+                return outcome;
+            }
+        }
+        let mut shell_opened = false;
         'recipes: for (position, r) in chain.iter().enumerate().skip(skip) {
             if let (Some(checkpoint), true) = (&checkpoint, position == prerequisites.len()) {
                 if from.is_none() {
@@ -223,6 +245,18 @@ impl Runner<'_> {
             // Captures reach the later steps of their own recipe only.
             let mut captures = Captures::new();
             for (i, step) in r.steps.iter().enumerate() {
+                if self.config.shell == Some(ShellAt::Before(step.location.line))
+                    && r.id == recipe.id
+                {
+                    self.shell(
+                        env.as_ref(),
+                        r,
+                        &captures,
+                        &format!("before {}", step.location),
+                    );
+                    shell_opened = true;
+                    break 'recipes;
+                }
                 if step.kind == StepKind::Expect {
                     continue;
                 }
@@ -254,11 +288,30 @@ impl Runner<'_> {
                         for why in env.diagnose() {
                             failure.message = format!("{}; {why}", failure.message);
                         }
+                        if self.config.shell == Some(ShellAt::Failure) {
+                            self.shell(
+                                env.as_ref(),
+                                r,
+                                &captures,
+                                &format!("where {} failed", failure.step),
+                            );
+                        }
                         outcome.failure = Some(failure);
                         break 'recipes;
                     }
                 }
             }
+        }
+        if self.config.shell == Some(ShellAt::End)
+            && !shell_opened
+            && outcome.status == Status::Passed
+        {
+            self.shell(
+                env.as_ref(),
+                recipe,
+                &Captures::new(),
+                "after its last step",
+            );
         }
         match env.close() {
             Ok(kept) => outcome.kept = kept,
@@ -269,6 +322,14 @@ impl Runner<'_> {
         }
         outcome.duration = start.elapsed();
         outcome
+    }
+
+    /// Opens a shell in `env`; a shell that cannot start is said, and the
+    /// run goes on to tear the sandbox down.
+    fn shell(&self, env: &dyn Environment, recipe: &Recipe, captures: &Captures, why: &str) {
+        if let Err(e) = shell::open(env, recipe, captures, &self.config.lib_dir, why) {
+            eprintln!("recipes: {e}");
+        }
     }
 
     fn run_step(

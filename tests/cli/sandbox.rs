@@ -584,3 +584,79 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         .count();
     assert_eq!(layers, 0);
 }
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
+    require_root();
+    let p = Project::new("sandbox");
+    let shell = |target: &str, commands: &str, extra: &[&str]| {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+            .args(["shell", target])
+            .args(extra)
+            .current_dir(p.path())
+            .env("RECIPES_CACHE", crate::cache_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(commands.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let probe = "echo \"$RECIPE\"; cat \"$ROOTFS/etc/prepared\" 2>&1; test -e \"$ROOTFS/etc/hostname\" && echo has-hostname; hostname\n";
+    // Before chain-base's only step: the fixture as built.
+    let before = shell("chain-base:3", probe, &[]);
+    let text = stdout(&before);
+    assert!(before.status.success(), "{text}");
+    assert!(text.starts_with("chain-base\n"), "{text}");
+    assert!(text.contains("No such file or directory"), "{text}");
+    assert!(text.contains("has-hostname\nsandbox\n"), "{text}");
+    // Before chain-user's step: what chain-base left.
+    let after = shell("chain-user:9", probe, &["--no-checkpoint"]);
+    let text = stdout(&after);
+    assert!(after.status.success(), "{text}");
+    assert!(
+        text.starts_with("chain-user\nprepared\nsandbox\n"),
+        "{text}"
+    );
+    // A line that opens no step of the recipe is a located error.
+    let wrong = shell("chain-user:10", "", &[]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        stdout(&wrong).contains("book/fr/src/chains.md:10: line 10 opens no step of recipe `chain-user` (its steps open at lines 9)"),
+        "{}",
+        stdout(&wrong)
+    );
+    // --shell-on-fail: the shell sees what the failing step left.
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(["run", "chain-fails", "--shell-on-fail"])
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", crate::cache_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"cat \"$ROOTFS/etc/state\"\n").unwrap();
+    }
+    let failed = child.wait_with_output().unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stdout(&failed).starts_with("written-before-failing\n"),
+        "{}",
+        stdout(&failed)
+    );
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("where book/fr/src/chains.md:28 failed")
+    );
+}
