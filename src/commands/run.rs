@@ -157,9 +157,19 @@ fn execute(
 /// The provenance of a result on a fixture: the host's facts (read once),
 /// the definition's digest and the release of its base, when built.
 fn provenance_of(ws: &Workspace) -> impl Fn(&str) -> Provenance + Sync {
-    let host = HostFacts::gather();
+    // `lxc-start --version` takes a while: asked beside the first sandbox.
+    let pending = std::sync::Mutex::new(Some(std::thread::spawn(HostFacts::gather)));
+    let facts = std::sync::OnceLock::new();
     let store = ws.store();
     move |fixture: &str| {
+        let host = facts.get_or_init(|| {
+            pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_else(HostFacts::gather)
+        });
         if fixture == EMPTY_FIXTURE {
             return host.with_fixture(fixture, EMPTY_FIXTURE, None);
         }
