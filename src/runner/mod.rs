@@ -189,6 +189,10 @@ impl Runner<'_> {
             outcome.status = Status::Interrupted;
             return outcome;
         }
+        if let Some(problem) = self.shell_line_problem(recipe) {
+            outcome.status = Status::Error(problem);
+            return outcome;
+        }
         let prerequisites = &chain[..chain.len().saturating_sub(1)];
         let checkpoint = (self.config.checkpoints && !prerequisites.is_empty())
             .then(|| self.factory.checkpoint(fixture, prerequisites))
@@ -215,32 +219,53 @@ impl Runner<'_> {
         } else {
             0
         };
-        if let Some(ShellAt::Before(line)) = self.config.shell {
-            if !recipe.steps.iter().any(|s| s.location.line == line) {
-                let lines: Vec<String> = recipe
-                    .steps
-                    .iter()
-                    .map(|s| s.location.line.to_string())
-                    .collect();
-                outcome.status = Status::Error(format!(
-                    "{}:{line}: line {line} opens no step of recipe `{}` (its steps open at lines {})",
-                    recipe.location.path.display(),
-                    recipe.id,
-                    lines.join(", ")
-                ));
-                let _ = env.close();
-                return outcome;
-            }
+        let capture = checkpoint
+            .as_ref()
+            .filter(|_| from.is_none())
+            .map(|c| (c, prerequisites));
+        let shell_opened = self.run_chain(env.as_ref(), run, skip, capture, &mut outcome);
+        if self.config.shell == Some(ShellAt::End)
+            && !shell_opened
+            && outcome.status == Status::Passed
+        {
+            self.shell(
+                env.as_ref(),
+                recipe,
+                &Captures::new(),
+                "after its last step",
+            );
         }
+        match env.close() {
+            Ok(kept) => outcome.kept = kept,
+            Err(message) if outcome.status == Status::Passed => {
+                outcome.status = Status::Error(format!("cannot clean up: {message}"))
+            }
+            Err(_) => {}
+        }
+        outcome.duration = start.elapsed();
+        outcome
+    }
+
+    /// Runs the steps of `run`'s chain from position `skip` (after a
+    /// checkpoint), keeping a checkpoint once the prerequisites have run
+    /// when `capture` says so; returns whether a shell was opened.
+    fn run_chain(
+        &self,
+        env: &dyn Environment,
+        run: &RecipeRun,
+        skip: usize,
+        capture: Option<(&Checkpoint, &[&Recipe])>,
+        outcome: &mut Outcome,
+    ) -> bool {
+        let (recipe, chain) = (run.recipe, &run.chain);
         let mut shell_opened = false;
         'recipes: for (position, r) in chain.iter().enumerate().skip(skip) {
-            if let (Some(checkpoint), true) = (&checkpoint, position == prerequisites.len()) {
-                if from.is_none() {
-                    outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
-                        Ok(()) => format!("kept a checkpoint of {}", ids(prerequisites)),
-                        Err(why) => format!("{} is replayed: {why}", ids(prerequisites)),
-                    });
-                }
+            if let Some((checkpoint, prerequisites)) = capture.filter(|(_, p)| position == p.len())
+            {
+                outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
+                    Ok(()) => format!("kept a checkpoint of {}", ids(prerequisites)),
+                    Err(why) => format!("{} is replayed: {why}", ids(prerequisites)),
+                });
             }
             // Captures reach the later steps of their own recipe only.
             let mut captures = Captures::new();
@@ -248,12 +273,7 @@ impl Runner<'_> {
                 if self.config.shell == Some(ShellAt::Before(step.location.line))
                     && r.id == recipe.id
                 {
-                    self.shell(
-                        env.as_ref(),
-                        r,
-                        &captures,
-                        &format!("before {}", step.location),
-                    );
+                    self.shell(env, r, &captures, &format!("before {}", step.location));
                     shell_opened = true;
                     break 'recipes;
                 }
@@ -262,7 +282,7 @@ impl Runner<'_> {
                 }
                 outcome.steps_run += 1;
                 let log = self.config.verbose.then_some(&mut outcome.log);
-                let ran = self.run_step(env.as_ref(), r, step, r.expect_for(i), log, &captures);
+                let ran = self.run_step(env, r, step, r.expect_for(i), log, &captures);
                 match ran {
                     Ok(Passed {
                         captures: found,
@@ -290,7 +310,7 @@ impl Runner<'_> {
                         }
                         if self.config.shell == Some(ShellAt::Failure) {
                             self.shell(
-                                env.as_ref(),
+                                env,
                                 r,
                                 &captures,
                                 &format!("where {} failed", failure.step),
@@ -302,26 +322,28 @@ impl Runner<'_> {
                 }
             }
         }
-        if self.config.shell == Some(ShellAt::End)
-            && !shell_opened
-            && outcome.status == Status::Passed
-        {
-            self.shell(
-                env.as_ref(),
-                recipe,
-                &Captures::new(),
-                "after its last step",
-            );
+        shell_opened
+    }
+
+    /// A `shell ID:LINE` whose line opens no step of the recipe.
+    fn shell_line_problem(&self, recipe: &Recipe) -> Option<String> {
+        let Some(ShellAt::Before(line)) = self.config.shell else {
+            return None;
+        };
+        if recipe.steps.iter().any(|s| s.location.line == line) {
+            return None;
         }
-        match env.close() {
-            Ok(kept) => outcome.kept = kept,
-            Err(message) if outcome.status == Status::Passed => {
-                outcome.status = Status::Error(format!("cannot clean up: {message}"))
-            }
-            Err(_) => {}
-        }
-        outcome.duration = start.elapsed();
-        outcome
+        let lines: Vec<String> = recipe
+            .steps
+            .iter()
+            .map(|s| s.location.line.to_string())
+            .collect();
+        Some(format!(
+            "{}:{line}: line {line} opens no step of recipe `{}` (its steps open at lines {})",
+            recipe.location.path.display(),
+            recipe.id,
+            lines.join(", ")
+        ))
     }
 
     /// Opens a shell in `env`; a shell that cannot start is said, and the

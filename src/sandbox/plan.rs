@@ -221,10 +221,19 @@ fn existing_ancestor(path: &Path, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
 /// What the host's root prepares, in a private mount namespace, before the
 /// sandbox gets its own. `exists` tells which host folders exist.
 pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
-    let p = PathBuf::from;
-    let root = spec.ids.base;
-    let size = spec.limits.memory;
     let mut ops = vec![Op::MakePrivate];
+    holds(spec, &mut ops);
+    ops.push(Op::ReadOnlyTree(PathBuf::from("/")));
+    staging_run(spec, &mut ops);
+    writable_folders(spec, exists, &mut ops);
+    private_dev(spec, &mut ops);
+    own_files(spec, &mut ops);
+    ops
+}
+
+/// Detached copies of what the sandbox shows from the host (the base and
+/// its layers, kept folders, shares), taken before their paths are hidden.
+fn holds(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     let hold = |key: &str, source: &Path, idmap: bool, readonly: bool| Op::Hold {
         key: key.into(),
         clone: Clone {
@@ -253,9 +262,14 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
             !share.writable,
         ));
     }
-    ops.push(Op::ReadOnlyTree(p("/")));
-    // A staging /run: the hidden host views, the sandbox's own files, and
-    // the folder PID 1 builds its root in.
+}
+
+/// A staging /run: the hidden host views, the sandbox's own files, and the
+/// folder PID 1 builds its root in.
+fn staging_run(spec: &SandboxSpec, ops: &mut Vec<Op>) {
+    let p = PathBuf::from;
+    let root = spec.ids.base;
+    let size = spec.limits.memory;
     ops.push(Op::Tmpfs {
         target: p("/run"),
         mode: 0o755,
@@ -291,6 +305,14 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
         });
         ops.push(Op::WritableTree(to));
     }
+}
+
+/// Fresh tmpfs over the host folders steps write, in a private overlay of
+/// their parent when the host lacks them.
+fn writable_folders(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool, ops: &mut Vec<Op>) {
+    let root = spec.ids.base;
+    let size = spec.limits.memory;
+    let hidden = Path::new(HIDDEN);
     let mut overlaid: Vec<PathBuf> = Vec::new();
     for (i, dir) in WRITABLE.iter().enumerate() {
         let dir = Path::new(dir);
@@ -324,7 +346,13 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
             noexec: false,
         });
     }
-    // A private /dev with the allowed nodes, made by the host's root.
+}
+
+/// A private /dev with the allowed nodes, made by the host's root.
+fn private_dev(spec: &SandboxSpec, ops: &mut Vec<Op>) {
+    let p = PathBuf::from;
+    let root = spec.ids.base;
+    let size = spec.limits.memory;
     ops.push(Op::Tmpfs {
         target: p("/dev"),
         mode: 0o755,
@@ -367,7 +395,13 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
             link: Path::new("/dev").join(link),
         });
     }
-    // The sandbox's own files.
+}
+
+/// The sandbox's own files under /run/recipes: the fixture's mount point,
+/// the base and its layers, kept layers, shares.
+fn own_files(spec: &SandboxSpec, ops: &mut Vec<Op>) {
+    let p = PathBuf::from;
+    let root = spec.ids.base;
     for dir in [RUN, ROOTFS, NEW_ROOT] {
         ops.push(Op::Mkdir {
             path: p(dir),
@@ -429,12 +463,20 @@ pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
             target: share.inside.clone(),
         });
     }
-    ops
 }
 
 /// What the sandbox's root sets up inside, in its own namespaces: a root
 /// of its own that mirrors the host, then the kernel views and the fixture.
 pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
+    let mut ops = new_root(spec);
+    kernel_views_and_fixture(spec, &mut ops);
+    ops
+}
+
+/// A tmpfs that mirrors the host folder by folder, with a fresh `/run` and
+/// `/tmp`, pivoted into: unmounting anything PID 1 mounted uncovers an empty
+/// folder of its own root.
+fn new_root(spec: &SandboxSpec) -> Vec<Op> {
     let p = PathBuf::from;
     let new_root = p(NEW_ROOT);
     let mut skip: Vec<String> = NOT_MIRRORED.iter().map(|s| s.to_string()).collect();
@@ -500,6 +542,13 @@ pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
     for path in MASKED {
         ops.push(Op::Mask(p(path)));
     }
+    ops
+}
+
+/// proc, sysfs and cgroup2 of the sandbox's namespaces, devpts and mqueue,
+/// the fixture's overlay, `at=`, the scratch folder, hostname, loopback.
+fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
+    let p = PathBuf::from;
     ops.push(Op::Proc(p("/proc")));
     if !spec.net_host {
         ops.push(Op::Sysfs(p("/sys")));
@@ -547,7 +596,6 @@ pub fn inner_ops(spec: &SandboxSpec) -> Vec<Op> {
     if !spec.net_host {
         ops.push(Op::LoopbackUp);
     }
-    ops
 }
 
 /// Where checkpoint layer `i` is attached inside.
