@@ -134,8 +134,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Command::Mdbook { args } => match args.as_slice() {
-            [] => crate::site::mdbook_command(None),
-            [verb, renderer] if verb == "supports" => crate::site::mdbook_command(Some(renderer)),
+            [] => Ok(crate::site::mdbook_command(None)?),
+            [verb, renderer] if verb == "supports" => {
+                Ok(crate::site::mdbook_command(Some(renderer))?)
+            }
             _ => bail!("usage: recipes mdbook [supports RENDERER]"),
         },
         Command::Fixture { command } => fixture::fixture(&ws, command),

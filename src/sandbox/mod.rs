@@ -29,6 +29,39 @@ use crate::model::Where;
 use crate::runner::{Environment, StepProgram};
 pub use plan::SandboxSpec;
 
+/// Why a sandbox could not be made or closed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Slot(#[from] userns::SlotError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error("cannot hand {} to the sandbox: {source}", path.display())]
+    Keep {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the sandbox helper {}: {source}", exe.display())]
+    Spawn {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
+    /// What the helper, or PID 1, said went wrong (a setup operation, with
+    /// its system error).
+    #[error("{0}")]
+    Setup(String),
+    #[error("the sandbox helper ended before the sandbox was ready")]
+    Ended,
+    #[error("cannot remove the sandbox's cgroups: {0}")]
+    Cleanup(std::io::Error),
+}
+
+impl From<SandboxError> for String {
+    fn from(e: SandboxError) -> String {
+        e.to_string()
+    }
+}
+
 /// How long closing a sandbox may wait for its helper once PID 1 is killed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -57,17 +90,25 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the helper and waits until the sandbox is built. `cache` holds
     /// the id slots' locks.
-    pub fn start(mut spec: SandboxSpec, exe: PathBuf, cache: &Path) -> Result<Sandbox, String> {
-        let slot = userns::Slot::acquire(&cache.join("slots")).map_err(|e| e.to_string())?;
+    pub fn start(
+        mut spec: SandboxSpec,
+        exe: PathBuf,
+        cache: &Path,
+    ) -> Result<Sandbox, SandboxError> {
+        let slot = userns::Slot::acquire(&cache.join("slots"))?;
         spec.ids = slot.ids;
         spec.parent = std::process::id() as i32;
-        spec.cgroups = Some(cgroup::create(spec.limits, spec.ids.base).map_err(|e| e.to_string())?);
+        spec.cgroups = Some(cgroup::create(spec.limits, spec.ids.base)?);
         if let Some(keep) = &spec.keep {
             // The sandbox's root writes the kept layers.
-            std::os::unix::fs::chown(keep, Some(spec.ids.base), Some(spec.ids.base))
-                .map_err(|e| format!("cannot hand {} to the sandbox: {e}", keep.display()))?;
+            std::os::unix::fs::chown(keep, Some(spec.ids.base), Some(spec.ids.base)).map_err(
+                |source| SandboxError::Keep {
+                    path: keep.clone(),
+                    source,
+                },
+            )?;
         }
-        let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut command = Command::new(&exe);
         command
             .args(["__sandbox", "--spec", &json])
@@ -97,11 +138,9 @@ impl Sandbox {
             ids: spec.ids,
             _slot: slot,
         };
-        let mut child = command.spawn().map_err(|e| {
-            format!(
-                "cannot start the sandbox helper {}: {e}",
-                sandbox.exe.display()
-            )
+        let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
+            exe: sandbox.exe.clone(),
+            source,
         })?;
         sandbox.control = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
@@ -110,25 +149,25 @@ impl Sandbox {
         // any order.
         let mut ready = false;
         for line in BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| format!("sandbox helper: {e}"))?;
+            let line = line.map_err(|e| SandboxError::Setup(format!("sandbox helper: {e}")))?;
             if let Some(pid) = line.strip_prefix("pid ") {
                 sandbox.pid1 = pid
                     .parse()
-                    .map_err(|_| format!("sandbox helper said {line:?}"))?;
-                sandbox.start =
-                    helper::start_time(sandbox.pid1).ok_or("the sandbox's PID 1 ended at once")?;
-                sandbox.pidfd = Some(helper::pidfd(sandbox.pid1, sandbox.start)?);
+                    .map_err(|_| SandboxError::Setup(format!("sandbox helper said {line:?}")))?;
+                sandbox.start = helper::start_time(sandbox.pid1).ok_or(SandboxError::Ended)?;
+                sandbox.pidfd =
+                    Some(helper::pidfd(sandbox.pid1, sandbox.start).map_err(SandboxError::Setup)?);
             } else if line == "ready" {
                 ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
-                return Err(message.to_string());
+                return Err(SandboxError::Setup(message.to_string()));
             }
             if ready && sandbox.pid1 > 0 {
                 sandbox.mounts = sandbox.read("mountinfo").lines().count();
                 return Ok(sandbox);
             }
         }
-        Err("the sandbox helper ended before the sandbox was ready".into())
+        Err(SandboxError::Ended)
     }
 
     /// A file of PID 1's `/proc` entry, as the host sees it.
@@ -180,7 +219,7 @@ impl Sandbox {
 
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
     /// for the helper, then removes the cgroups, killing what is left.
-    fn stop(&mut self) -> Result<(), String> {
+    fn stop(&mut self) -> Result<(), SandboxError> {
         drop(self.control.take());
         if let Some(fd) = self.pidfd.take() {
             helper::kill(&fd);
@@ -202,9 +241,7 @@ impl Sandbox {
             }
         }
         if let Some(cgroups) = self.cgroups.take() {
-            cgroups
-                .remove()
-                .map_err(|e| format!("cannot remove the sandbox's cgroups: {e}"))?;
+            cgroups.remove().map_err(SandboxError::Cleanup)?;
         }
         Ok(())
     }

@@ -155,14 +155,20 @@ fn stage(
 
 /// `recipes mdbook [supports RENDERER]`: the preprocessor as mdBook's
 /// command protocol runs it (for a plain `mdbook build`).
-pub fn mdbook_command(supports: Option<&str>) -> anyhow::Result<i32> {
+pub fn mdbook_command(supports: Option<&str>) -> Result<i32, SiteError> {
     if let Some(renderer) = supports {
         return Ok(if renderer == "html" { 0 } else { 1 });
     }
+    let stdin = Path::new("<stdin>");
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input)?;
-    let (ctx, book) = mdbook_preprocessor::parse_input(input.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot read mdBook's input (is it mdBook 0.5?): {e:#}"))?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(io(stdin, "read mdBook's input"))?;
+    let (ctx, book) =
+        mdbook_preprocessor::parse_input(input.as_bytes()).map_err(|e| SiteError::Mdbook {
+            path: stdin.to_path_buf(),
+            message: format!("cannot read mdBook's input (is it mdBook 0.5?): {e:#}"),
+        })?;
     let book_dir = ctx.root.parent().map(Path::to_path_buf).unwrap_or_default();
     let lang = ctx
         .config
@@ -181,7 +187,14 @@ pub fn mdbook_command(supports: Option<&str>) -> anyhow::Result<i32> {
     };
     let book = preprocessor
         .run(&ctx, book)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    serde_json::to_writer(std::io::stdout(), &book)?;
+        .map_err(|e| SiteError::Mdbook {
+            path: ctx.root.clone(),
+            message: format!("{e:#}"),
+        })?;
+    serde_json::to_writer(std::io::stdout(), &book).map_err(|e| SiteError::Io {
+        path: PathBuf::from("<stdout>"),
+        operation: "write the book for mdBook",
+        source: e.into(),
+    })?;
     Ok(0)
 }
