@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod session;
 pub mod site;
 pub mod workflow;
 mod workspace;

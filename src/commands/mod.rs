@@ -84,6 +84,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             _ => bail!("usage: recipes mdbook [supports RENDERER]"),
         },
         Command::Fixture { command } => fixture::fixture(&ws, command),
+        Command::Session => Ok(crate::session::session_main()),
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
             pid,
