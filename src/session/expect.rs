@@ -50,6 +50,8 @@ pub struct Expecter<'a> {
     next: usize,
     /// The screen's change count when input was last sent.
     sent_at: u64,
+    /// The line the cursor was on when input was last sent.
+    sent_line: Option<usize>,
 }
 
 impl<'a> Expecter<'a> {
@@ -84,6 +86,7 @@ impl<'a> Expecter<'a> {
             pos: 0,
             next: 0,
             sent_at: 0,
+            sent_line: None,
         })
     }
 
@@ -111,9 +114,12 @@ impl<'a> Expecter<'a> {
         }
     }
 
-    /// Whether the prompt shows anew on the cursor's line.
+    /// Whether the prompt shows anew: output came since the last input, and
+    /// on a line below the one that input was typed on (a program that
+    /// redraws its prompt as it reads the input has not answered it).
     fn prompted(&self, screen: &Screen) -> bool {
         screen.changes() > self.sent_at
+            && self.sent_line.is_none_or(|l| screen.lines().len() > l)
             && self
                 .prompt
                 .as_ref()
@@ -123,6 +129,7 @@ impl<'a> Expecter<'a> {
     fn send(&mut self, input: &[u8], screen: &Screen) -> Next {
         self.pos += 1;
         self.sent_at = screen.changes();
+        self.sent_line = Some(screen.lines().len());
         Next::Send(input.to_vec())
     }
 
@@ -251,6 +258,14 @@ mod tests {
         let (sent, end) = play(&s, &["# ", "\x1b[?2004l\r"]);
         assert_eq!(sent, ["a\r"]);
         assert_eq!(end, Ok(Next::Wait));
+    }
+
+    #[test]
+    fn a_prompt_redrawn_on_its_line_is_not_an_answer() {
+        let s = session("$ sh -i\n# a\nA\n# b\n", Some("# "));
+        let (sent, end) = play(&s, &["# ", "\r\x1b[K# ", "a\r\nA\r\n# "]);
+        assert_eq!(sent, ["a\r", "b\r"]);
+        assert_eq!(end, Ok(Next::Done));
     }
 
     #[test]
