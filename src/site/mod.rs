@@ -5,6 +5,7 @@
 
 pub mod preprocess;
 pub mod status;
+pub mod steps;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

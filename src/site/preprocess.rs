@@ -159,7 +159,8 @@ impl RecipesPreprocessor {
         for (line, text) in inserts {
             lines.insert(line.min(lines.len()), text);
         }
-        format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"))
+        let body = super::steps::present(&lines.join("\n"), &self.lang);
+        format!("{}\n\n{}\n", self.switch(path, source), body)
     }
 
     fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {
