@@ -129,8 +129,11 @@ pub struct Session {
     pub prompt: Option<String>,
     /// What happens after the start, in order.
     pub lines: Vec<SessionLine>,
-    /// The program's expected exit code (a last line `[N]`, else 0).
-    pub exit: i32,
+    /// The program's exit code, when a last line `[N]` gives it: the
+    /// session then waits for the program to end. Without it a program
+    /// still running at the end is hung up, like a closed terminal window;
+    /// one that ended by itself must have ended with 0.
+    pub exit: Option<i32>,
 }
 
 /// One line of a session after its `$ ` line.

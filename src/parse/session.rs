@@ -198,7 +198,7 @@ pub fn parse(
                 command: command.to_string(),
                 prompt: prompt.map(str::to_string),
                 lines: Vec::new(),
-                exit: 0,
+                exit: None,
             });
             continue;
         };
@@ -208,7 +208,7 @@ pub fn parse(
                 .and_then(|t| t.strip_suffix(']'))
                 .and_then(|t| t.parse().ok())
             {
-                session.exit = code;
+                session.exit = Some(code);
                 continue;
             }
         }
@@ -338,7 +338,7 @@ mod tests {
             (session.line, session.command.as_str()),
             (11, "bash --norc -i")
         );
-        assert_eq!(session.exit, 3);
+        assert_eq!(session.exit, Some(3));
         assert_eq!(
             actions(&session),
             vec![
