@@ -111,6 +111,9 @@ pub enum Command {
         #[arg(long)]
         spec: String,
     },
+    /// Hidden: play a terminal session read on stdin (run as a step).
+    #[command(name = "__session", hide = true)]
+    Session,
     /// Hidden: run a program inside a running sandbox.
     #[command(name = "__enter", hide = true)]
     Enter {

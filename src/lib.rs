@@ -20,6 +20,7 @@ pub mod provenance;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod session;
 pub mod site;
 pub mod workflow;
 mod workspace;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A place in the book: the page as the user names it and a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,6 +117,48 @@ pub struct TranscriptEntry {
     pub exit: i32,
 }
 
+/// A terminal session: a `console` block with the flag `pty` (DESIGN §8).
+/// Its program runs under a pseudo-terminal and is driven line by line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// 1-based line of the `$ ` line that starts the program.
+    pub line: usize,
+    /// The command line that starts the program (run by a shell).
+    pub command: String,
+    /// The program's prompt (`prompt=`), a regular expression.
+    pub prompt: Option<String>,
+    /// What happens after the start, in order.
+    pub lines: Vec<SessionLine>,
+    /// The program's exit code, when a last line `[N]` gives it: the
+    /// session then waits for the program to end. Without it a program
+    /// still running at the end is hung up, like a closed terminal window;
+    /// one that ended by itself must have ended with 0.
+    pub exit: Option<i32>,
+}
+
+/// One line of a session after its `$ ` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLine {
+    /// 1-based line in the page.
+    pub line: usize,
+    /// The line as written.
+    pub text: String,
+    pub action: SessionAction,
+}
+
+/// What a session line does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionAction {
+    /// A line of output to await (a pattern, as in transcripts).
+    Expect,
+    /// Await the prompt, then send the bytes (what follows the prompt on
+    /// the line, its keys translated, then Enter unless it ends with a key).
+    Prompt { input: Vec<u8> },
+    /// Send keys (a line made only of `<...>` keys).
+    Keys { input: Vec<u8> },
+}
+
 /// A fenced block that takes part in a recipe.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -134,8 +176,17 @@ pub struct Step {
     /// For `file`/`check` steps: the target path (`$ROOTFS/` kept verbatim).
     pub file: Option<String>,
     pub mode: Option<u32>,
-    /// For console steps: the parsed transcript.
+    /// For console steps: the parsed transcript (empty for a session).
     pub transcript: Vec<TranscriptEntry>,
+    /// For a console step with the flag `pty`: the session.
+    pub session: Option<Session>,
+}
+
+impl Step {
+    /// Whether the step has the bare flag `name`.
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.attrs.get(name), Some(AttrValue::Flag(true)))
+    }
 }
 
 /// What a recipe needs from the machine to run.

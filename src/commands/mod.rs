@@ -150,6 +150,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
             Ok(exit::OK)
         }
+        Command::Session => Ok(crate::session::session_main()),
         Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
         Command::Enter {
             pid,

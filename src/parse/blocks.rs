@@ -9,6 +9,9 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 pub struct Block {
     /// 1-based line of the opening fence.
     pub line: usize,
+    /// The info string as written: CommonMark's own backslash escapes and
+    /// entities are not applied, so that quoted values read the same in the
+    /// page and in the grammar (`prompt="a \"b\""`).
     pub info: String,
     /// The body with `\n` line endings (CRLF pages are normalised).
     pub body: String,
@@ -51,7 +54,7 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
                 current = Some(Block {
                     line: index.line(range.start),
-                    info: info.trim().to_string(),
+                    info: raw_info(&text[range.start..]).unwrap_or_else(|| info.trim().to_string()),
                     body: String::new(),
                     range: range.clone(),
                 });
@@ -74,6 +77,13 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
         }
     }
     blocks
+}
+
+/// The info string of the fence that opens `from`, as written.
+fn raw_info(from: &str) -> Option<String> {
+    let line = from.lines().next()?.trim_start();
+    let fence = line.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    Some(line.trim_start_matches(fence).trim().to_string())
 }
 
 #[cfg(test)]
@@ -126,6 +136,15 @@ mod tests {
     fn crlf_and_accents_do_not_shift_lines() {
         let text = "# Été\r\n\r\nÇa marche, à coup sûr.\r\n\r\n```sh a\r\necho é\r\nls\r\n```\r\n";
         assert_eq!(lines(text), vec![(5, "sh a".into(), "echo é\nls\n".into())]);
+    }
+
+    #[test]
+    fn info_strings_are_kept_as_written() {
+        let text =
+            "```sh a=\"x \\\"y\\\" \\\\ \\$ &amp;\"\nz\n```\n\n> ~~~ console b=\\$\n> $ x\n> ~~~\n";
+        let found = lines(text);
+        assert_eq!(found[0].1, r#"sh a="x \"y\" \\ \$ &amp;""#);
+        assert_eq!(found[1].1, r"console b=\$");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The info string of a fenced block: the syntax word, then `key=value`
-//! pairs and bare flags separated by spaces or commas (DESIGN §4).
+//! pairs and bare flags separated by spaces or commas (DESIGN §4). A value
+//! may be double-quoted to hold spaces or commas (DESIGN §8):
+//! `prompt="root@web1:~# "`. Inside the quotes `\"` is a quote and `\\` a
+//! backslash; any other backslash is kept as written, so that a regular
+//! expression reads as usual (`prompt="\$ "` is the value `\$ `).
 
 use std::collections::BTreeMap;
 
@@ -12,9 +16,9 @@ pub const RECIPE_KEYS: &[&str] = &[
     "fixture", "at", "needs", "net", "requires", "pids", "memory",
 ];
 /// Keys that describe one step.
-pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode"];
+pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode", "prompt"];
 /// Bare flags.
-pub const FLAGS: &[&str] = &["check", "expect"];
+pub const FLAGS: &[&str] = &["check", "expect", "fold", "pty"];
 
 /// A parsed info string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,27 +27,99 @@ pub struct Info {
     pub attrs: BTreeMap<String, AttrValue>,
 }
 
+/// One word of an info string: `key=value` (the value unquoted) or a flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Word {
+    key: String,
+    value: Option<String>,
+}
+
+/// Splits an info string into words, honouring double-quoted values. A
+/// malformed quote is a problem; the words read so far are kept.
+fn words(info: &str) -> (Vec<Word>, Vec<String>) {
+    let mut words = Vec::new();
+    let mut problems = Vec::new();
+    let mut chars = info.chars().peekable();
+    let separator = |c: char| c.is_whitespace() || c == ',';
+    loop {
+        while chars.next_if(|c| separator(*c)).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| !separator(*c) && *c != '=') {
+            key.push(c);
+        }
+        if chars.next_if_eq(&'=').is_none() {
+            words.push(Word { key, value: None });
+            continue;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => match chars.next_if(|n| *n == '"' || *n == '\\') {
+                        Some(escaped) => value.push(escaped),
+                        None => value.push('\\'),
+                    },
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                problems.push(format!(
+                    "the value of `{key}` opens a quote (`\"`) that is never closed"
+                ));
+            } else if chars.peek().is_some_and(|c| !separator(*c)) {
+                let mut rest = String::new();
+                while let Some(c) = chars.next_if(|c| !separator(*c)) {
+                    rest.push(c);
+                }
+                problems.push(format!(
+                    "`{rest}` follows the closing quote of `{key}`: put it inside the quotes, or separate it with a space"
+                ));
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !separator(*c)) {
+                value.push(c);
+            }
+        }
+        words.push(Word {
+            key,
+            value: Some(value),
+        });
+    }
+    (words, problems)
+}
+
 /// Splits an info string. Returns `None` when the block is not a step (no
-/// `recipe=` key). Problems (unknown or repeated keys) are returned as
-/// messages; the step is still built from what could be read.
+/// `recipe=` key). Problems (unknown or repeated keys, a malformed quote)
+/// are returned as messages; the step is still built from what could be
+/// read.
 pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
-    let mut words = info
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|w| !w.is_empty());
-    let syntax = words.next()?.to_string();
-    let rest: Vec<&str> = words.collect();
-    if !rest
-        .iter()
-        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == ID_KEY))
-    {
+    let (mut words, mut problems) = words(info);
+    if words.is_empty() {
         return None;
     }
-    let mut problems = Vec::new();
+    let first = words.remove(0);
+    // The syntax word is whatever comes first (`rust,ignore` → `rust`).
+    let syntax = match &first.value {
+        None => first.key.clone(),
+        Some(v) => format!("{}={v}", first.key),
+    };
+    if !words.iter().any(|w| w.key == ID_KEY && w.value.is_some()) {
+        return None;
+    }
     let mut attrs = BTreeMap::new();
-    for word in rest {
-        let (key, value) = match word.split_once('=') {
-            Some((k, v)) => (k, AttrValue::Value(v.to_string())),
-            None => (word, AttrValue::Flag(true)),
+    for Word { key, value } in words {
+        let key = key.as_str();
+        let value = match value {
+            Some(v) => AttrValue::Value(v),
+            None => AttrValue::Flag(true),
         };
         let known = match value {
             AttrValue::Value(_) => takes_value(key),
@@ -69,6 +145,26 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
         }
     }
     Some((Info { syntax, attrs }, problems))
+}
+
+/// An attribute value as an info string writes it: bare when it can be,
+/// else double-quoted with `"` and `\` escaped.
+pub fn quote_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value.starts_with('"')
+        && !value.contains(|c: char| c.is_whitespace() || c == ',');
+    if plain {
+        return value.to_string();
+    }
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Whether `key` is written `key=value`.
@@ -121,6 +217,64 @@ mod tests {
         assert!(problems[1].contains("twice"));
         assert!(problems[2].contains("`expect` takes no value"));
         assert!(problems[3].contains("`file` needs a value"));
+    }
+
+    #[test]
+    fn quoted_values_hold_spaces_and_commas() {
+        let (info, problems) =
+            parse_info(r#"console recipe=a pty prompt="root@web1:~# ",timeout=5s"#).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(info.attrs["prompt"], v("root@web1:~# "));
+        assert_eq!(info.attrs["timeout"], v("5s"));
+        assert_eq!(info.attrs["pty"], AttrValue::Flag(true));
+        let (info, _) = parse_info(r#"sh recipe=a prompt="a, b  c""#).unwrap();
+        assert_eq!(info.attrs["prompt"], v("a, b  c"));
+        let (info, _) = parse_info(r#"sh prompt="x recipe=y" recipe=a"#).unwrap();
+        assert_eq!(info.attrs["prompt"], v("x recipe=y"));
+        assert_eq!(info.attrs["recipe"], v("a"));
+        // Only a quoted `recipe=` inside a value: not a step.
+        assert!(parse_info(r#"sh prompt="recipe=a""#).is_none());
+    }
+
+    #[test]
+    fn escapes_in_quotes() {
+        let cases = [
+            (r#"prompt="say \"hi\"""#, r#"say "hi""#),
+            (r#"prompt="a\\b""#, r"a\b"),
+            (r#"prompt="a\\\"b""#, r#"a\"b"#),
+            (r#"prompt="\$ ""#, r"\$ "),
+            (r#"prompt="\d+> ""#, r"\d+> "),
+            (r#"prompt="""#, ""),
+            (r#"prompt=a"b"#, r#"a"b"#),
+            (r"prompt=a\b", r"a\b"),
+        ];
+        for (word, want) in cases {
+            let (info, problems) = parse_info(&format!("console recipe=a {word}")).unwrap();
+            assert!(problems.is_empty(), "{word}: {problems:?}");
+            assert_eq!(info.attrs["prompt"], v(want), "{word}");
+            assert_eq!(
+                parse_info(&format!("console recipe=a prompt={}", quote_value(want)))
+                    .unwrap()
+                    .0
+                    .attrs["prompt"],
+                v(want),
+                "{word} round trip"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_quotes_are_problems() {
+        let (info, problems) = parse_info(r#"sh recipe=a prompt="open"#).unwrap();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("never closed"), "{problems:?}");
+        assert_eq!(info.attrs["prompt"], v("open"));
+        let (_, problems) = parse_info(r#"sh recipe=a prompt="x"y timeout=1s"#).unwrap();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].contains("`y` follows the closing quote"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod book;
 mod expected;
 pub mod info;
+pub mod session;
 mod transcript;
 
 use std::collections::BTreeMap;
@@ -61,12 +62,14 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
             ));
             continue;
         }
+        let mut located = Vec::new();
         let step = build_step(
             location.clone(),
             info.syntax,
             info.attrs,
             block.body,
             &mut problem,
+            &mut located,
         );
         let index = match recipes.iter().position(|r| r.id == id) {
             Some(i) => i,
@@ -105,6 +108,13 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         }
         apply_recipe_keys(recipe, &step, &mut problem);
         recipe.steps.push(step);
+        problems.extend(located.into_iter().map(|(line, message)| Problem {
+            location: Location {
+                path: path.to_path_buf(),
+                line,
+            },
+            message,
+        }));
     }
     for recipe in &recipes {
         problems.extend(expected::check_recipe(recipe));
@@ -187,6 +197,7 @@ fn build_step(
     attrs: BTreeMap<String, AttrValue>,
     body: String,
     problem: &mut impl FnMut(String),
+    located: &mut Vec<(usize, String)>,
 ) -> Step {
     let flag = |k: &str| matches!(attrs.get(k), Some(AttrValue::Flag(true)));
     let value = |k: &str| attrs.get(k).and_then(AttrValue::as_str);
@@ -269,10 +280,31 @@ fn build_step(
     if kind == StepKind::Expect && (attrs.contains_key("exit") || attrs.contains_key("timeout")) {
         problem("`exit=` and `timeout=` go on the step before an `expect` block".into());
     }
-    let transcript = if kind == StepKind::Console {
+    let pty = flag("pty");
+    if pty && kind != StepKind::Console {
+        problem(
+            "the flag `pty` makes a `console` block a terminal session; this block is not one"
+                .into(),
+        );
+    }
+    if value("prompt").is_some() && !(pty && kind == StepKind::Console) {
+        problem("`prompt=` names the prompt of a terminal session: a `console` block with the flag `pty`".into());
+    }
+    let session_step = pty && kind == StepKind::Console;
+    if session_step && where_ == Where::Chroot {
+        problem("a terminal session runs on the sandbox's side; to reach the fixture start it with `chroot \"$ROOTFS\" ...` instead of `where=chroot`".into());
+    }
+    let transcript = if kind == StepKind::Console && !session_step {
         transcript::parse(location.line, &body, problem)
     } else {
         Vec::new()
+    };
+    let session = if session_step {
+        session::parse(location.line, &body, value("prompt"), &mut |line, m| {
+            located.push((line, m))
+        })
+    } else {
+        None
     };
     if kind == StepKind::Console && attrs.contains_key("exit") {
         problem(
@@ -292,6 +324,7 @@ fn build_step(
         file,
         mode,
         transcript,
+        session,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod env;
 pub mod process;
 pub mod rust;
+mod session;
 mod shell;
 mod step;
 mod transcript;
@@ -368,11 +369,19 @@ impl Runner<'_> {
             Where::Chroot => "/".to_string(),
             Where::Host => env.rootfs(),
         };
+        let timeout = step.timeout.unwrap_or(self.config.default_timeout);
         let Prepared {
             program,
             stdin,
             command: text,
-        } = match step::prepare(step, env, &rootfs, &self.config.cache_dir, self.supervisor) {
+        } = match step::prepare(
+            step,
+            env,
+            &rootfs,
+            &self.config.cache_dir,
+            self.supervisor,
+            timeout,
+        ) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(Passed::default()),
             Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
@@ -381,10 +390,14 @@ impl Runner<'_> {
         let mut command = env.command(&program).map_err(fail)?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
         command.envs(captures);
-        let timeout = step.timeout.unwrap_or(self.config.default_timeout);
+        // A session bounds each of its waits itself.
+        let bound = match &step.session {
+            Some(session) => session::overall_timeout(session, timeout),
+            None => timeout,
+        };
         let finished = self
             .supervisor
-            .run(command, stdin, timeout)
+            .run(command, stdin, bound)
             .map_err(|e| fail(format!("cannot start {:?}: {e}", program.program)))?;
         let output = String::from_utf8_lossy(&finished.output).into_owned();
         if let Some(log) = log {

@@ -5,10 +5,11 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use super::env::{Environment, StepProgram};
 use super::process::Supervisor;
-use super::{rust, transcript};
+use super::{rust, session, transcript};
 use crate::model::{Recipe, Step, StepKind, STEP_PATH};
 
 /// What runs for a step, what it reads on stdin, and how reports name it.
@@ -28,13 +29,14 @@ pub struct PrepareError {
 
 /// The program for `step`; `None` for an `expect` block, which does not
 /// run. `rootfs` is `$ROOTFS` as the step sees it; `env` says where a
-/// compiled program appears to it.
+/// compiled program appears to it; `timeout` bounds each wait of a session.
 pub fn prepare(
     step: &Step,
     env: &dyn Environment,
     rootfs: &str,
     cache: &Path,
     supervisor: &Supervisor,
+    timeout: Duration,
 ) -> Result<Option<Prepared>, PrepareError> {
     let expand = |path: &str| match path.strip_prefix("$ROOTFS") {
         Some(rest) => format!("{}{rest}", rootfs.trim_end_matches('/')),
@@ -60,6 +62,10 @@ pub fn prepare(
             }
             args.extend([os("-c"), os(&step.body)]);
             prepared(&step.syntax, args, None, step.body.clone())
+        }
+        StepKind::Console if step.session.is_some() => {
+            let session = step.session.as_ref().expect("checked");
+            Some(session::prepare(step, session, env, timeout)?)
         }
         StepKind::Console => {
             let script = transcript::script(step);

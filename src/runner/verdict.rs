@@ -116,6 +116,10 @@ pub fn judge(ran: &Ran, bless: bool) -> Verdict {
         _ => {}
     }
     match step.kind {
+        StepKind::Console if step.session.is_some() => {
+            let session = step.session.as_ref().expect("checked");
+            super::session::judge(ran, session).and_then(|()| passed(Captures::new()))
+        }
         StepKind::Console => match transcript::check(step, output, exit, ran.bound) {
             Ok(captures) => passed(captures),
             Err(m) if bless && m.blessable => match transcript::blessed(step, output, ran.bound) {
@@ -183,6 +187,7 @@ fn expected_output(ran: &Ran, holder: &Step, offset: usize, bless: bool) -> Verd
 /// would show them, the rest as printed.
 pub fn shown(step: &Step, output: &str) -> String {
     match step.kind {
+        StepKind::Console if step.session.is_some() => super::session::shown(output),
         StepKind::Console => transcript::render(step, output),
         _ => output.to_string(),
     }

@@ -10,6 +10,7 @@ pub mod proven;
 pub mod search;
 pub mod serve;
 pub mod status;
+pub mod steps;
 pub mod typography;
 
 use std::io::Read;

@@ -163,7 +163,8 @@ impl RecipesPreprocessor {
         for (line, text) in inserts {
             lines.insert(line.min(lines.len()), text);
         }
-        let page = format!("{}\n\n{}\n", self.switch(path, source), lines.join("\n"));
+        let body = super::steps::present(&lines.join("\n"), &self.lang);
+        let page = format!("{}\n\n{}\n", self.switch(path, source), body);
         if self.lang == "fr" {
             super::typography::french(&page)
         } else {

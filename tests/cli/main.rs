@@ -7,6 +7,7 @@ mod list;
 mod run;
 mod sandbox;
 mod scale;
+mod session;
 mod site;
 mod usage;
 mod workflow;

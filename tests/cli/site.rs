@@ -599,3 +599,30 @@ fn status_stores_of_two_partitions_merge_into_what_the_site_shows() {
     assert!(!page.contains("recipe-untested"), "{page}");
     assert!(proven.contains("data-fixture=\"empty\""), "{proven}");
 }
+
+#[test]
+fn folded_steps_are_collapsed_and_sessions_read_as_a_person_sees_them() {
+    let site = build_site();
+    for (dir, summary) in [
+        (site.path().to_path_buf(), "<summary>Vérification</summary>"),
+        (site.path().join("en"), "<summary>Check</summary>"),
+    ] {
+        let html = std::fs::read_to_string(dir.join("console.html")).unwrap();
+        let fold = html
+            .find("<details class=\"recipe-fold\">")
+            .expect("a folded step");
+        let folded = &html[fold..fold + html[fold..].find("</details>").unwrap()];
+        assert!(folded.contains(summary), "{folded}");
+        assert!(folded.contains("lxc.tty.dir"), "{folded}");
+        let session = html
+            .find("<pre class=\"recipe-session\">")
+            .expect("a terminal session");
+        let session = &html[session..session + html[session..].find("</pre>").unwrap()];
+        assert!(
+            session.contains("<kbd>Ctrl</kbd>+<kbd>a</kbd> <kbd>q</kbd>"),
+            "{session}"
+        );
+        assert!(!session.contains("recipe="), "{session}");
+        assert!(!html.contains("sleep 2"), "no plumbing left");
+    }
+}

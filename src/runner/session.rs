@@ -1,0 +1,100 @@
+//! Terminal sessions at run time: the step's program is `recipes
+//! __session` (see [`crate::session`]), run where steps run, with the
+//! session on stdin; its report, at the end of the output, decides the step.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::env::{Environment, StepProgram};
+use super::step::{PrepareError, Prepared};
+use super::verdict::{Ran, StepError};
+use crate::model::{Location, Session, Step};
+use crate::outcome::Status;
+use crate::session::{Report, Request, REPORT_MARK};
+
+/// The program that plays `session`, each wait bounded by `timeout`.
+pub fn prepare(
+    step: &Step,
+    session: &Session,
+    env: &dyn Environment,
+    timeout: Duration,
+) -> Result<Prepared, PrepareError> {
+    let command = format!("$ {}", session.command);
+    let error = |message: String| PrepareError {
+        command: command.clone(),
+        message,
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| error(format!("cannot find the recipes binary: {e}")))?;
+    let request = Request {
+        session: session.clone(),
+        timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+    };
+    let stdin = serde_json::to_vec(&request).map_err(|e| error(e.to_string()))?;
+    Ok(Prepared {
+        program: StepProgram {
+            program: env.inside(&exe).into_os_string(),
+            args: vec![OsString::from("__session")],
+            where_: step.where_,
+        },
+        stdin: Some(stdin),
+        command,
+    })
+}
+
+/// The whole session's bound: each of its waits has `timeout`, and the
+/// driver stops itself at the first that runs out; this is a backstop.
+pub fn overall_timeout(session: &Session, timeout: Duration) -> Duration {
+    let waits = u32::try_from(session.lines.len() + 2).unwrap_or(u32::MAX);
+    timeout.saturating_mul(waits) + super::process::GRACE
+}
+
+/// The report the driver printed, if it got that far.
+fn report(output: &str) -> Option<Report> {
+    let (_, json) = output.rsplit_once(REPORT_MARK)?;
+    serde_json::from_str(json.trim_end()).ok()
+}
+
+/// What `--verbose` shows: the screen.
+pub fn shown(output: &str) -> String {
+    match report(output) {
+        Some(r) => r.screen,
+        None => output.to_string(),
+    }
+}
+
+/// Whether the session passed; a failure points at the line it was about
+/// and shows the screen so far.
+pub fn judge(ran: &Ran, session: &Session) -> Result<(), StepError> {
+    let Some(report) = report(ran.output) else {
+        let mut e = StepError::failed(
+            ran.step,
+            ran.command,
+            format!("the session ended with {} before its report", ran.exit),
+        );
+        e.failure.output = ran.output.to_string();
+        return Err(e);
+    };
+    if report.passed {
+        return Ok(());
+    }
+    let text = session
+        .lines
+        .iter()
+        .find(|l| l.line == report.line)
+        .map_or_else(|| ran.command.to_string(), |l| l.text.clone());
+    let mut e = StepError::failed(ran.step, &text, report.message);
+    e.failure.step = Location {
+        path: ran.step.location.path.clone(),
+        line: report.line,
+    };
+    e.failure.output = if report.screen.ends_with('\n') || report.screen.is_empty() {
+        report.screen
+    } else {
+        format!("{}\n", report.screen)
+    };
+    if report.timed_out {
+        e.status = Status::TimedOut;
+    }
+    Err(e)
+}
