@@ -664,7 +664,15 @@ fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
         "{}",
         stdout(&failed)
     );
+    let page = std::fs::read_to_string(p.path().join("book/fr/src/chains.md")).unwrap();
+    let line = page
+        .lines()
+        .position(|l| l.contains("recipe=chain-fails"))
+        .unwrap()
+        + 1;
+    let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        String::from_utf8_lossy(&failed.stderr).contains("where book/fr/src/chains.md:28 failed")
+        stderr.contains(&format!("where book/fr/src/chains.md:{line} failed")),
+        "{stderr}"
     );
 }
