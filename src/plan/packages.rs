@@ -29,6 +29,13 @@ const STEP_COMMANDS: &[HostCommand] = &[
     ("ping", "iputils-ping"),
     ("sysctl", "procps"),
     ("ps", "procps"),
+    ("pgrep", "procps"),
+    ("lxcfs", "lxcfs"),
+    ("rsync", "rsync"),
+    ("getcap", "libcap2-bin"),
+    ("ssh-keygen", "openssh-client"),
+    ("ssh-keyscan", "openssh-client"),
+    ("perl", "perl"),
 ];
 
 /// The host commands the steps of these recipes call, with their packages,
