@@ -77,18 +77,21 @@ fn host_state() -> HostState {
     }
 }
 
-/// Fingerprints of every file under `dir` (path, length, content hash).
-fn fingerprint(dir: &Path) -> Vec<(String, u64, u64)> {
-    use std::hash::{Hash, Hasher};
-    let mut all: Vec<(String, u64, u64)> = walk(dir)
+/// Fingerprints of every file under `dir`: path, size, and the change and
+/// modification times in nanoseconds (a write, a chmod or a reset of the
+/// modification time all move the change time, which nothing can set back).
+fn fingerprint(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut all: Vec<(String, u64, i64, i64)> = walk(dir)
         .into_iter()
         .filter_map(|path| {
             let meta = std::fs::symlink_metadata(&path).ok()?;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            if meta.is_file() {
-                std::fs::read(&path).ok()?.hash(&mut h);
-            }
-            Some((path.display().to_string(), meta.len(), h.finish()))
+            Some((
+                path.display().to_string(),
+                meta.len(),
+                meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ))
         })
         .collect();
     all.sort();
