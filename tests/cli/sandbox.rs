@@ -98,11 +98,15 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, i64, i64)> {
     all
 }
 
+/// Every path under `dir`, not crossing into other mounts.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let same = entry.metadata().is_ok_and(|m| m.dev() == device);
+        if same && entry.file_type().is_ok_and(|t| t.is_dir()) {
             found.extend(walk(&path));
         }
         found.push(path);
