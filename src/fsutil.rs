@@ -50,9 +50,9 @@ pub fn disk_usage(root: &Path) -> u64 {
         .sum()
 }
 
-/// Writes `path` aside in its folder and renames it into place, so a reader
-/// (or a crash) never sees half a file. An existing file keeps its mode.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+/// Writes `bytes` into a temporary file beside `path` (with `path`'s mode
+/// when it exists), ready to be renamed into place.
+fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, FsError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -64,7 +64,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     if let Ok(meta) = std::fs::metadata(path) {
         let _ = tmp.as_file().set_permissions(meta.permissions());
     }
-    tmp.persist(path)
+    Ok(tmp)
+}
+
+/// Writes `path` aside in its folder and renames it into place, so a reader
+/// (or a crash) never sees half a file. An existing file keeps its mode.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    stage(path, bytes)?
+        .persist(path)
         .map_err(|e| FsError::at("replace", path)(e.error))?;
     Ok(())
 }
@@ -73,21 +80,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// only when all are written are they renamed into place, so a failure
 /// (a full disk, a read-only folder) leaves every file as it was.
 pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FsError> {
-    let mut staged = Vec::new();
-    for (path, bytes) in files {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(dir).map_err(FsError::at("write next to", path))?;
-        tmp.write_all(bytes)
-            .map_err(FsError::at("write", tmp.path()))?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let _ = tmp.as_file().set_permissions(meta.permissions());
-        }
-        staged.push((tmp, path));
-    }
+    let staged = files
+        .iter()
+        .map(|(path, bytes)| Ok((stage(path, bytes)?, path)))
+        .collect::<Result<Vec<_>, FsError>>()?;
     for (tmp, path) in staged {
         tmp.persist(path)
             .map_err(|e| FsError::at("replace", path)(e.error))?;

@@ -614,10 +614,10 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
 fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
     require_root();
     let p = Project::new("sandbox");
-    let shell = |target: &str, commands: &str, extra: &[&str]| {
+    // `recipes ARGS` with `commands` on its stdin.
+    let recipes_with = |args: &[&str], commands: &str| {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
-            .args(["shell", target])
-            .args(extra)
+            .args(args)
             .current_dir(p.path())
             .env("RECIPES_CACHE", crate::cache_dir())
             .stdin(Stdio::piped())
@@ -633,6 +633,9 @@ fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
             .write_all(commands.as_bytes())
             .unwrap();
         child.wait_with_output().unwrap()
+    };
+    let shell = |target: &str, commands: &str, extra: &[&str]| {
+        recipes_with(&[&["shell", target], extra].concat(), commands)
     };
     let probe = "echo \"$RECIPE\"; cat \"$ROOTFS/etc/prepared\" 2>&1; test -e \"$ROOTFS/etc/hostname\" && echo has-hostname; hostname\n";
     // Before chain-base's only step: the fixture as built.
@@ -659,21 +662,10 @@ fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
         stdout(&wrong)
     );
     // --shell-on-fail: the shell sees what the failing step left.
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
-        .args(["run", "chain-fails", "--shell-on-fail"])
-        .current_dir(p.path())
-        .env("RECIPES_CACHE", crate::cache_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"cat \"$ROOTFS/etc/state\"\n").unwrap();
-    }
-    let failed = child.wait_with_output().unwrap();
+    let failed = recipes_with(
+        &["run", "chain-fails", "--shell-on-fail"],
+        "cat \"$ROOTFS/etc/state\"\n",
+    );
     assert_eq!(failed.status.code(), Some(1));
     assert!(
         stdout(&failed).starts_with("written-before-failing\n"),
