@@ -244,11 +244,11 @@ impl EnvironmentFactory for SandboxFactory {
             hostname: "sandbox".into(),
             shares: self.shares()?,
         };
-        Ok(Box::new(Sandbox::start(
-            spec,
-            self.exe.clone(),
-            &self.cache,
-        )?))
+        let mut sandbox = Sandbox::start(spec, self.exe.clone(), &self.cache)?;
+        if let Some(checkpoint) = from {
+            sandbox.restore(&checkpoint.dir)?;
+        }
+        Ok(Box::new(sandbox))
     }
 
     /// `cache/layers/FIXTURE-KEY`, the key a hash of the tool's version, the

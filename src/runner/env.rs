@@ -41,11 +41,16 @@ pub trait Environment: Send {
     fn diagnose(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Keeps the state of the fixture as a checkpoint layer at `dir`; fails
-    /// with the reason when the environment holds live state a layer of
-    /// files cannot (processes, network links, mounts).
-    fn capture(&self, _dir: &std::path::Path) -> Result<(), String> {
+    /// Keeps the state of the fixture as a checkpoint layer at `dir`, with
+    /// a note on what it keeps beyond files; fails with the reason when the
+    /// environment holds live state a checkpoint cannot (processes, mounts,
+    /// network state it cannot make again).
+    fn capture(&self, _dir: &std::path::Path) -> Result<Option<String>, String> {
         Err("this environment keeps no checkpoints".into())
+    }
+    /// What was made again from a checkpoint beyond its files.
+    fn restored(&self) -> Option<String> {
+        None
     }
     /// Releases the environment; returns where it was kept, with `--keep`.
     fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;

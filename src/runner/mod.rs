@@ -210,8 +210,9 @@ impl Runner<'_> {
         // The base is built now: its release can be read.
         outcome.provenance = (self.provenance)(fixture);
         if from.is_some() {
+            let restored = env.restored().map(|r| format!(", {r}")).unwrap_or_default();
             outcome.checkpoint = Some(format!(
-                "started from the checkpoint of {}",
+                "started from the checkpoint of {}{restored}",
                 ids(prerequisites)
             ));
         }
@@ -264,7 +265,10 @@ impl Runner<'_> {
             if let Some((checkpoint, prerequisites)) = capture.filter(|(_, p)| position == p.len())
             {
                 outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
-                    Ok(()) => format!("kept a checkpoint of {}", ids(prerequisites)),
+                    Ok(None) => format!("kept a checkpoint of {}", ids(prerequisites)),
+                    Ok(Some(note)) => {
+                        format!("kept a checkpoint of {}, {note}", ids(prerequisites))
+                    }
                     Err(why) => format!("{} is replayed: {why}", ids(prerequisites)),
                 });
             }

@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod checkpoint;
 pub mod helper;
 pub mod linux;
+pub mod network;
 pub mod plan;
 pub mod seccomp;
 pub mod userns;
@@ -84,6 +85,8 @@ pub struct Sandbox {
     /// left mounts behind.
     mounts: usize,
     ids: plan::IdRange,
+    /// What was made again from a checkpoint beyond its files.
+    restored: Option<String>,
     _slot: userns::Slot,
 }
 
@@ -136,6 +139,7 @@ impl Sandbox {
             upper: plan::upper_path(&spec),
             mounts: 0,
             ids: spec.ids,
+            restored: None,
             _slot: slot,
         };
         let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
@@ -175,8 +179,8 @@ impl Sandbox {
         std::fs::read_to_string(format!("/proc/{}/{name}", self.pid1)).unwrap_or_default()
     }
 
-    /// What a layer of files cannot hold: processes left in the sandbox's
-    /// PID namespace, network links, mounts made by steps.
+    /// What neither a layer of files nor a network description can hold:
+    /// processes left in the sandbox's PID namespace, mounts made by steps.
     fn live_state(&self) -> Option<String> {
         let proc_ = PathBuf::from(format!("/proc/{}/root/proc", self.pid1));
         let mut running: Vec<String> = std::fs::read_dir(&proc_)
@@ -199,22 +203,75 @@ impl Sandbox {
                 running.join(", ")
             ));
         }
-        if !self.net_host {
-            let links: Vec<String> = self
-                .read("net/dev")
-                .lines()
-                .skip(2)
-                .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
-                .filter(|n| n != "lo")
-                .collect();
-            if !links.is_empty() {
-                return Some(format!("it leaves network links ({})", links.join(", ")));
-            }
-        }
         if self.read("mountinfo").lines().count() > self.mounts {
             return Some("it leaves mounts".into());
         }
         None
+    }
+
+    /// Runs `argv` inside the sandbox, as its root, with `input` on its
+    /// standard input; returns what it printed.
+    fn run_inside(&self, argv: &[&str], input: &str) -> Result<String, String> {
+        use std::io::Write;
+        let mut command = self.command(&StepProgram {
+            program: argv[0].into(),
+            args: argv[1..].iter().map(Into::into).collect(),
+            where_: Where::Host,
+        })?;
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        let written = child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(input.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        if !out.status.success() || matches!(written, Some(Err(_))) {
+            return Err(format!(
+                "`{}` failed in the sandbox ({}): {}",
+                argv.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The sandbox's network, as a checkpoint can make it again (nothing
+    /// when the sandbox shares the host's).
+    fn inspect_network(&self) -> Result<Option<network::Network>, String> {
+        if self.net_host {
+            return Ok(None);
+        }
+        let report = self.run_inside(&["sh", "-c", network::INSPECT], "")?;
+        let net = network::read(&report)?;
+        Ok((!net.is_empty()).then_some(net))
+    }
+
+    /// Brings back what a checkpoint kept in `dir` beside its layer: the
+    /// files written outside the fixture, then the network.
+    pub fn restore(&mut self, dir: &Path) -> Result<(), String> {
+        let root = PathBuf::from(format!("/proc/{}/root", self.pid1));
+        checkpoint::restore_files(dir, &root, self.ids)?;
+        let Some(net) = checkpoint::network(dir)? else {
+            return Ok(());
+        };
+        if !net.ip.is_empty() {
+            self.run_inside(&["ip", "-batch", "-"], &(net.ip.join("\n") + "\n"))?;
+        }
+        if let Some(rules) = &net.nft {
+            self.run_inside(&["nft", "-f", "-"], rules)?;
+        }
+        if let Some(script) = net.sysctl_script() {
+            self.run_inside(&["sh", "-c", &script], "")?;
+        }
+        self.restored = Some(format!("its network made again: {}", net.summary()));
+        Ok(())
     }
 
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
@@ -303,7 +360,7 @@ impl Environment for Sandbox {
             .collect()
     }
 
-    fn capture(&self, dir: &Path) -> Result<(), String> {
+    fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
         let upper = self
             .upper
             .as_ref()
@@ -311,9 +368,21 @@ impl Environment for Sandbox {
         if let Some(why) = self.live_state() {
             return Err(why);
         }
-        let source = PathBuf::from(format!("/proc/{}/root", self.pid1))
-            .join(upper.strip_prefix("/").unwrap_or(upper));
-        checkpoint::keep(&source, dir, self.ids)
+        let net = self.inspect_network()?;
+        let root = PathBuf::from(format!("/proc/{}/root", self.pid1));
+        let upper = root.join(upper.strip_prefix("/").unwrap_or(upper));
+        let capture = checkpoint::Capture {
+            root: &root,
+            upper: &upper,
+            ids: self.ids,
+            network: net.as_ref(),
+        };
+        checkpoint::keep(&capture, dir)?;
+        Ok(net.map(|n| format!("with its network: {}", n.summary())))
+    }
+
+    fn restored(&self) -> Option<String> {
+        self.restored.clone()
     }
 
     fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {

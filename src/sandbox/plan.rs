@@ -38,6 +38,18 @@ pub const WRITABLE: &[&str] = &[
     "/var/lib/lxcfs",
     "/root",
 ];
+/// The folders outside the fixture whose files a checkpoint keeps with it
+/// (LXC's configurations and logs, root's home): the writable ones a host
+/// keeps across a reboot. `/tmp` (the steps' working folder included),
+/// `/run` and `/dev` start afresh, as they do on a host that boots; so does
+/// lxcfs's mount point.
+pub const KEPT: &[&str] = &[
+    "/var/lib/lxc",
+    "/var/cache/lxc",
+    "/var/log",
+    "/var/tmp",
+    "/root",
+];
 /// Where PID 1 builds the sandbox's root (a fresh tmpfs that mirrors the
 /// host's top folders) before pivoting into it.
 pub const NEW_ROOT: &str = "/run/newroot";

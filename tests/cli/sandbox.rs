@@ -583,6 +583,36 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         "{why}"
     );
     assert_gone("sleep 987760");
+    // A chain that leaves a bridge, nftables rules, forwarding and files
+    // outside the fixture is kept with them, and they are all back.
+    let net = finished(&run(&["chain-net-user"]));
+    assert_eq!(
+        net["chain-net-user"]["status"], "passed",
+        "{}",
+        net["chain-net-user"]
+    );
+    assert_eq!(
+        net["chain-net-user"]["checkpoint"],
+        "kept a checkpoint of `chain-net`, with its network: br0, nftables rules, forwarding"
+    );
+    let net = finished(&run(&["chain-net-user"]));
+    assert_eq!(
+        net["chain-net-user"]["status"], "passed",
+        "{}",
+        net["chain-net-user"]
+    );
+    assert_eq!(net["chain-net-user"]["steps_run"], 1);
+    assert_eq!(
+        net["chain-net-user"]["checkpoint"],
+        "started from the checkpoint of `chain-net`, its network made again: br0, nftables rules, forwarding"
+    );
+    // A veth pair cannot be made again from a description: replayed.
+    let veth = finished(&run(&["chain-veth-user"]));
+    assert_eq!(veth["chain-veth-user"]["status"], "passed");
+    assert_eq!(
+        veth["chain-veth-user"]["checkpoint"],
+        "`chain-veth` is replayed: it leaves network state a checkpoint cannot make again (v1 (veth), v0 (veth))"
+    );
     // A changed prerequisite never reuses the old layer.
     for lang in ["fr", "en"] {
         let page = p.path().join(format!("book/{lang}/src/chains.md"));

@@ -1,0 +1,331 @@
+//! The network state a checkpoint keeps beside its layer of files. A chain
+//! that leaves a bridge with an address (the book's `br0`), nftables rules
+//! or forwarding turned on is kept all the same: what `ip` and `nft` report
+//! at the end of the chain is written down, and made again in the next
+//! sandbox before its first step. What cannot be made again from a
+//! description (a veth pair, a tunnel, a route, legacy iptables tables) still
+//! makes the chain replay, and the reason names it.
+//!
+//! Both ends run inside the sandbox, as its root: the host's root never runs
+//! what a recipe could have named.
+
+use serde::{Deserialize, Serialize};
+
+/// What the inspection script prints, section by section.
+pub const INSPECT: &str = "\
+echo '== links'; ip -j -d link show
+echo '== addresses'; ip -j address show
+echo '== routes'; ip -j route show table main
+echo '== routes6'; ip -j -6 route show table main 2>/dev/null
+echo '== nft'; if command -v nft >/dev/null; then nft list ruleset; fi
+echo '== iptables'; cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null
+echo '== forwarding'; cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null
+true
+";
+
+/// Kinds of link that `ip link add NAME type KIND` makes again as they were
+/// (with their MTU, master, addresses and state).
+const RECREATED_KINDS: [&str; 2] = ["bridge", "dummy"];
+
+/// The network of a sandbox, as a checkpoint keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// The links made again, by name (for the report).
+    pub links: Vec<String>,
+    /// `ip -batch` commands, in order.
+    pub ip: Vec<String>,
+    /// `nft list ruleset`, when not empty.
+    pub nft: Option<String>,
+    /// IPv4 and IPv6 forwarding turned on.
+    pub forward_v4: bool,
+    pub forward_v6: bool,
+}
+
+impl Network {
+    /// Whether there is nothing to make again (a fresh sandbox's network).
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_empty() && self.nft.is_none() && !self.forward_v4 && !self.forward_v6
+    }
+
+    /// What the report says was kept: `br0, nftables rules, forwarding`.
+    pub fn summary(&self) -> String {
+        let mut parts = self.links.clone();
+        if self.nft.is_some() {
+            parts.push("nftables rules".into());
+        }
+        if self.forward_v4 || self.forward_v6 {
+            parts.push("forwarding".into());
+        }
+        parts.join(", ")
+    }
+
+    /// `sh -c` script that turns forwarding on, if it was.
+    pub fn sysctl_script(&self) -> Option<String> {
+        let mut lines = Vec::new();
+        if self.forward_v4 {
+            lines.push("echo 1 > /proc/sys/net/ipv4/ip_forward");
+        }
+        if self.forward_v6 {
+            lines.push("echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Link {
+    ifname: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    master: Option<String>,
+    #[serde(default)]
+    linkinfo: Option<LinkInfo>,
+}
+
+#[derive(Deserialize)]
+struct LinkInfo {
+    #[serde(default)]
+    info_kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Addresses {
+    ifname: String,
+    #[serde(default)]
+    addr_info: Vec<Address>,
+}
+
+#[derive(Deserialize)]
+struct Address {
+    family: String,
+    local: String,
+    prefixlen: u8,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    broadcast: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Route {
+    dst: String,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+    #[serde(default)]
+    dev: Option<String>,
+}
+
+/// The sections of the inspection script's output, by name.
+fn sections(report: &str) -> impl Iterator<Item = (&str, &str)> {
+    report.split("== ").skip(1).map(|section| {
+        let (name, body) = section.split_once('\n').unwrap_or((section, ""));
+        (name.trim(), body.trim())
+    })
+}
+
+/// `ip -j` output: an empty report is an empty list.
+fn json<T: for<'de> Deserialize<'de>>(section: &str, body: &str) -> Result<Vec<T>, String> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(body).map_err(|e| format!("cannot read `ip -j` on {section}: {e}"))
+}
+
+/// Reads what [`INSPECT`] printed: the network to make again, or why it
+/// cannot be (each thing a description cannot make again, named).
+pub fn read(report: &str) -> Result<Network, String> {
+    let mut net = Network::default();
+    let mut cannot: Vec<String> = Vec::new();
+    let mut masters = Vec::new();
+    let mut up = Vec::new();
+    let mut recreated = std::collections::BTreeSet::new();
+    let mut seen_lo = false;
+    for (name, body) in sections(report) {
+        match name {
+            "links" => {
+                for link in json::<Link>(name, body)? {
+                    if link.ifname == "lo" {
+                        seen_lo = true;
+                        continue;
+                    }
+                    let kind = link.linkinfo.and_then(|i| i.info_kind);
+                    match kind.as_deref() {
+                        Some(kind) if RECREATED_KINDS.contains(&kind) => {
+                            net.ip
+                                .push(format!("link add name {} type {kind}", link.ifname));
+                            if let Some(mtu) = link.mtu.filter(|m| *m != 1500) {
+                                net.ip
+                                    .push(format!("link set dev {} mtu {mtu}", link.ifname));
+                            }
+                            if let Some(master) = link.master {
+                                masters
+                                    .push(format!("link set dev {} master {master}", link.ifname));
+                            }
+                            if link.flags.iter().any(|f| f == "UP") {
+                                up.push(format!("link set dev {} up", link.ifname));
+                            }
+                            net.links.push(link.ifname.clone());
+                            recreated.insert(link.ifname);
+                        }
+                        Some(kind) => cannot.push(format!("{} ({kind})", link.ifname)),
+                        None => cannot.push(link.ifname),
+                    }
+                }
+            }
+            "addresses" => {
+                for entry in json::<Addresses>(name, body)? {
+                    if !recreated.contains(&entry.ifname) {
+                        continue;
+                    }
+                    for a in entry.addr_info {
+                        // The kernel makes IPv6 link-local addresses itself.
+                        if a.family == "inet6" && a.scope.as_deref() == Some("link") {
+                            continue;
+                        }
+                        let broadcast = a
+                            .broadcast
+                            .map(|b| format!(" broadcast {b}"))
+                            .unwrap_or_default();
+                        net.ip.push(format!(
+                            "address add {}/{}{broadcast} dev {}",
+                            a.local, a.prefixlen, entry.ifname
+                        ));
+                    }
+                }
+            }
+            "routes" | "routes6" => {
+                for route in json::<Route>(name, body)? {
+                    // Routes to the links' own networks come with their
+                    // addresses.
+                    if route.protocol.as_deref() == Some("kernel") {
+                        continue;
+                    }
+                    let via = route
+                        .gateway
+                        .map(|g| format!(" via {g}"))
+                        .unwrap_or_default();
+                    let dev = route.dev.map(|d| format!(" dev {d}")).unwrap_or_default();
+                    cannot.push(format!("the route {}{via}{dev}", route.dst));
+                }
+            }
+            "nft" if !body.is_empty() => net.nft = Some(format!("{body}\n")),
+            "iptables" if !body.is_empty() => cannot.push(format!(
+                "legacy iptables tables ({})",
+                body.split_whitespace().collect::<Vec<_>>().join(", ")
+            )),
+            "forwarding" => {
+                let mut values = body.lines().map(str::trim);
+                net.forward_v4 = values.next() == Some("1");
+                net.forward_v6 = values.next() == Some("1");
+            }
+            _ => {}
+        }
+    }
+    if !seen_lo {
+        return Err("cannot inspect its network (`ip -j link show` listed no loopback)".into());
+    }
+    if !cannot.is_empty() {
+        return Err(format!(
+            "it leaves network state a checkpoint cannot make again ({})",
+            cannot.join(", ")
+        ));
+    }
+    net.ip.extend(masters);
+    net.ip.extend(up);
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BRIDGE: &str = r#"== links
+[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536},{"ifindex":2,"ifname":"br0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"linkinfo":{"info_kind":"bridge","info_data":{"stp_state":0}}},{"ifindex":3,"ifname":"d0","flags":["BROADCAST","NOARP"],"mtu":9000,"master":"br0","linkinfo":{"info_kind":"dummy"}}]
+== addresses
+[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}]},{"ifindex":2,"ifname":"br0","addr_info":[{"family":"inet","local":"10.0.3.1","prefixlen":24,"scope":"global","label":"br0"},{"family":"inet6","local":"fd00::1","prefixlen":64,"scope":"global"},{"family":"inet6","local":"fe80::84d2:a0ff:fe4e:347a","prefixlen":64,"scope":"link"}]}]
+== routes
+[{"dst":"10.0.3.0/24","dev":"br0","protocol":"kernel","scope":"link","prefsrc":"10.0.3.1","flags":[]}]
+== routes6
+[{"dst":"fe80::/64","dev":"br0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"}]
+== nft
+== iptables
+== forwarding
+1
+0
+"#;
+
+    #[test]
+    fn a_bridge_with_its_port_and_addresses_is_made_again_in_order() {
+        let net = read(BRIDGE).unwrap();
+        assert_eq!(net.links, ["br0", "d0"]);
+        assert_eq!(
+            net.ip,
+            [
+                "link add name br0 type bridge",
+                "link add name d0 type dummy",
+                "link set dev d0 mtu 9000",
+                "address add 10.0.3.1/24 dev br0",
+                "address add fd00::1/64 dev br0",
+                "link set dev d0 master br0",
+                "link set dev br0 up",
+            ]
+        );
+        assert!(net.forward_v4 && !net.forward_v6);
+        assert_eq!(net.nft, None);
+        assert_eq!(net.summary(), "br0, d0, forwarding");
+        assert_eq!(
+            net.sysctl_script().as_deref(),
+            Some("echo 1 > /proc/sys/net/ipv4/ip_forward")
+        );
+    }
+
+    #[test]
+    fn a_fresh_network_is_empty() {
+        let fresh = "== links\n[{\"ifname\":\"lo\",\"flags\":[\"UP\"]}]\n== addresses\n[]\n== routes\n[]\n== routes6\n\n== nft\n== iptables\n== forwarding\n0\n0\n";
+        let net = read(fresh).unwrap();
+        assert!(net.is_empty(), "{net:?}");
+        assert_eq!(net.sysctl_script(), None);
+    }
+
+    #[test]
+    fn rules_are_kept_as_nft_prints_them() {
+        let report = "== links\n[{\"ifname\":\"lo\"}]\n== nft\ntable inet nat {\n\tchain post {\n\t}\n}\n== forwarding\n0\n";
+        let net = read(report).unwrap();
+        assert_eq!(
+            net.nft.as_deref(),
+            Some("table inet nat {\n\tchain post {\n\t}\n}\n")
+        );
+        assert_eq!(net.summary(), "nftables rules");
+    }
+
+    #[test]
+    fn what_a_description_cannot_make_again_is_named() {
+        let report = r#"== links
+[{"ifname":"lo"},{"ifname":"br0","flags":["UP"],"linkinfo":{"info_kind":"bridge"}},{"ifname":"veth0","link":"eth0","flags":["UP"],"linkinfo":{"info_kind":"veth"}},{"ifname":"sit0","flags":[]}]
+== routes
+[{"dst":"default","gateway":"10.0.3.254","dev":"br0","protocol":"boot"}]
+== iptables
+filter
+nat
+"#;
+        let why = read(report).unwrap_err();
+        assert_eq!(
+            why,
+            "it leaves network state a checkpoint cannot make again (veth0 (veth), sit0, \
+             the route default via 10.0.3.254 dev br0, legacy iptables tables (filter, nat))"
+        );
+    }
+
+    #[test]
+    fn output_that_is_not_ip_json_is_an_error_not_an_empty_network() {
+        let why = read("== links\nip: command not found\n").unwrap_err();
+        assert!(why.contains("cannot read `ip -j` on links"), "{why}");
+        let why = read("== links\n== addresses\n").unwrap_err();
+        assert!(why.contains("cannot inspect its network"), "{why}");
+    }
+}
