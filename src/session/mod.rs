@@ -192,6 +192,15 @@ impl Program {
         Ok(true)
     }
 
+    /// Whether the program has ended (reaped or not).
+    fn has_ended(&self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
     fn poll_master(&self) -> bool {
         let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
@@ -232,7 +241,14 @@ impl Program {
             let Ok(group) = nix::unistd::tcgetpgrp(&self.master) else {
                 return;
             };
-            if group_running(group.as_raw()) {
+            // No foreground group: the program has not taken the terminal
+            // yet, or has ended. Group 0 is no group to look at (in a PID
+            // namespace, every process whose group lies outside it shows 0,
+            // this one included).
+            if group.as_raw() <= 0 && self.has_ended() {
+                return;
+            }
+            if group.as_raw() <= 0 || group_running(group.as_raw()) {
                 quiet = 0;
             } else {
                 quiet += 1;
