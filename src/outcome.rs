@@ -69,8 +69,8 @@ pub struct Outcome {
     pub steps_run: usize,
     /// Where the fixture was kept (`--keep`).
     pub kept: Option<PathBuf>,
-    /// Each step's place and output, kept with `--verbose`.
-    pub log: Vec<(Location, String)>,
+    /// Each step's place, time and output, kept with `--verbose`.
+    pub log: Vec<(Location, Duration, String)>,
     /// New expected bodies, with `--bless`.
     pub blessed: Vec<Blessed>,
     /// How its `needs` chain ran: from a checkpoint, or replayed and why.

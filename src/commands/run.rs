@@ -124,8 +124,19 @@ fn execute(
     let console = Console::new(opts.format, opts.quiet, plan.runs.len());
     let factory = environment_factory(ws, settings, &config, &supervisor)?;
     let provenance = provenance_of(ws);
+    // With several jobs, the longest recipes (as last measured) start first;
+    // one job keeps the book's order.
+    let order = if config.jobs > 1 {
+        let past = crate::site::status::Store::read(&ws.status_path()).unwrap_or_default();
+        runner::longest_first(&plan.runs, |run| {
+            past.duration(&run.recipe.id, &run.fixture)
+        })
+    } else {
+        Vec::new()
+    };
     let outcomes = runner::run_all(
         &plan.runs,
+        &order,
         &config,
         factory.as_ref(),
         &supervisor,

@@ -257,10 +257,11 @@ fn human(o: &Outcome, style: &Style) -> String {
     if let Some(checkpoint) = &o.checkpoint {
         text.push_str(&format!("  {}\n", style.paint("2", checkpoint)));
     }
-    for (location, output) in &o.log {
+    for (location, took, output) in &o.log {
+        let took = duration::display(*took);
         text.push_str(&format!(
             "  {}\n",
-            style.paint("2", &format!("── {location}"))
+            style.paint("2", &format!("── {location} ({took})"))
         ));
         for line in output.lines() {
             text.push_str(&format!("    {line}\n"));

@@ -69,10 +69,31 @@ pub trait EnvironmentFactory: Sync {
 /// The provenance of a result on a fixture (called when its run starts).
 pub type ProvenanceOf<'a> = &'a (dyn Fn(&str) -> Provenance + Sync);
 
-/// Runs the planned runs with up to `config.jobs` in parallel; outcomes
-/// come back in the order of the plan.
+/// The order to start `runs` in: the longest first by their `expected`
+/// durations (those never measured before all others, in the plan's order),
+/// so that with several jobs a long recipe never starts last.
+pub fn longest_first<T>(runs: &[T], expected: impl Fn(&T) -> Option<Duration>) -> Vec<usize> {
+    let mut order: Vec<(usize, Option<Duration>)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i, expected(r)))
+        .collect();
+    // Stable: equal durations keep the plan's order. `None` sorts first.
+    order.sort_by(|a, b| match (a.1, b.1) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => y.cmp(&x),
+    });
+    order.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Runs the planned runs with up to `config.jobs` in parallel, starting
+/// them in `order` (indices into `selected`; the plan's order when empty);
+/// outcomes come back in the order of the plan.
 pub fn run_all(
     selected: &[RecipeRun],
+    order: &[usize],
     config: &RunConfig,
     factory: &dyn EnvironmentFactory,
     supervisor: &Arc<Supervisor>,
@@ -90,7 +111,15 @@ pub fn run_all(
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let i = if order.is_empty() {
+                    n
+                } else {
+                    match order.get(n) {
+                        Some(&i) => i,
+                        None => break,
+                    }
+                };
                 let Some(run) = selected.get(i) else {
                     break;
                 };
@@ -365,7 +394,7 @@ impl Runner<'_> {
         recipe: &Recipe,
         step: &Step,
         expect: Option<&Step>,
-        log: Option<&mut Vec<(Location, String)>>,
+        log: Option<&mut Vec<(Location, Duration, String)>>,
         captures: &Captures,
     ) -> Result<Passed, StepError> {
         // Inside a chroot, the fixture is the root.
@@ -399,13 +428,15 @@ impl Runner<'_> {
             Some(session) => session::overall_timeout(session, timeout),
             None => timeout,
         };
+        let started = Instant::now();
         let finished = self
             .supervisor
             .run(command, stdin, bound)
             .map_err(|e| fail(format!("cannot start {:?}: {e}", program.program)))?;
         let output = String::from_utf8_lossy(&finished.output).into_owned();
         if let Some(log) = log {
-            log.push((step.location.clone(), verdict::shown(step, &output)));
+            let took = started.elapsed();
+            log.push((step.location.clone(), took, verdict::shown(step, &output)));
         }
         let ran = Ran {
             step,
@@ -417,5 +448,18 @@ impl Runner<'_> {
             bound: captures,
         };
         verdict::judge(&ran, self.config.bless)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_start_longest_first_and_unmeasured_ones_before_all() {
+        let ms = |m: u64| Some(Duration::from_millis(m));
+        let expected = [ms(100), None, ms(3000), ms(100), None, ms(500)];
+        assert_eq!(longest_first(&expected, |e| *e), [1, 4, 2, 5, 0, 3]);
+        assert!(longest_first(&[] as &[Option<Duration>], |e| *e).is_empty());
     }
 }

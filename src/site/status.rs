@@ -39,6 +39,9 @@ pub struct Entry {
     pub lang: String,
     #[serde(default)]
     pub provenance: Provenance,
+    /// How long the run took: the next run starts the longest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// Results by recipe id, then by fixture.
@@ -183,6 +186,12 @@ impl Store {
 
     /// Keeps `entry` unless the store holds a newer result for its
     /// (id, fixture).
+    /// How long `id` took on `fixture` when it last ran, if known.
+    pub fn duration(&self, id: &str, fixture: &str) -> Option<std::time::Duration> {
+        let ms = self.recipes.get(id)?.get(fixture)?.duration_ms?;
+        Some(std::time::Duration::from_millis(ms))
+    }
+
     fn keep_newest(&mut self, id: &str, entry: Entry) {
         let slot = self.recipes.entry(id.to_string()).or_default();
         match slot.get(&entry.fixture) {
@@ -238,6 +247,7 @@ impl Store {
                     hash: code_hash(recipe),
                     lang: outcome.lang.clone(),
                     provenance: outcome.provenance.clone(),
+                    duration_ms: Some(outcome.duration.as_millis() as u64),
                 },
             );
         }
@@ -317,6 +327,7 @@ mod tests {
             hash: "h".into(),
             lang: "fr".into(),
             provenance: Provenance::default(),
+            duration_ms: None,
         }
     }
 
