@@ -57,7 +57,8 @@ pub enum Command {
     },
     /// Run every recipe of the book.
     Test {
-        /// Recipes run in parallel (default: the number of CPUs).
+        /// Recipes run in parallel (default: the number of CPUs); the
+        /// longest, as last measured, start first.
         #[arg(long, short = 'j', value_name = "N")]
         jobs: Option<usize>,
         /// Run only the K-th of N deterministic shares of the recipes.
@@ -201,7 +202,7 @@ pub struct RunOpts {
     /// Never install missing host packages; stop with an error instead.
     #[arg(long)]
     pub no_install: bool,
-    /// Show every step's output, also when it passes.
+    /// Show every step's output and time, also when it passes.
     #[arg(long, short = 'v', conflicts_with = "quiet")]
     pub verbose: bool,
     /// Print only failures and the summary.
