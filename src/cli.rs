@@ -171,12 +171,20 @@ pub enum StatusCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum FixtureCommand {
-    /// List the fixtures and their cached bases.
+    /// List the fixtures, their cached bases and the checkpoints of the
+    /// book's chains.
     List,
     /// Build (or rebuild if stale) a fixture's base.
     Build { name: String },
-    /// Remove cached bases (all, or one fixture's).
-    Clean { name: Option<String> },
+    /// Remove cached bases and checkpoints (all, one fixture's, or the
+    /// stale ones).
+    Clean {
+        name: Option<String>,
+        /// Remove only what no run can use any more: bases of older
+        /// definitions, checkpoints of chains (or of a tool) that changed.
+        #[arg(long, conflicts_with = "name")]
+        stale: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::fixture::{Builder, Store};
+use crate::fixture::{Builder, Definition, Store};
 use crate::host::{self, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
@@ -260,29 +260,7 @@ impl EnvironmentFactory for SandboxFactory {
             return None;
         }
         let definition = self.store.definition(fixture).ok()?;
-        let mut hasher = Sha256::new();
-        hasher.update(env!("RECIPES_VERSION"));
-        hasher.update([0]);
-        hasher.update(&definition.name);
-        hasher.update([0]);
-        hasher.update(&definition.hash);
-        for recipe in prerequisites {
-            hasher.update([1]);
-            hasher.update(&recipe.id);
-            for step in &recipe.steps {
-                hasher.update([2]);
-                hasher.update(&step.syntax);
-                hasher.update(format!("{:?}", step.attrs));
-                hasher.update([0]);
-                hasher.update(&step.body);
-            }
-        }
-        let key: String = hasher
-            .finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key = checkpoint_key(&definition, prerequisites);
         Some(Checkpoint {
             dir: layers_dir(&self.cache).join(format!("{fixture}-{key}")),
             key,
@@ -302,6 +280,36 @@ impl EnvironmentFactory for SandboxFactory {
             Requirement::Net => None,
         }
     }
+}
+
+/// The key of the checkpoint at the end of `prerequisites` on the fixture
+/// `definition`: a hash of the tool's version, the fixture's definition and
+/// every step of the chain (kind, attributes, body), so that a change to any
+/// of them never reuses an old layer.
+pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(env!("RECIPES_VERSION"));
+    hasher.update([0]);
+    hasher.update(&definition.name);
+    hasher.update([0]);
+    hasher.update(&definition.hash);
+    for recipe in prerequisites {
+        hasher.update([1]);
+        hasher.update(&recipe.id);
+        for step in &recipe.steps {
+            hasher.update([2]);
+            hasher.update(&step.syntax);
+            hasher.update(format!("{:?}", step.attrs));
+            hasher.update([0]);
+            hasher.update(&step.body);
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where checkpoint layers are kept in the cache.

@@ -1,18 +1,20 @@
 //! `recipes fixture list|build|clean`: the cached bases.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
 use crate::cli::FixtureCommand;
 use crate::exit;
-use crate::factory::BaseBuilder;
+use crate::factory::{checkpoint_key, BaseBuilder};
 use crate::host::{self, Installer};
-use crate::model::EMPTY_FIXTURE;
+use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
 use crate::runner::process::Supervisor;
 use crate::workspace::{cache_dir, Workspace};
 
-pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
+pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {
     let store = ws.store();
     match command {
         FixtureCommand::List => {
@@ -52,6 +54,7 @@ pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
                     def.spec.description.as_deref().unwrap_or("")
                 );
             }
+            list_checkpoints(&checkpoints(ws, lang));
             Ok(exit::OK)
         }
         FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
@@ -85,7 +88,16 @@ pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
             println!("{name}: {}", rootfs.display());
             Ok(exit::OK)
         }
-        FixtureCommand::Clean { name } => {
+        FixtureCommand::Clean { stale: true, .. } => {
+            for removed in store.clean_stale()? {
+                println!("removed {removed}");
+            }
+            for dir in checkpoints(ws, lang).stale {
+                remove_checkpoint(&dir)?;
+            }
+            Ok(exit::OK)
+        }
+        FixtureCommand::Clean { name, .. } => {
             if let Some(name) = &name {
                 store.definition(name)?;
             }
@@ -101,13 +113,122 @@ pub fn fixture(ws: &Workspace, command: FixtureCommand) -> anyhow::Result<i32> {
                     .rsplit_once('-')
                     .map(|(stem, _)| stem);
                 if name.is_none() || fixture == name.as_deref() {
-                    std::fs::remove_dir_all(entry.path())
-                        .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-                    println!("removed checkpoint {file}");
+                    remove_checkpoint(&entry.path())?;
                 }
             }
             Ok(exit::OK)
         }
+    }
+}
+
+fn remove_checkpoint(dir: &Path) -> anyhow::Result<()> {
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    println!("removed checkpoint {name}");
+    Ok(())
+}
+
+/// The checkpoint layers in the cache: those a run of the book as it is now
+/// starts from (with the chain they end), and the stale ones (of chains, a
+/// fixture or a tool that changed since, or left half-made by a killed run).
+struct Checkpoints {
+    current: Vec<(PathBuf, String)>,
+    stale: Vec<PathBuf>,
+}
+
+fn checkpoints(ws: &Workspace, lang: &str) -> Checkpoints {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    let definitions = ws.store().definitions().unwrap_or_default();
+    if let Ok((book, _)) = ws.load(lang) {
+        let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+        let all = index(ordered.iter().copied());
+        for recipe in &ordered {
+            let chain = chain(recipe, &all);
+            let Some((_, prerequisites)) = chain.split_last() else {
+                continue;
+            };
+            if prerequisites.is_empty() {
+                continue;
+            }
+            let ids: Vec<String> = prerequisites
+                .iter()
+                .map(|r| format!("`{}`", r.id))
+                .collect();
+            // Any fixture: a chain also runs on others with `--fixture`.
+            for def in &definitions {
+                let key = checkpoint_key(def, prerequisites);
+                wanted.insert(
+                    format!("{}-{key}", def.name),
+                    format!("{} after {}", def.name, ids.join(" → ")),
+                );
+            }
+        }
+    }
+    let mut found = Checkpoints {
+        current: Vec::new(),
+        stale: Vec::new(),
+    };
+    let layers = crate::factory::layers_dir(&cache_dir());
+    for entry in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(label) = wanted.get(&file) {
+            found.current.push((entry.path(), label.clone()));
+        } else if !being_built(&file) {
+            found.stale.push(entry.path());
+        }
+    }
+    found.current.sort_by(|a, b| a.1.cmp(&b.1));
+    found
+}
+
+/// `.NAME.PID.partial`, a layer a live run is still copying.
+fn being_built(file: &str) -> bool {
+    let Some(rest) = file.strip_suffix(".partial") else {
+        return false;
+    };
+    rest.rsplit_once('.')
+        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn list_checkpoints(found: &Checkpoints) {
+    if found.current.is_empty() && found.stale.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now();
+    println!();
+    println!("{:<42} {:>8} {:>8}", "checkpoint", "size", "age");
+    for (dir, label) in &found.current {
+        let age = std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or("-".into(), |d| human_age(d.as_secs()));
+        println!("{label:<42} {:>8} {age:>8}", human_size(size_of(dir)));
+    }
+    if !found.stale.is_empty() {
+        let size: u64 = found.stale.iter().map(|d| size_of(d)).sum();
+        println!(
+            "(+{} stale, {}: `recipes fixture clean --stale` removes them)",
+            found.stale.len(),
+            human_size(size)
+        );
+    }
+}
+
+fn size_of(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.path().symlink_metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1 << 20 => format!("{} KB", b.div_ceil(1 << 10)),
+        b => format!("{} MB", b >> 20),
     }
 }
 

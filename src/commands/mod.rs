@@ -140,7 +140,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             _ => bail!("usage: recipes mdbook [supports RENDERER]"),
         },
-        Command::Fixture { command } => fixture::fixture(&ws, command),
+        Command::Fixture { command } => fixture::fixture(&ws, &cli.lang, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut public_cli(), "recipes", &mut std::io::stdout());
             Ok(exit::OK)

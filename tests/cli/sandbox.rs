@@ -625,6 +625,35 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         changed["chain-user"]["checkpoint"],
         "kept a checkpoint of `chain-base`"
     );
+    // The layer of the chain as it was is stale now: `fixture list` shows
+    // the current ones and counts it; `fixture clean --stale` removes it,
+    // with the base of an older definition, and keeps the rest.
+    let recipes = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+            .args(args)
+            .current_dir(p.path())
+            .env("RECIPES_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let old_base = cache.join("bases/busybox-0123456789abcdef");
+    std::fs::create_dir_all(&old_base).unwrap();
+    let listed = stdout(&recipes(&["fixture", "list"]));
+    assert!(listed.contains("\nbusybox after `chain-base`"), "{listed}");
+    assert!(listed.contains("\nbusybox after `chain-net`"), "{listed}");
+    assert!(listed.contains("(+1 stale, "), "{listed}");
+    assert!(
+        listed.contains("busybox                  built (+1 stale)"),
+        "{listed}"
+    );
+    let cleaned = stdout(&recipes(&["fixture", "clean", "--stale"]));
+    assert_eq!(cleaned.matches("removed ").count(), 2, "{cleaned}");
+    assert!(!old_base.exists());
+    let listed = stdout(&recipes(&["fixture", "list"]));
+    assert!(!listed.contains("stale"), "{listed}");
+    assert!(listed.contains("\nbusybox after `chain-base`"), "{listed}");
+    let again = finished(&run(&["chain-user"]));
+    assert_eq!(again["chain-user"]["steps_run"], 1);
     // `fixture clean` removes the layers with the bases.
     Command::new(assert_cmd::cargo::cargo_bin("recipes"))
         .args(["fixture", "clean"])
