@@ -54,7 +54,10 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
                     def.spec.description.as_deref().unwrap_or("")
                 );
             }
-            list_checkpoints(&checkpoints(ws, lang));
+            match checkpoints(ws, lang) {
+                Ok(found) => list_checkpoints(&found),
+                Err(e) => eprintln!("recipes: checkpoints not listed: {e}"),
+            }
             Ok(exit::OK)
         }
         FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
@@ -92,7 +95,9 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
             for removed in store.clean_stale()? {
                 println!("removed {removed}");
             }
-            for dir in checkpoints(ws, lang).stale {
+            // Which checkpoints are stale is known from the book's chains.
+            let found = checkpoints(ws, lang).context("checkpoints not cleaned")?;
+            for dir in found.stale {
                 remove_checkpoint(&dir)?;
             }
             Ok(exit::OK)
@@ -136,10 +141,24 @@ struct Checkpoints {
     stale: Vec<PathBuf>,
 }
 
-fn checkpoints(ws: &Workspace, lang: &str) -> Checkpoints {
+fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Checkpoints> {
+    let mut found = Checkpoints {
+        current: Vec::new(),
+        stale: Vec::new(),
+    };
+    let layers = crate::factory::layers_dir(&cache_dir());
+    let entries: Vec<_> = std::fs::read_dir(&layers)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    if entries.is_empty() {
+        return Ok(found);
+    }
     let mut wanted: BTreeMap<String, String> = BTreeMap::new();
-    let definitions = ws.store().definitions().unwrap_or_default();
-    if let Ok((book, _)) = ws.load(lang) {
+    let definitions = ws.store().definitions()?;
+    let (book, _) = ws.load(lang)?;
+    {
         let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
         let all = index(ordered.iter().copied());
         for recipe in &ordered {
@@ -164,12 +183,7 @@ fn checkpoints(ws: &Workspace, lang: &str) -> Checkpoints {
             }
         }
     }
-    let mut found = Checkpoints {
-        current: Vec::new(),
-        stale: Vec::new(),
-    };
-    let layers = crate::factory::layers_dir(&cache_dir());
-    for entry in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
+    for entry in entries {
         let file = entry.file_name().to_string_lossy().into_owned();
         if let Some(label) = wanted.get(&file) {
             found.current.push((entry.path(), label.clone()));
@@ -178,7 +192,7 @@ fn checkpoints(ws: &Workspace, lang: &str) -> Checkpoints {
         }
     }
     found.current.sort_by(|a, b| a.1.cmp(&b.1));
-    found
+    Ok(found)
 }
 
 /// `.NAME.PID.partial`, a layer a live run is still copying.
