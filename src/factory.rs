@@ -304,12 +304,7 @@ pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe]) -> Str
             hasher.update(&step.body);
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::short_hex(hasher, 12)
 }
 
 /// Where checkpoint layers are kept in the cache.

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod cli;
 mod commands;
+pub mod digest;
 pub mod duration;
 pub mod exit;
 mod factory;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use crate::cli::FixtureCommand;
 use crate::exit;
 use crate::factory::{checkpoint_key, BaseBuilder};
+use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
 use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
 use crate::runner::process::Supervisor;
@@ -218,25 +219,16 @@ fn list_checkpoints(found: &Checkpoints) {
             .ok()
             .and_then(|t| now.duration_since(t).ok())
             .map_or("-".into(), |d| human_age(d.as_secs()));
-        println!("{label:<42} {:>8} {age:>8}", human_size(size_of(dir)));
+        println!("{label:<42} {:>8} {age:>8}", human_size(disk_usage(dir)));
     }
     if !found.stale.is_empty() {
-        let size: u64 = found.stale.iter().map(|d| size_of(d)).sum();
+        let size: u64 = found.stale.iter().map(|d| disk_usage(d)).sum();
         println!(
             "(+{} stale, {}: `recipes fixture clean --stale` removes them)",
             found.stale.len(),
             human_size(size)
         );
     }
-}
-
-fn size_of(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.path().symlink_metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn human_size(bytes: u64) -> String {

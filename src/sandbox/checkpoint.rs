@@ -220,13 +220,6 @@ mod tests {
             "web1\n"
         );
         std::fs::write(source.join("etc/hostname"), "changed\n").unwrap();
-        let root = work.path().join("root");
-        let capture = Capture {
-            root: &root,
-            upper: &source,
-            ids,
-            network: None,
-        };
         keep(&capture, &dir).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("upper/etc/hostname")).unwrap(),

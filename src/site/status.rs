@@ -96,12 +96,7 @@ pub fn code_hash(recipe: &Recipe) -> String {
         hasher.update(step.body.as_bytes());
         hasher.update([0xff]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::short_hex(hasher, 12)
 }
 
 /// The first store format: one result per recipe.
