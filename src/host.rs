@@ -24,6 +24,26 @@ pub fn command_exists(name: &str) -> bool {
     which(name).is_some()
 }
 
+/// Whether a process `pid` exists on the host.
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The entries of `dir` left by runs that are gone: those whose name
+/// carries (as `pid_of` reads it) the pid of a process that no longer
+/// exists. Temporary folders and cgroups carry their run's pid for this.
+pub fn left_by_dead_runs(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            pid_of(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_exists(pid))
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -177,6 +197,18 @@ fn first_archive_host(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_entries_of_runs_that_are_gone_are_left_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 1 always exists; pids never go this high (pid_max <= 2^22).
+        for name in ["1-alive", "999999999-gone", "no-pid"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let pid_of = |name: &str| name.split('-').next()?.parse().ok();
+        let left = left_by_dead_runs(dir.path(), pid_of);
+        assert_eq!(left, [dir.path().join("999999999-gone")]);
+    }
 
     #[test]
     fn the_archive_host_comes_from_enabled_sources_only() {

@@ -203,7 +203,7 @@ fn being_built(file: &str) -> bool {
     };
     rest.rsplit_once('.')
         .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .is_some_and(host::process_exists)
 }
 
 fn list_checkpoints(found: &Checkpoints) {

@@ -88,19 +88,12 @@ pub fn temp_prefix(kind: &str) -> String {
 
 /// Removes the temporary folders `KIND-PID-*` in `dir` whose run is gone.
 pub fn remove_stale_temp(dir: &std::path::Path, kind: &str) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(kind)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    let pid_of = |name: &str| {
+        let rest = name.strip_prefix(kind)?.strip_prefix('-')?;
+        rest.split('-').next()?.parse().ok()
+    };
+    for left in crate::host::left_by_dead_runs(dir, pid_of) {
+        let _ = std::fs::remove_dir_all(left);
     }
 }
 

@@ -358,14 +358,9 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
 pub fn remove_stale() {
     for hierarchy in hierarchies() {
         let parent = hierarchy.mount.join(PARENT);
-        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = remove(&entry.path());
-            }
+        let pid_of = |name: &str| name.split('-').next()?.parse().ok();
+        for dir in crate::host::left_by_dead_runs(&parent, pid_of) {
+            let _ = remove(&dir);
         }
     }
 }
