@@ -180,8 +180,10 @@ pub enum FixtureCommand {
     /// stale ones).
     Clean {
         name: Option<String>,
-        /// Remove only what no run can use any more: bases of older
-        /// definitions, checkpoints of chains (or of a tool) that changed.
+        /// Remove only what this book, with this build of recipes, no longer
+        /// uses: bases of older definitions, checkpoints of chains, fixtures
+        /// or builds that changed (other checkouts sharing the cache lose
+        /// theirs).
         #[arg(long, conflicts_with = "name")]
         stale: bool,
     },

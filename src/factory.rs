@@ -282,12 +282,19 @@ impl EnvironmentFactory for SandboxFactory {
     }
 }
 
+/// The shape of a checkpoint's folder; part of its key.
+const CHECKPOINT_FORMAT: &str = "checkpoint 2: upper, files.tar, network.json";
+
 /// The key of the checkpoint at the end of `prerequisites` on the fixture
 /// `definition`: a hash of the tool's version, the fixture's definition and
 /// every step of the chain (kind, attributes, body), so that a change to any
 /// of them never reuses an old layer.
 pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe]) -> String {
     let mut hasher = Sha256::new();
+    // What a checkpoint holds (a layer, an archive of files, a network): a
+    // build of another version or of an uncommitted tree never reads one
+    // of another shape.
+    hasher.update(CHECKPOINT_FORMAT);
     hasher.update(env!("RECIPES_VERSION"));
     hasher.update([0]);
     hasher.update(&definition.name);

@@ -128,7 +128,13 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
 }
 
 fn remove_checkpoint(dir: &Path) -> anyhow::Result<()> {
-    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    let removed = if dir.is_dir() {
+        std::fs::remove_dir_all(dir)
+    } else {
+        // Not a checkpoint, but nothing else belongs in the folder.
+        std::fs::remove_file(dir)
+    };
+    removed.with_context(|| format!("cannot remove {}", dir.display()))?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     println!("removed checkpoint {name}");
     Ok(())

@@ -227,8 +227,22 @@ impl Runner<'_> {
         let checkpoint = (self.config.checkpoints && !prerequisites.is_empty())
             .then(|| self.factory.checkpoint(fixture, prerequisites))
             .flatten();
-        let from = checkpoint.as_ref().filter(|c| c.exists());
-        let env = match self.factory.create(recipe, fixture, chain, from) {
+        let mut from = checkpoint.as_ref().filter(|c| c.exists());
+        let mut created = self.factory.create(recipe, fixture, chain, from);
+        let mut keep_checkpoint = true;
+        if let (Err(message), Some(broken)) = (&created, from) {
+            // A checkpoint that cannot be brought back is removed, and the
+            // chain replayed: never a run that fails for it, again and again.
+            let _ = std::fs::remove_dir_all(&broken.dir);
+            outcome.checkpoint = Some(format!(
+                "{} is replayed: its checkpoint could not be brought back ({message}), so it was removed",
+                ids(prerequisites)
+            ));
+            from = None;
+            keep_checkpoint = false;
+            created = self.factory.create(recipe, fixture, chain, None);
+        }
+        let env = match created {
             Ok(env) => env,
             Err(message) => {
                 outcome.status = Status::Error(message);
@@ -252,7 +266,7 @@ impl Runner<'_> {
         };
         let capture = checkpoint
             .as_ref()
-            .filter(|_| from.is_none())
+            .filter(|_| from.is_none() && keep_checkpoint)
             .map(|c| (c, prerequisites));
         let shell_opened = self.run_chain(env.as_ref(), run, skip, capture, &mut outcome);
         if self.config.shell == Some(ShellAt::End)

@@ -3,35 +3,40 @@
 //! shifted back to `0..` (layers are shown idmapped, like bases, in any id
 //! slot), built aside and renamed into place, so a concurrent run or an
 //! interrupted copy never leaves a half-made layer in use. Beside the layer:
-//! the files the chain wrote outside the fixture ([`plan::KEPT`], copied back
-//! into the next sandbox before its first step) and its network.
+//! an archive of the files the chain wrote outside the fixture
+//! ([`plan::KEPT`], made and unpacked by `tar` inside the sandboxes) and
+//! its network.
+//!
+//! [`plan::KEPT`]: super::plan::KEPT
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::network::Network;
-use super::plan::{self, IdRange};
+use super::plan::IdRange;
 
 /// Where a checkpoint keeps the network it makes again.
 const NETWORK: &str = "network.json";
 
 /// Where a checkpoint keeps the files written outside the fixture.
-const FILES: &str = "files";
+const FILES: &str = "files.tar";
 
 /// What a checkpoint keeps of a sandbox.
 pub struct Capture<'a> {
-    /// The sandbox's root, as the host sees it (`/proc/PID/root`).
-    pub root: &'a Path,
-    /// The overlay's upper layer, as the host sees it.
+    /// The overlay's upper layer, as the host reaches it.
     pub upper: &'a Path,
+    /// Writes the archive of the files outside the fixture to a path.
+    pub files: &'a dyn Fn(&Path) -> Result<(), String>,
     pub ids: IdRange,
     pub network: Option<&'a Network>,
 }
 
 /// Copies the upper layer (whiteouts and overlay attributes included) to
-/// `dir/upper`, the files of [`plan::KEPT`] to `dir/files` and the network
-/// to make again beside them, unless another run kept it first.
+/// `dir/upper`, the archive of the files outside the fixture and the
+/// network to make again beside it, unless another run kept it first.
 pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
     if dir.is_dir() {
         return Ok(());
@@ -48,8 +53,8 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let result = copy(capture.upper, &partial.join("upper"))
-        .and_then(|()| keep_files(capture.root, &partial.join(FILES)))
-        .and_then(|()| unshift(&partial, capture.ids))
+        .and_then(|()| unshift(&partial.join("upper"), capture.ids))
+        .and_then(|()| (capture.files)(&partial.join(FILES)))
         .and_then(|()| match capture.network {
             Some(net) => {
                 let json = serde_json::to_string_pretty(net).map_err(|e| e.to_string())?;
@@ -72,69 +77,9 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies the folders of [`plan::KEPT`] that hold anything, staying on
-/// their own file system (the fixture mounted at `at=` is in the layer).
-fn keep_files(root: &Path, files: &Path) -> Result<(), String> {
-    for kept in plan::KEPT {
-        let rel = kept.trim_start_matches('/');
-        let source = root.join(rel);
-        let used = std::fs::read_dir(&source)
-            .map(|mut entries| entries.next().is_some())
-            .unwrap_or(false);
-        if !used {
-            continue;
-        }
-        let target = files.join(rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        copy(&source, &target)?;
-        // `cp` leaves mount points as empty folders: they are not the
-        // chain's files (the next sandbox mounts its own there).
-        let top = source.metadata().map_err(|e| e.to_string())?.dev();
-        for entry in walkdir::WalkDir::new(&source)
-            .min_depth(1)
-            .same_file_system(true)
-        {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let meta = entry.metadata().map_err(|e| e.to_string())?;
-            if meta.is_dir() && meta.dev() != top {
-                let copied =
-                    target.join(entry.path().strip_prefix(&source).unwrap_or(Path::new("")));
-                let _ = std::fs::remove_dir(copied);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Copies the files a checkpoint at `dir` kept outside the fixture into the
-/// sandbox whose root the host sees at `root`, owned by the sandbox's ids.
-/// Called before the sandbox's first step, when nothing in it can race.
-pub fn restore_files(dir: &Path, root: &Path, ids: IdRange) -> Result<(), String> {
-    let files = dir.join(FILES);
-    if !files.is_dir() {
-        return Ok(());
-    }
-    for kept in plan::KEPT {
-        let rel = kept.trim_start_matches('/');
-        let source = files.join(rel);
-        if !source.is_dir() {
-            continue;
-        }
-        let target = root.join(rel);
-        copy(&source, &target)?;
-        for entry in walkdir::WalkDir::new(&source) {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let meta = entry.path().symlink_metadata().map_err(|e| e.to_string())?;
-            let inside = target.join(entry.path().strip_prefix(&source).unwrap_or(Path::new("")));
-            let shift = |id: u32| (id < ids.count).then(|| ids.base + id);
-            std::os::unix::fs::lchown(&inside, shift(meta.uid()), shift(meta.gid()))
-                .map_err(|e| format!("cannot shift {}: {e}", inside.display()))?;
-        }
-    }
-    Ok(())
+/// The archive of the files a checkpoint at `dir` kept outside the fixture.
+pub fn files(dir: &Path) -> Option<PathBuf> {
+    Some(dir.join(FILES)).filter(|p| p.is_file())
 }
 
 /// The network a checkpoint at `dir` makes again, if it keeps one.
@@ -151,7 +96,7 @@ pub fn network(dir: &Path) -> Result<Option<Network>, String> {
 
 /// `cp -a` with extended attributes: overlayfs marks opaque folders with
 /// them, and whiteouts are character devices, which `cp -a` recreates. It
-/// stays on the source's file system, and merges into an existing target.
+/// stays on the source's file system.
 fn copy(source: &Path, target: &Path) -> Result<(), String> {
     let out = Command::new("cp")
         .args([
@@ -173,28 +118,138 @@ fn copy(source: &Path, target: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Owners in the sandbox's slot become the ids inside (`0..`).
+const CAPABILITY: &str = "security.capability";
+
+/// Owners in the sandbox's slot become the ids inside (`0..`). `chown`
+/// clears set-user-ID and set-group-ID bits and file capabilities: they are
+/// put back, capabilities with their root shifted too (as bases keep them).
 fn unshift(tree: &Path, ids: IdRange) -> Result<(), String> {
     let inside = |id: u32| {
         (ids.base..ids.base + ids.count)
             .contains(&id)
             .then(|| id - ids.base)
     };
-    for entry in walkdir::WalkDir::new(tree).min_depth(1) {
+    for entry in walkdir::WalkDir::new(tree) {
         let entry = entry.map_err(|e| e.to_string())?;
-        let meta = entry.path().symlink_metadata().map_err(|e| e.to_string())?;
+        let path = entry.path();
+        let meta = path.symlink_metadata().map_err(|e| e.to_string())?;
         let (uid, gid) = (inside(meta.uid()), inside(meta.gid()));
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::lchown(entry.path(), uid, gid)
-                .map_err(|e| format!("cannot shift {}: {e}", entry.path().display()))?;
+        if uid.is_none() && gid.is_none() {
+            continue;
+        }
+        let caps = meta
+            .is_file()
+            .then(|| get_xattr(path, CAPABILITY))
+            .flatten();
+        std::os::unix::fs::lchown(path, uid, gid)
+            .map_err(|e| format!("cannot shift {}: {e}", path.display()))?;
+        if meta.is_file() && meta.mode() & 0o6000 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| format!("cannot keep the mode of {}: {e}", path.display()))?;
+        }
+        if let Some(caps) = caps {
+            set_xattr(path, CAPABILITY, &unshift_caps(caps, inside))
+                .map_err(|e| format!("cannot keep the capabilities of {}: {e}", path.display()))?;
         }
     }
     Ok(())
 }
 
+/// A `security.capability` value with its root id moved inside: version 3
+/// (with a root id, as a user namespace's root writes it) becomes version 2
+/// when that root is the sandbox's own, as in bases.
+fn unshift_caps(mut caps: Vec<u8>, inside: impl Fn(u32) -> Option<u32>) -> Vec<u8> {
+    const V3: u8 = 3;
+    if caps.len() == 24 && caps[3] == V3 {
+        let rootid = u32::from_le_bytes([caps[20], caps[21], caps[22], caps[23]]);
+        match inside(rootid) {
+            Some(0) => {
+                caps.truncate(20);
+                caps[3] = 2;
+            }
+            Some(id) => caps[20..24].copy_from_slice(&id.to_le_bytes()),
+            None => {}
+        }
+    }
+    caps
+}
+
+fn c_path(path: &Path) -> Option<CString> {
+    CString::new(path.as_os_str().as_bytes()).ok()
+}
+
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let (path, name) = (c_path(path)?, CString::new(name).ok()?);
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| {
+        buf.truncate(n as usize);
+        buf
+    })
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    let path = c_path(path).ok_or(std::io::ErrorKind::InvalidInput)?;
+    let name = CString::new(name).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: valid C strings and a value of the length given.
+    let rc = unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_written_by_a_sandboxs_root_are_kept_as_bases_keep_them() {
+        let ids = IdRange {
+            base: 0x6000_0000,
+            count: 0x4_0000,
+        };
+        let inside = |id: u32| {
+            (ids.base..ids.base + ids.count)
+                .contains(&id)
+                .then(|| id - ids.base)
+        };
+        // cap_net_raw=ep, version 3, root id the sandbox's root.
+        let mut v3 = vec![0, 0, 0, 3, 0, 0x20, 0, 0];
+        v3.extend([0; 12]);
+        v3.extend(ids.base.to_le_bytes());
+        let v2 = unshift_caps(v3.clone(), inside);
+        assert_eq!(v2.len(), 20);
+        assert_eq!(v2[3], 2);
+        assert_eq!(v2[..3], v3[..3]);
+        assert_eq!(v2[4..20], v3[4..20]);
+        // A nested user namespace's root keeps version 3, shifted.
+        let mut nested = v3.clone();
+        nested[20..24].copy_from_slice(&(ids.base + 1000).to_le_bytes());
+        assert_eq!(unshift_caps(nested, inside)[20..24], 1000u32.to_le_bytes());
+        // Version 2, or a root outside the slot, is left as it is.
+        assert_eq!(unshift_caps(v2.clone(), inside), v2);
+        let mut outside = v3.clone();
+        outside[20..24].copy_from_slice(&7u32.to_le_bytes());
+        assert_eq!(unshift_caps(outside.clone(), inside), outside);
+    }
 
     #[test]
     fn a_kept_layer_is_renamed_into_place_and_a_second_keep_changes_nothing() {
@@ -207,10 +262,10 @@ mod tests {
             base: 1 << 30,
             count: 1 << 18,
         };
-        let root = work.path().join("root");
+        let archived = |archive: &Path| std::fs::write(archive, "tar").map_err(|e| e.to_string());
         let capture = Capture {
-            root: &root,
             upper: &source,
+            files: &archived,
             ids,
             network: None,
         };
@@ -219,6 +274,8 @@ mod tests {
             std::fs::read_to_string(dir.join("upper/etc/hostname")).unwrap(),
             "web1\n"
         );
+        assert_eq!(files(&dir), Some(dir.join("files.tar")));
+        assert_eq!(network(&dir).unwrap(), None);
         std::fs::write(source.join("etc/hostname"), "changed\n").unwrap();
         keep(&capture, &dir).unwrap();
         assert_eq!(

@@ -19,8 +19,9 @@ pub mod plan;
 pub mod seccomp;
 pub mod userns;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -63,6 +64,12 @@ impl From<SandboxError> for String {
     }
 }
 
+/// What a command run inside the sandbox reads.
+enum Input<'a> {
+    Text(&'a str),
+    File(std::fs::File),
+}
+
 /// How long closing a sandbox may wait for its helper once PID 1 is killed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -81,9 +88,12 @@ pub struct Sandbox {
     shares: Vec<plan::Share>,
     /// The overlay's upper layer inside, if the fixture has one.
     upper: Option<PathBuf>,
-    /// The mounts of PID 1's namespace once built: more later means a step
-    /// left mounts behind.
-    mounts: usize,
+    /// The ids of the mounts of PID 1's namespace once built: another set
+    /// later means a step mounted or unmounted something.
+    mounts: BTreeSet<u64>,
+    /// The overlay's upper layer, opened before any step ran: a step cannot
+    /// redirect the copy a checkpoint makes of it.
+    upper_fd: Option<OwnedFd>,
     ids: plan::IdRange,
     /// What was made again from a checkpoint beyond its files.
     restored: Option<String>,
@@ -137,7 +147,8 @@ impl Sandbox {
             cgroups: spec.cgroups.clone(),
             shares: spec.shares.clone(),
             upper: plan::upper_path(&spec),
-            mounts: 0,
+            mounts: BTreeSet::new(),
+            upper_fd: None,
             ids: spec.ids,
             restored: None,
             _slot: slot,
@@ -167,11 +178,46 @@ impl Sandbox {
                 return Err(SandboxError::Setup(message.to_string()));
             }
             if ready && sandbox.pid1 > 0 {
-                sandbox.mounts = sandbox.read("mountinfo").lines().count();
+                sandbox.mounts = sandbox.mount_ids();
+                sandbox.upper_fd = match &sandbox.upper {
+                    Some(upper) => Some(sandbox.open_upper(upper)?),
+                    None => None,
+                };
                 return Ok(sandbox);
             }
         }
         Err(SandboxError::Ended)
+    }
+
+    /// The ids of the mounts in PID 1's namespace.
+    fn mount_ids(&self) -> BTreeSet<u64> {
+        self.read("mountinfo")
+            .lines()
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    /// The mount points in PID 1's namespace, as the sandbox sees them.
+    fn mount_points(&self) -> Vec<String> {
+        self.read("mountinfo")
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|p| p.replace("\\040", " "))
+            .collect()
+    }
+
+    /// Opens the upper layer of a sandbox no step has run in yet.
+    fn open_upper(&self, upper: &Path) -> Result<OwnedFd, SandboxError> {
+        let path = PathBuf::from(format!("/proc/{}/root", self.pid1))
+            .join(upper.strip_prefix("/").unwrap_or(upper));
+        nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| SandboxError::Setup(format!("cannot open {}: {e}", path.display())))
     }
 
     /// A file of PID 1's `/proc` entry, as the host sees it.
@@ -203,35 +249,49 @@ impl Sandbox {
                 running.join(", ")
             ));
         }
-        if self.read("mountinfo").lines().count() > self.mounts {
-            return Some("it leaves mounts".into());
+        if self.mount_ids() != self.mounts {
+            return Some("it leaves its mounts changed".into());
         }
         None
     }
 
     /// Runs `argv` inside the sandbox, as its root, with `input` on its
-    /// standard input; returns what it printed.
-    fn run_inside(&self, argv: &[&str], input: &str) -> Result<String, String> {
+    /// standard input and its standard output into `output` (returned as
+    /// text when `None`).
+    fn run_inside(
+        &self,
+        argv: &[&str],
+        input: Input,
+        output: Option<std::fs::File>,
+    ) -> Result<String, String> {
         use std::io::Write;
         let mut command = self.command(&StepProgram {
             program: argv[0].into(),
             args: argv[1..].iter().map(Into::into).collect(),
             where_: Where::Host,
         })?;
+        let (stdin, text) = match input {
+            Input::Text(text) => (Stdio::piped(), Some(text)),
+            Input::File(file) => (Stdio::from(file), None),
+        };
+        let stdout = output.map_or_else(Stdio::piped, Stdio::from);
+        // Commands from the system's folders only: the runner's PATH may
+        // name folders (root's home) that steps can write.
         let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .env("PATH", crate::model::STEP_PATH)
+            .stdin(stdin)
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-        let written = child
-            .stdin
-            .take()
-            .map(|mut s| s.write_all(input.as_bytes()));
+        let written = match (child.stdin.take(), text) {
+            (Some(mut pipe), Some(text)) => pipe.write_all(text.as_bytes()).is_ok(),
+            _ => true,
+        };
         let out = child
             .wait_with_output()
             .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-        if !out.status.success() || matches!(written, Some(Err(_))) {
+        if !out.status.success() || !written {
             return Err(format!(
                 "`{}` failed in the sandbox ({}): {}",
                 argv.join(" "),
@@ -248,27 +308,82 @@ impl Sandbox {
         if self.net_host {
             return Ok(None);
         }
-        let report = self.run_inside(&["sh", "-c", network::INSPECT], "")?;
+        let report = self.run_inside(&["sh", "-c", network::INSPECT], Input::Text(""), None)?;
         let net = network::read(&report)?;
         Ok((!net.is_empty()).then_some(net))
     }
 
+    /// Archives the files of [`plan::KEPT`] into `archive`: `tar` runs
+    /// inside the sandbox, as its root, so paths resolve in the sandbox's
+    /// view alone and owners, modes and capabilities are its own. Mount
+    /// points (the fixture at `at=`) are left out.
+    fn archive_kept(&self, archive: &Path) -> Result<(), String> {
+        let file = std::fs::File::create(archive)
+            .map_err(|e| format!("cannot create {}: {e}", archive.display()))?;
+        let mut argv: Vec<String> = [
+            "tar",
+            "--create",
+            "--file=-",
+            "--one-file-system",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--directory=/",
+        ]
+        .map(String::from)
+        .to_vec();
+        for point in self.mount_points() {
+            if plan::KEPT
+                .iter()
+                .any(|k| point.starts_with(&format!("{k}/")))
+            {
+                argv.push(format!("--exclude=.{point}"));
+                argv.push(format!("--exclude={}", point.trim_start_matches('/')));
+            }
+        }
+        argv.extend(
+            plan::KEPT
+                .iter()
+                .map(|k| k.trim_start_matches('/').to_string()),
+        );
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.run_inside(&argv, Input::Text(""), Some(file))
+            .map(drop)
+            .map_err(|e| format!("cannot keep the files outside the fixture: {e}"))
+    }
+
     /// Brings back what a checkpoint kept in `dir` beside its layer: the
-    /// files written outside the fixture, then the network.
+    /// files written outside the fixture (unpacked by `tar` inside the
+    /// sandbox, as its root), then the network.
     pub fn restore(&mut self, dir: &Path) -> Result<(), String> {
-        let root = PathBuf::from(format!("/proc/{}/root", self.pid1));
-        checkpoint::restore_files(dir, &root, self.ids)?;
+        if let Some(archive) = checkpoint::files(dir) {
+            let file = std::fs::File::open(&archive)
+                .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+            let argv = [
+                "tar",
+                "--extract",
+                "--file=-",
+                "--numeric-owner",
+                "--same-owner",
+                "--same-permissions",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--directory=/",
+            ];
+            self.run_inside(&argv, Input::File(file), None)?;
+        }
         let Some(net) = checkpoint::network(dir)? else {
             return Ok(());
         };
         if !net.ip.is_empty() {
-            self.run_inside(&["ip", "-batch", "-"], &(net.ip.join("\n") + "\n"))?;
+            let batch = net.ip.join("\n") + "\n";
+            self.run_inside(&["ip", "-batch", "-"], Input::Text(&batch), None)?;
         }
         if let Some(rules) = &net.nft {
-            self.run_inside(&["nft", "-f", "-"], rules)?;
+            self.run_inside(&["nft", "-f", "-"], Input::Text(rules), None)?;
         }
         if let Some(script) = net.sysctl_script() {
-            self.run_inside(&["sh", "-c", &script], "")?;
+            self.run_inside(&["sh", "-c", &script], Input::Text(""), None)?;
         }
         self.restored = Some(format!("its network made again: {}", net.summary()));
         Ok(())
@@ -362,18 +477,23 @@ impl Environment for Sandbox {
 
     fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
         let upper = self
-            .upper
+            .upper_fd
             .as_ref()
             .ok_or("its fixture has no overlay to keep")?;
         if let Some(why) = self.live_state() {
             return Err(why);
         }
         let net = self.inspect_network()?;
-        let root = PathBuf::from(format!("/proc/{}/root", self.pid1));
-        let upper = root.join(upper.strip_prefix("/").unwrap_or(upper));
+        // The layer opened before the first step, through this process's
+        // descriptor: nothing a step did to the sandbox's paths redirects it.
+        let upper = PathBuf::from(format!(
+            "/proc/{}/fd/{}/.",
+            std::process::id(),
+            upper.as_raw_fd()
+        ));
         let capture = checkpoint::Capture {
-            root: &root,
             upper: &upper,
+            files: &|archive: &Path| self.archive_kept(archive),
             ids: self.ids,
             network: net.as_ref(),
         };

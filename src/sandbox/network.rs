@@ -15,13 +15,28 @@ use serde::{Deserialize, Serialize};
 pub const INSPECT: &str = "\
 echo '== links'; ip -j -d link show
 echo '== addresses'; ip -j address show
-echo '== routes'; ip -j route show table main
-echo '== routes6'; ip -j -6 route show table main 2>/dev/null
-echo '== nft'; if command -v nft >/dev/null; then nft list ruleset; fi
+echo '== routes'; ip -j route show table all
+echo '== routes6'; ip -j -6 route show table all 2>/dev/null
+echo '== rules'; ip -j rule show
+echo '== rules6'; ip -j -6 rule show 2>/dev/null
+echo '== nft'; if command -v nft >/dev/null; then nft list ruleset 2>&1; fi
 echo '== iptables'; cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null
 echo '== forwarding'; cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null
 true
 ";
+
+/// The routing rules every network namespace starts with (priority,
+/// table); IPv6 has the first two.
+const DEFAULT_RULES: [(u32, &str); 3] = [(0, "local"), (32766, "main"), (32767, "default")];
+
+/// Whether `ip -batch` reads a link's name back as it is: no comment sign,
+/// no quotes, nothing but what interface names usually hold.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b))
+}
 
 /// Kinds of link that `ip link add NAME type KIND` makes again as they were
 /// (with their MTU, master, addresses and state).
@@ -113,11 +128,33 @@ struct Address {
 struct Route {
     dst: String,
     #[serde(default)]
+    table: Option<String>,
+    #[serde(default)]
     protocol: Option<String>,
     #[serde(default)]
     gateway: Option<String>,
     #[serde(default)]
     dev: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Rule {
+    priority: u32,
+    #[serde(default)]
+    table: Option<String>,
+    #[serde(flatten)]
+    rest: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Rule {
+    /// One of the rules a fresh namespace has, unchanged.
+    fn is_default(&self) -> bool {
+        let selectors_all = self.rest.iter().all(|(k, v)| k == "src" && v == "all");
+        selectors_all
+            && DEFAULT_RULES
+                .iter()
+                .any(|(p, t)| *p == self.priority && self.table.as_deref() == Some(*t))
+    }
 }
 
 /// The sections of the inspection script's output, by name.
@@ -154,6 +191,14 @@ pub fn read(report: &str) -> Result<Network, String> {
                         continue;
                     }
                     let kind = link.linkinfo.and_then(|i| i.info_kind);
+                    if !plain_name(&link.ifname) {
+                        cannot.push(format!("a link named {:?}", link.ifname));
+                        continue;
+                    }
+                    if let Some(master) = link.master.as_deref().filter(|m| !plain_name(m)) {
+                        cannot.push(format!("a link named {master:?}"));
+                        continue;
+                    }
                     match kind.as_deref() {
                         Some(kind) if RECREATED_KINDS.contains(&kind) => {
                             net.ip
@@ -179,6 +224,17 @@ pub fn read(report: &str) -> Result<Network, String> {
             }
             "addresses" => {
                 for entry in json::<Addresses>(name, body)? {
+                    if entry.ifname == "lo" {
+                        for a in &entry.addr_info {
+                            let own = (a.local == "127.0.0.1" && a.prefixlen == 8)
+                                || (a.local == "::1" && a.prefixlen == 128);
+                            if !own {
+                                cannot
+                                    .push(format!("the address {}/{} on lo", a.local, a.prefixlen));
+                            }
+                        }
+                        continue;
+                    }
                     if !recreated.contains(&entry.ifname) {
                         continue;
                     }
@@ -210,8 +266,29 @@ pub fn read(report: &str) -> Result<Network, String> {
                         .map(|g| format!(" via {g}"))
                         .unwrap_or_default();
                     let dev = route.dev.map(|d| format!(" dev {d}")).unwrap_or_default();
-                    cannot.push(format!("the route {}{via}{dev}", route.dst));
+                    let table = route
+                        .table
+                        .filter(|t| t != "main")
+                        .map(|t| format!(" table {t}"))
+                        .unwrap_or_default();
+                    cannot.push(format!("the route {}{via}{dev}{table}", route.dst));
                 }
+            }
+            "rules" | "rules6" => {
+                for rule in json::<Rule>(name, body)? {
+                    if !rule.is_default() {
+                        cannot.push(format!("the routing rule of priority {}", rule.priority));
+                    }
+                }
+            }
+            // iptables-nft's tables hold xtables expressions that nft lists
+            // but cannot load back, and it says so in a warning.
+            "nft"
+                if body.contains("managed by iptables-nft")
+                    || body.starts_with("Error:")
+                    || body.contains("\nError:") =>
+            {
+                cannot.push("nftables rules made by iptables, which nft cannot load back".into())
             }
             "nft" if !body.is_empty() => net.nft = Some(format!("{body}\n")),
             "iptables" if !body.is_empty() => cannot.push(format!(
@@ -229,6 +306,9 @@ pub fn read(report: &str) -> Result<Network, String> {
     if !seen_lo {
         return Err("cannot inspect its network (`ip -j link show` listed no loopback)".into());
     }
+    // `ip route show table all` lists IPv6 routes too on some versions.
+    let mut seen = std::collections::BTreeSet::new();
+    cannot.retain(|c| seen.insert(c.clone()));
     if !cannot.is_empty() {
         return Err(format!(
             "it leaves network state a checkpoint cannot make again ({})",
@@ -318,6 +398,35 @@ nat
             why,
             "it leaves network state a checkpoint cannot make again (veth0 (veth), sit0, \
              the route default via 10.0.3.254 dev br0, legacy iptables tables (filter, nat))"
+        );
+    }
+
+    #[test]
+    fn state_beyond_links_and_main_routes_is_named_too() {
+        let report = r#"== links
+[{"ifname":"lo"},{"ifname":"b#x","linkinfo":{"info_kind":"bridge"}}]
+== addresses
+[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet","local":"10.9.9.9","prefixlen":32},{"family":"inet6","local":"::1","prefixlen":128}]}]
+== routes
+[{"type":"local","dst":"127.0.0.1","dev":"lo","table":"local","protocol":"kernel"},{"dst":"10.1.0.0/16","dev":"lo","table":"100","protocol":"boot"}]
+== routes6
+[{"dst":"10.1.0.0/16","dev":"lo","table":"100","protocol":"boot"}]
+== rules
+[{"priority":0,"src":"all","table":"local"},{"priority":32765,"src":"10.0.0.0","srclen":8,"table":"100"},{"priority":32766,"src":"all","table":"main"},{"priority":32767,"src":"all","table":"default"}]
+== rules6
+[{"priority":0,"src":"all","table":"local"},{"priority":32766,"src":"all","table":"main"}]
+== nft
+# Warning: table ip mangle is managed by iptables-nft, do not touch!
+table ip mangle {
+}
+"#;
+        let why = read(report).unwrap_err();
+        assert_eq!(
+            why,
+            "it leaves network state a checkpoint cannot make again (a link named \"b#x\", \
+             the address 10.9.9.9/32 on lo, the route 10.1.0.0/16 dev lo table 100, \
+             the routing rule of priority 32765, \
+             nftables rules made by iptables, which nft cannot load back)"
         );
     }
 

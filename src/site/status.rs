@@ -179,14 +179,14 @@ impl Store {
         self.recipes.get(id).into_iter().flatten()
     }
 
-    /// Keeps `entry` unless the store holds a newer result for its
-    /// (id, fixture).
     /// How long `id` took on `fixture` when it last ran, if known.
     pub fn duration(&self, id: &str, fixture: &str) -> Option<std::time::Duration> {
         let ms = self.recipes.get(id)?.get(fixture)?.duration_ms?;
         Some(std::time::Duration::from_millis(ms))
     }
 
+    /// Keeps `entry` unless the store holds a newer result for its
+    /// (id, fixture).
     fn keep_newest(&mut self, id: &str, entry: Entry) {
         let slot = self.recipes.entry(id.to_string()).or_default();
         match slot.get(&entry.fixture) {
@@ -232,6 +232,19 @@ impl Store {
             let Some(recipe) = recipes.get(outcome.id.as_str()) else {
                 continue;
             };
+            // A skipped or unstartable run says nothing of how long the
+            // recipe takes: the last measure stays.
+            let measured = matches!(
+                outcome.status,
+                Status::Passed | Status::Failed | Status::TimedOut
+            );
+            let duration_ms = if measured {
+                Some(outcome.duration.as_millis() as u64)
+            } else {
+                store
+                    .duration(&outcome.id, &outcome.fixture)
+                    .map(|d| d.as_millis() as u64)
+            };
             store.keep_newest(
                 &outcome.id,
                 Entry {
@@ -242,7 +255,7 @@ impl Store {
                     hash: code_hash(recipe),
                     lang: outcome.lang.clone(),
                     provenance: outcome.provenance.clone(),
-                    duration_ms: Some(outcome.duration.as_millis() as u64),
+                    duration_ms,
                 },
             );
         }

@@ -606,6 +606,64 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         net["chain-net-user"]["checkpoint"],
         "started from the checkpoint of `chain-net`, its network made again: br0, nftables rules, forwarding"
     );
+    // A chain that swaps /var for a link to the host's files: the host's
+    // root never follows it (the files are archived inside the sandbox),
+    // and the unmount alone makes it replay.
+    let secret = std::path::Path::new("/tmp/recipes-escape-test/log");
+    std::fs::create_dir_all(secret).unwrap();
+    std::fs::write(secret.join("secret"), "host secret\n").unwrap();
+    let escape = finished(&run(&["chain-escape-user"]));
+    let _ = std::fs::remove_dir_all("/tmp/recipes-escape-test");
+    assert_eq!(
+        escape["chain-escape-user"]["status"], "passed",
+        "{}",
+        escape["chain-escape-user"]
+    );
+    assert_eq!(
+        escape["chain-escape-user"]["checkpoint"],
+        "`chain-escape` is replayed: it leaves its mounts changed"
+    );
+    // A checkpoint that cannot be brought back is removed, and the chain
+    // replayed (here its network names a kind of link no kernel has).
+    let layer = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|l| l.path())
+        .find(|l| std::fs::read_to_string(l.join("network.json")).is_ok_and(|n| n.contains("br0")))
+        .unwrap();
+    let json = std::fs::read_to_string(layer.join("network.json")).unwrap();
+    std::fs::write(
+        layer.join("network.json"),
+        json.replace("type bridge", "type no-such-kind"),
+    )
+    .unwrap();
+    let broken = finished(&run(&["chain-net-user"]));
+    let event = &broken["chain-net-user"];
+    assert_eq!(event["status"], "passed", "{event}");
+    assert_eq!(event["steps_run"], 2, "{event}");
+    let why = event["checkpoint"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("`chain-net` is replayed: its checkpoint could not be brought back (")
+            && why.ends_with("), so it was removed"),
+        "{why}"
+    );
+    assert!(!layer.exists());
+    let kept = finished(&run(&["chain-net-user"]));
+    assert_eq!(
+        kept["chain-net-user"]["checkpoint"],
+        "kept a checkpoint of `chain-net`, with its network: br0, nftables rules, forwarding"
+    );
+    // The files outside the fixture are archived; /tmp is not kept.
+    let archived: String = std::fs::read_dir(cache.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|layer| layer.path().join("files.tar"))
+        .filter(|tar| tar.is_file())
+        .map(|tar| stdout(&Command::new("tar").arg("-tf").arg(&tar).output().unwrap()))
+        .collect();
+    assert!(archived.contains("var/lib/lxc/c1/config\n"), "{archived}");
+    assert!(archived.contains("root/note\n"), "{archived}");
+    assert!(!archived.contains("not-kept"), "{archived}");
     // A veth pair cannot be made again from a description: replayed.
     let veth = finished(&run(&["chain-veth-user"]));
     assert_eq!(veth["chain-veth-user"]["status"], "passed");
