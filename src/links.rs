@@ -19,8 +19,43 @@ use crate::parse::Problem;
 
 /// Every broken include, link and anchor of one language's pages.
 pub fn check_links(book: &Book) -> Vec<Problem> {
-    let listed: BTreeSet<&str> = book.pages.iter().map(|p| p.rel.as_str()).collect();
-    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    let (texts, mut problems) = read_pages(book);
+    let mut checker = LinkChecker {
+        book,
+        listed: book.pages.iter().map(|p| p.rel.as_str()).collect(),
+        texts: &texts,
+        ids: BTreeMap::new(),
+    };
+    for page in &book.pages {
+        let Some(text) = texts.get(&page.rel) else {
+            continue;
+        };
+        let dir = Path::new(&page.rel).parent().unwrap_or(Path::new(""));
+        let at = |line, message| Problem {
+            location: Location {
+                path: page.path.clone(),
+                line,
+            },
+            message,
+        };
+        for include in includes(text) {
+            if let Some(message) = include_problem(book, dir, &include) {
+                problems.push(at(include.line, message));
+            }
+        }
+        for link in links(text) {
+            if let Some(message) = checker.link_problem(&page.rel, dir, &link.dest) {
+                problems.push(at(link.line, message));
+            }
+        }
+    }
+    problems
+}
+
+/// The pages' texts by their path relative to `src/`, and a problem for
+/// each page that cannot be read.
+fn read_pages(book: &Book) -> (BTreeMap<String, String>, Vec<Problem>) {
+    let mut texts = BTreeMap::new();
     let mut problems = Vec::new();
     for page in &book.pages {
         match std::fs::read_to_string(&page.path) {
@@ -36,135 +71,126 @@ pub fn check_links(book: &Book) -> Vec<Problem> {
             }),
         }
     }
-    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut ids_of = |rel: &str| -> Option<BTreeSet<String>> {
-        if let Some(found) = ids.get(rel) {
-            return Some(found.clone());
-        }
-        let found = heading_ids(texts.get(rel)?);
-        ids.insert(rel.to_string(), found.clone());
-        Some(found)
-    };
-    for page in &book.pages {
-        let Some(text) = texts.get(&page.rel) else {
-            continue;
-        };
-        let dir = Path::new(&page.rel).parent().unwrap_or(Path::new(""));
-        let at = |line| Location {
-            path: page.path.clone(),
-            line,
-        };
-        for include in includes(text) {
-            let file = book.src.join(dir).join(&include.file);
-            let message = match std::fs::read_to_string(&file) {
-                Err(_) => Some(format!(
-                    "`{{{{#{} {}}}}}`: {} does not exist",
+    (texts, problems)
+}
+
+/// What is broken in `include`, a directive of a page in the folder `dir`:
+/// a missing file, or an anchor the file lacks.
+fn include_problem(book: &Book, dir: &Path, include: &Include) -> Option<String> {
+    let file = book.src.join(dir).join(&include.file);
+    match std::fs::read_to_string(&file) {
+        Err(_) => Some(format!(
+            "`{{{{#{} {}}}}}`: {} does not exist",
+            include.kind,
+            include.target,
+            file.display()
+        )),
+        Ok(body) => include
+            .anchor
+            .as_deref()
+            .filter(|anchor| !has_anchor(&body, anchor))
+            .map(|anchor| {
+                format!(
+                    "`{{{{#{} {}}}}}`: {} has no `ANCHOR: {anchor}`",
                     include.kind,
                     include.target,
                     file.display()
-                )),
-                Ok(body) => include
-                    .anchor
-                    .as_deref()
-                    .filter(|anchor| !has_anchor(&body, anchor))
-                    .map(|anchor| {
-                        format!(
-                            "`{{{{#{} {}}}}}`: {} has no `ANCHOR: {anchor}`",
-                            include.kind,
-                            include.target,
-                            file.display()
-                        )
-                    }),
-            };
-            if let Some(message) = message {
-                problems.push(Problem {
-                    location: at(include.line),
-                    message,
-                });
-            }
-        }
-        for link in links(text) {
-            let (target, anchor) = match link.dest.split_once('#') {
-                Some((target, anchor)) => (target, Some(anchor)),
-                None => (link.dest.as_str(), None),
-            };
-            let target = target.split('?').next().unwrap_or_default();
-            let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
-            let rel = if target.is_empty() {
-                page.rel.clone()
-            } else {
-                match resolve(dir, &target) {
-                    Some(rel) => rel,
-                    None => {
-                        problems.push(Problem {
-                            location: at(link.line),
-                            message: format!("link to `{}` leaves the book", link.dest),
-                        });
-                        continue;
-                    }
-                }
-            };
-            // mdBook renders `page.md` as `page.html`; links may use either.
-            let md = match rel.strip_suffix(".html") {
-                Some(stem) => format!("{stem}.md"),
-                None => rel.clone(),
-            };
-            let is_page = md.ends_with(".md");
-            // The site makes one page of its own (where results were proven).
-            let generated = md == crate::site::proven::PAGE;
-            if is_page && !generated && !listed.contains(md.as_str()) {
-                let message = if book.src.join(&md).is_file() {
-                    format!(
-                        "link to `{}`: SUMMARY.md does not list {md}, so the site has no such page",
-                        link.dest
-                    )
-                } else {
-                    format!(
-                        "link to `{}`: the page {} does not exist",
-                        link.dest,
-                        book.src.join(&md).display()
-                    )
-                };
-                problems.push(Problem {
-                    location: at(link.line),
-                    message,
-                });
-                continue;
-            }
-            if !is_page {
-                if !book.src.join(&rel).exists() {
-                    problems.push(Problem {
-                        location: at(link.line),
-                        message: format!(
-                            "link to `{}`: {} does not exist",
-                            link.dest,
-                            book.src.join(&rel).display()
-                        ),
-                    });
-                }
-                continue;
-            }
-            let Some(anchor) = anchor.filter(|a| !a.is_empty()) else {
-                continue;
-            };
-            let anchor = percent_encoding::percent_decode_str(anchor).decode_utf8_lossy();
-            if ids_of(&md).is_some_and(|ids| !ids.contains(anchor.as_ref())) {
-                let place = if md == page.rel {
-                    "this page".to_string()
-                } else {
-                    md.clone()
-                };
-                problems.push(Problem {
-                    location: at(link.line),
-                    message: format!(
-                        "link to `{}`: no heading of {place} makes the anchor `#{anchor}`",
-                        link.dest
-                    ),
-                });
-            }
-        }
+                )
+            }),
     }
-    problems
+}
+
+/// Checks the links of one language's pages, working out each linked
+/// page's heading ids once.
+struct LinkChecker<'a> {
+    book: &'a Book,
+    /// The pages SUMMARY.md lists, relative to `src/`.
+    listed: BTreeSet<&'a str>,
+    /// The pages that could be read, by their path relative to `src/`.
+    texts: &'a BTreeMap<String, String>,
+    ids: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl LinkChecker<'_> {
+    /// What is broken in the link `dest` of the page `rel`, in the folder
+    /// `dir`: a place outside the book, a missing page or file, or an anchor
+    /// no heading makes.
+    fn link_problem(&mut self, rel: &str, dir: &Path, dest: &str) -> Option<String> {
+        let (target, anchor) = match dest.split_once('#') {
+            Some((target, anchor)) => (target, Some(anchor)),
+            None => (dest, None),
+        };
+        let target = target.split('?').next().unwrap_or_default();
+        let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+        let target = if target.is_empty() {
+            rel.to_string()
+        } else {
+            match resolve(dir, &target) {
+                Some(target) => target,
+                None => return Some(format!("link to `{dest}` leaves the book")),
+            }
+        };
+        // mdBook renders `page.md` as `page.html`; links may use either.
+        let md = match target.strip_suffix(".html") {
+            Some(stem) => format!("{stem}.md"),
+            None => target.clone(),
+        };
+        if !md.ends_with(".md") {
+            return self.file_problem(dest, &target);
+        }
+        if let Some(message) = self.page_problem(dest, &md) {
+            return Some(message);
+        }
+        let anchor = anchor.filter(|a| !a.is_empty())?;
+        self.anchor_problem(rel, dest, &md, anchor)
+    }
+
+    /// A link to the page `md` that the site will not have: it does not
+    /// exist, or SUMMARY.md does not list it.
+    fn page_problem(&self, dest: &str, md: &str) -> Option<String> {
+        // The site makes one page of its own (where results were proven).
+        if md == crate::site::proven::PAGE || self.listed.contains(md) {
+            return None;
+        }
+        let path = self.book.src.join(md);
+        Some(if path.is_file() {
+            format!("link to `{dest}`: SUMMARY.md does not list {md}, so the site has no such page")
+        } else {
+            format!(
+                "link to `{dest}`: the page {} does not exist",
+                path.display()
+            )
+        })
+    }
+
+    /// A link to the file `rel` (not a page), which does not exist.
+    fn file_problem(&self, dest: &str, rel: &str) -> Option<String> {
+        let path = self.book.src.join(rel);
+        (!path.exists()).then(|| format!("link to `{dest}`: {} does not exist", path.display()))
+    }
+
+    /// A link from the page `rel` to an anchor that no heading of the page
+    /// `md` makes; none when `md` could not be read.
+    fn anchor_problem(&mut self, rel: &str, dest: &str, md: &str, anchor: &str) -> Option<String> {
+        let anchor = percent_encoding::percent_decode_str(anchor).decode_utf8_lossy();
+        if self.ids_of(md)?.contains(anchor.as_ref()) {
+            return None;
+        }
+        let place = if md == rel { "this page" } else { md };
+        Some(format!(
+            "link to `{dest}`: no heading of {place} makes the anchor `#{anchor}`"
+        ))
+    }
+
+    /// The heading ids of the page `rel`, worked out on first use; `None`
+    /// when that page could not be read.
+    fn ids_of(&mut self, rel: &str) -> Option<&BTreeSet<String>> {
+        if !self.ids.contains_key(rel) {
+            let found = heading_ids(self.texts.get(rel)?);
+            self.ids.insert(rel.to_string(), found);
+        }
+        self.ids.get(rel)
+    }
 }
 
 /// `target` relative to the page's folder, as a path relative to `src/`

@@ -13,6 +13,7 @@ mod transcript;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::model::{
     AttrValue, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where, EMPTY_FIXTURE,
@@ -191,6 +192,9 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
     }
 }
 
+/// One block as a step: its kind, where it runs and what it expects, with a
+/// problem for each attribute that does not fit. Session problems carry
+/// their own lines and go to `located`.
 fn build_step(
     location: Location,
     syntax: String,
@@ -199,101 +203,18 @@ fn build_step(
     problem: &mut impl FnMut(String),
     located: &mut Vec<(usize, String)>,
 ) -> Step {
-    let flag = |k: &str| matches!(attrs.get(k), Some(AttrValue::Flag(true)));
     let value = |k: &str| attrs.get(k).and_then(AttrValue::as_str);
     let file = value("file").map(str::to_string);
-    let kind = if flag("expect") {
-        if file.is_some() {
-            problem("an `expect` block cannot also have `file=`".into());
-        }
-        StepKind::Expect
-    } else if file.is_some() {
-        if flag("check") {
-            StepKind::Check
-        } else {
-            StepKind::File
-        }
-    } else {
-        if flag("check") {
-            problem("the flag `check` needs `file=PATH` (the file to compare)".into());
-        }
-        match syntax.as_str() {
-            "sh" | "bash" => StepKind::Script,
-            "console" => StepKind::Console,
-            "rust" => StepKind::Rust,
-            other => {
-                problem(format!(
-                    "a `{other}` block in a recipe needs `file=PATH` (write a file), `file=PATH check` (compare one) or `expect` (expected output); scripts are `sh`, `bash`, `console` or `rust`"
-                ));
-                StepKind::Script
-            }
-        }
-    };
-    let where_ = match value("where") {
-        None | Some("host") => Where::Host,
-        Some("chroot") => Where::Chroot,
-        Some(other) => {
-            problem(format!("unknown `where={other}` (use host or chroot)"));
-            Where::Host
-        }
-    };
-    let timeout = value("timeout").and_then(|t| {
-        let parsed = crate::duration::parse(t);
-        if parsed.is_none() {
-            problem(format!(
-                "invalid `timeout={t}` (use a duration like 90s, 2m or 500ms)"
-            ));
-        }
-        parsed
-    });
-    let exit = match value("exit") {
-        None => ExpectedExit::default(),
-        Some("any") => ExpectedExit::Any,
-        Some(n) => match n.parse::<i32>() {
-            Ok(code) if (0..=255).contains(&code) => ExpectedExit::Code(code),
-            _ => {
-                problem(format!(
-                    "invalid `exit={n}` (use a code from 0 to 255, or any)"
-                ));
-                ExpectedExit::default()
-            }
-        },
-    };
-    let mode = value("mode").and_then(|m| {
-        let parsed = u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777);
-        if parsed.is_none() {
-            problem(format!("invalid `mode={m}` (use octal, like 0644 or 755)"));
-        }
-        parsed
-    });
-    if mode.is_some() && kind != StepKind::File {
-        problem("`mode=` only applies to a block with `file=PATH`".into());
-    }
-    if let Some(path) = &file {
-        let rest = path.strip_prefix("$ROOTFS").unwrap_or(path);
-        if rest.contains('$') || !(path.starts_with('/') || path.starts_with("$ROOTFS/")) {
-            problem(format!(
-                "`file={path}` must be an absolute path or start with `$ROOTFS/` (the only variable expanded)"
-            ));
-        }
-    }
+    let kind = step_kind(&syntax, &attrs, file.is_some(), problem);
+    let where_ = parse_where(value("where"), problem);
+    let timeout = value("timeout").and_then(|t| parse_timeout(t, problem));
+    let exit = parse_exit(value("exit"), problem);
+    let mode = value("mode").and_then(|m| parse_mode(m, problem));
+    check_file_keys(kind, mode.is_some(), file.as_deref(), problem);
     if kind == StepKind::Expect && (attrs.contains_key("exit") || attrs.contains_key("timeout")) {
         problem("`exit=` and `timeout=` go on the step before an `expect` block".into());
     }
-    let pty = flag("pty");
-    if pty && kind != StepKind::Console {
-        problem(
-            "the flag `pty` makes a `console` block a terminal session; this block is not one"
-                .into(),
-        );
-    }
-    if value("prompt").is_some() && !(pty && kind == StepKind::Console) {
-        problem("`prompt=` names the prompt of a terminal session: a `console` block with the flag `pty`".into());
-    }
-    let session_step = pty && kind == StepKind::Console;
-    if session_step && where_ == Where::Chroot {
-        problem("a terminal session runs on the sandbox's side; to reach the fixture start it with `chroot \"$ROOTFS\" ...` instead of `where=chroot`".into());
-    }
+    let session_step = is_session_step(kind, where_, &attrs, problem);
     let transcript = if kind == StepKind::Console && !session_step {
         transcript::parse(location.line, &body, problem)
     } else {
@@ -326,6 +247,149 @@ fn build_step(
         transcript,
         session,
     }
+}
+
+/// Whether the flag `key` is set on a block.
+fn flag(attrs: &BTreeMap<String, AttrValue>, key: &str) -> bool {
+    matches!(attrs.get(key), Some(AttrValue::Flag(true)))
+}
+
+/// What a block does, from its syntax and its `expect`, `check` and
+/// `file=` attributes; an unknown syntax counts as a script once reported.
+fn step_kind(
+    syntax: &str,
+    attrs: &BTreeMap<String, AttrValue>,
+    has_file: bool,
+    problem: &mut impl FnMut(String),
+) -> StepKind {
+    let check = flag(attrs, "check");
+    if flag(attrs, "expect") {
+        if has_file {
+            problem("an `expect` block cannot also have `file=`".into());
+        }
+        return StepKind::Expect;
+    }
+    if has_file {
+        return if check {
+            StepKind::Check
+        } else {
+            StepKind::File
+        };
+    }
+    if check {
+        problem("the flag `check` needs `file=PATH` (the file to compare)".into());
+    }
+    match syntax {
+        "sh" | "bash" => StepKind::Script,
+        "console" => StepKind::Console,
+        "rust" => StepKind::Rust,
+        other => {
+            problem(format!(
+                "a `{other}` block in a recipe needs `file=PATH` (write a file), `file=PATH check` (compare one) or `expect` (expected output); scripts are `sh`, `bash`, `console` or `rust`"
+            ));
+            StepKind::Script
+        }
+    }
+}
+
+/// `where=`: the host unless it says `chroot`.
+fn parse_where(value: Option<&str>, problem: &mut impl FnMut(String)) -> Where {
+    match value {
+        None | Some("host") => Where::Host,
+        Some("chroot") => Where::Chroot,
+        Some(other) => {
+            problem(format!("unknown `where={other}` (use host or chroot)"));
+            Where::Host
+        }
+    }
+}
+
+/// `timeout=`: a duration; none when it does not read as one.
+fn parse_timeout(value: &str, problem: &mut impl FnMut(String)) -> Option<Duration> {
+    let parsed = crate::duration::parse(value);
+    if parsed.is_none() {
+        problem(format!(
+            "invalid `timeout={value}` (use a duration like 90s, 2m or 500ms)"
+        ));
+    }
+    parsed
+}
+
+/// `exit=`: a code from 0 to 255 or `any`; the default when absent or
+/// invalid.
+fn parse_exit(value: Option<&str>, problem: &mut impl FnMut(String)) -> ExpectedExit {
+    match value {
+        None => ExpectedExit::default(),
+        Some("any") => ExpectedExit::Any,
+        Some(n) => match n.parse::<i32>() {
+            Ok(code) if (0..=255).contains(&code) => ExpectedExit::Code(code),
+            _ => {
+                problem(format!(
+                    "invalid `exit={n}` (use a code from 0 to 255, or any)"
+                ));
+                ExpectedExit::default()
+            }
+        },
+    }
+}
+
+/// `mode=`: octal permissions up to 07777; none when invalid.
+fn parse_mode(value: &str, problem: &mut impl FnMut(String)) -> Option<u32> {
+    let parsed = u32::from_str_radix(value, 8).ok().filter(|m| *m <= 0o7777);
+    if parsed.is_none() {
+        problem(format!(
+            "invalid `mode={value}` (use octal, like 0644 or 755)"
+        ));
+    }
+    parsed
+}
+
+/// `mode=` only on a written file, and `file=` an absolute path or one
+/// below `$ROOTFS/`.
+fn check_file_keys(
+    kind: StepKind,
+    has_mode: bool,
+    file: Option<&str>,
+    problem: &mut impl FnMut(String),
+) {
+    if has_mode && kind != StepKind::File {
+        problem("`mode=` only applies to a block with `file=PATH`".into());
+    }
+    if let Some(path) = file {
+        let rest = path.strip_prefix("$ROOTFS").unwrap_or(path);
+        if rest.contains('$') || !(path.starts_with('/') || path.starts_with("$ROOTFS/")) {
+            problem(format!(
+                "`file={path}` must be an absolute path or start with `$ROOTFS/` (the only variable expanded)"
+            ));
+        }
+    }
+}
+
+/// Whether the block is a terminal session (a `console` block with the flag
+/// `pty`), reporting `pty`, `prompt=` and `where=chroot` where they do not
+/// fit.
+fn is_session_step(
+    kind: StepKind,
+    where_: Where,
+    attrs: &BTreeMap<String, AttrValue>,
+    problem: &mut impl FnMut(String),
+) -> bool {
+    let pty = flag(attrs, "pty");
+    let has_prompt = attrs.get("prompt").and_then(AttrValue::as_str).is_some();
+    let session_step = pty && kind == StepKind::Console;
+    if pty && !session_step {
+        problem(
+            "the flag `pty` makes a `console` block a terminal session; this block is not one"
+                .into(),
+        );
+    }
+    if has_prompt && !session_step {
+        problem("`prompt=` names the prompt of a terminal session: a `console` block with the flag `pty`".into());
+    }
+    if session_step && where_ == Where::Chroot {
+        problem("a terminal session runs on the sandbox's side; to reach the fixture start it with `chroot \"$ROOTFS\" ...` instead of `where=chroot`".into());
+    }
+    session_step
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! whatever the step left in its group is killed when it ends.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -108,100 +108,61 @@ impl Supervisor {
     ) -> std::io::Result<Finished> {
         let start = Instant::now();
         let (reader, writer) = std::io::pipe()?;
-        command
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+        prepare(&mut command, writer, stdin.is_some())?;
+        let Some(mut child) = self.spawn_registered(&mut command)? else {
+            return Ok(Finished {
+                exit: Exit::Interrupted,
+                output: Vec::new(),
+                duration: start.elapsed(),
             });
-        // SAFETY: setsid(2) and prctl(2) are async-signal-safe. A session of
-        // its own: the step leads its process group (what timeouts signal)
-        // and has no controlling terminal, so it can neither read the user's
-        // terminal nor be reached by the terminal's Ctrl-C (the runner stops
-        // it); and it dies if the runner is killed.
-        unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid()?;
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                Ok(())
-            });
-        }
-        let mut child = {
-            // Register under the lock so an interruption cannot miss the group.
-            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-            if self.interrupted() {
-                return Ok(Finished {
-                    exit: Exit::Interrupted,
-                    output: Vec::new(),
-                    duration: start.elapsed(),
-                });
-            }
-            let child = command.spawn()?;
-            groups.insert(child.id() as i32);
-            child
         };
         // The pipe's write ends live in `command`; drop them so EOF can come.
         drop(command);
         let pgid = child.id() as i32;
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (drained_tx, drained_rx) = mpsc::channel();
-        {
-            let output = Arc::clone(&output);
-            let mut reader = reader;
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Some(observer) = &observer {
-                        let _ = observer.send(buf[..n].to_vec());
-                    }
-                    let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
-                    let room = OUTPUT_CAP.saturating_sub(out.len());
-                    out.extend_from_slice(&buf[..n.min(room)]);
-                }
-                let _ = drained_tx.send(());
-            });
-        }
+        let drain = Drain::start(reader, observer);
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             std::thread::spawn(move || {
                 let _ = pipe.write_all(&data);
             });
         }
-        let (exited_tx, exited_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // WNOWAIT: the leader stays a zombie, so its process group id
-            // cannot be reused before we kill what is left in the group.
-            let _ = waitid(
-                Id::Pid(Pid::from_raw(pgid)),
-                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-            );
-            let _ = exited_tx.send(());
-        });
-        let mut timed_out = false;
-        if exited_rx.recv_timeout(timeout).is_err() {
-            timed_out = true;
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-            if exited_rx.recv_timeout(GRACE).is_err() {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-                let _ = exited_rx.recv();
-            }
-        }
-        let status = {
-            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-            // Nothing a step started in its group outlives it.
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            groups.remove(&pgid);
-            child.wait()?
-        };
+        let timed_out = !wait_for_leader(pgid, timeout);
+        let status = self.stop_group(pgid, &mut child)?;
         // A process that left the group may still hold the pipe: do not
         // wait for it for long.
-        let _ = drained_rx.recv_timeout(Duration::from_millis(200));
-        let output = std::mem::take(&mut *output.lock().unwrap_or_else(|e| e.into_inner()));
-        let exit = if self.interrupted() && !status.success() {
+        let output = drain.finish(Duration::from_millis(200));
+        Ok(Finished {
+            exit: self.exit_of(status, timed_out),
+            output,
+            duration: start.elapsed(),
+        })
+    }
+
+    /// Starts `command` and registers its process group, under the lock so
+    /// that an interruption cannot miss the group; `None` once interrupted.
+    fn spawn_registered(&self, command: &mut Command) -> std::io::Result<Option<Child>> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if self.interrupted() {
+            return Ok(None);
+        }
+        let child = command.spawn()?;
+        groups.insert(child.id() as i32);
+        Ok(Some(child))
+    }
+
+    /// Kills whatever is left in the group `pgid`, unregisters it, and reaps
+    /// its leader.
+    fn stop_group(&self, pgid: i32, child: &mut Child) -> std::io::Result<ExitStatus> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        // Nothing a step started in its group outlives it.
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        groups.remove(&pgid);
+        child.wait()
+    }
+
+    /// How the step ended: an interruption wins over a timeout, which wins
+    /// over the leader's own status.
+    fn exit_of(&self, status: ExitStatus, timed_out: bool) -> Exit {
+        if self.interrupted() && !status.success() {
             Exit::Interrupted
         } else if timed_out {
             Exit::TimedOut
@@ -209,12 +170,98 @@ impl Supervisor {
             Exit::Code(code)
         } else {
             Exit::Signal(status.signal().unwrap_or(0))
-        };
-        Ok(Finished {
-            exit,
-            output,
-            duration: start.elapsed(),
-        })
+        }
+    }
+}
+
+/// Sends the step's stdout and stderr to `output`, gives it a stdin pipe
+/// only when there is something to feed it, and has it start a session of
+/// its own.
+fn prepare(command: &mut Command, output: PipeWriter, with_stdin: bool) -> std::io::Result<()> {
+    command
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .stdin(if with_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    // SAFETY: setsid(2) and prctl(2) are async-signal-safe. A session of
+    // its own: the step leads its process group (what timeouts signal)
+    // and has no controlling terminal, so it can neither read the user's
+    // terminal nor be reached by the terminal's Ctrl-C (the runner stops
+    // it); and it dies if the runner is killed.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Waits for the leader of the group `pgid` to exit; past `timeout` stops
+/// the group (SIGTERM, the grace period, SIGKILL). Whether the leader
+/// exited in time.
+fn wait_for_leader(pgid: i32, timeout: Duration) -> bool {
+    let (exited_tx, exited_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // WNOWAIT: the leader stays a zombie, so its process group id
+        // cannot be reused before we kill what is left in the group.
+        let _ = waitid(
+            Id::Pid(Pid::from_raw(pgid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        );
+        let _ = exited_tx.send(());
+    });
+    if exited_rx.recv_timeout(timeout).is_ok() {
+        return true;
+    }
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    if exited_rx.recv_timeout(GRACE).is_err() {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = exited_rx.recv();
+    }
+    false
+}
+
+/// A step's output, read from its pipe on a thread of its own.
+struct Drain {
+    output: Arc<Mutex<Vec<u8>>>,
+    drained: mpsc::Receiver<()>,
+}
+
+impl Drain {
+    /// Reads `reader` to its end, keeping the first [`OUTPUT_CAP`] bytes
+    /// and sending every chunk to `observer`.
+    fn start(mut reader: PipeReader, observer: Option<mpsc::Sender<Vec<u8>>>) -> Drain {
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (drained_tx, drained) = mpsc::channel();
+        let kept = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Some(observer) = &observer {
+                    let _ = observer.send(buf[..n].to_vec());
+                }
+                let mut out = kept.lock().unwrap_or_else(|e| e.into_inner());
+                let room = OUTPUT_CAP.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            let _ = drained_tx.send(());
+        });
+        Drain { output, drained }
+    }
+
+    /// The output kept so far, once the pipe is drained or `patience` has
+    /// passed.
+    fn finish(self, patience: Duration) -> Vec<u8> {
+        let _ = self.drained.recv_timeout(patience);
+        std::mem::take(&mut *self.output.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
