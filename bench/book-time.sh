@@ -45,7 +45,7 @@ run_book "$work/book.json"
 wall=$(( $(now_ms) - start ))
 
 # Per-recipe durations, slowest first: "ms id status".
-python3 - "$work/book.json" >"$work/recipes.txt" <<'PY'
+python3 - "$work/book.json" "$work/failures.txt" >"$work/recipes.txt" <<'PY'
 import json, sys
 rows = []
 for line in open(sys.argv[1]):
@@ -55,6 +55,13 @@ for line in open(sys.argv[1]):
         continue
     if e.get("event") == "finished":
         rows.append((e.get("duration_ms", 0), e["id"], e["status"]))
+        if e["status"] not in ("passed", "skipped"):
+            # What went wrong, kept for the end: a flake is diagnosed from it.
+            failure = e.get("failure") or {}
+            with open(sys.argv[2], "a") as out:
+                out.write("--- %s (%s): %s\n%s\n" % (e["id"], e["status"],
+                          failure.get("message", e.get("reason", "")),
+                          failure.get("output", "")))
 for ms, rid, status in sorted(rows, reverse=True):
     print(ms, rid, status)
 PY
@@ -88,6 +95,7 @@ over=$(awk '$1 > 5000 {print $2}' "$work/recipes.txt")
 echo "recipes over 5 s: ${over:-none}" | tr '\n' ' '
 echo
 if [ -n "$failed" ]; then
+    [ -s "$work/failures.txt" ] && cat "$work/failures.txt" >&2
     echo "FAILED: $failed" >&2
     echo "(the figures above are not a valid measure of a passing book)" >&2
     exit 1
