@@ -260,7 +260,7 @@ impl EnvironmentFactory for SandboxFactory {
             return None;
         }
         let definition = self.store.definition(fixture).ok()?;
-        let key = checkpoint_key(&definition, prerequisites);
+        let key = checkpoint_key(&definition, prerequisites, &lib_digest(&self.lib));
         Some(Checkpoint {
             dir: layers_dir(&self.cache).join(format!("{fixture}-{key}")),
             key,
@@ -287,10 +287,13 @@ const CHECKPOINT_FORMAT: &str = "checkpoint 2: upper, files.tar, network.json";
 
 /// The key of the checkpoint at the end of `prerequisites` on the fixture
 /// `definition`: a hash of the tool's version, the fixture's definition and
-/// every step of the chain (kind, attributes, body), so that a change to any
-/// of them never reuses an old layer.
-pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe]) -> String {
+/// every step of the chain (kind, attributes, body), and the shell helpers
+/// the steps may call (`recipes/lib`, as [`lib_digest`] sums it up), so that
+/// a change to any of them never reuses an old layer.
+pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe], lib: &str) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(lib);
+    hasher.update([0]);
     // What a checkpoint holds (a layer, an archive of files, a network): a
     // build of another version or of an uncommitted tree never reads one
     // of another shape.
@@ -310,6 +313,28 @@ pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe]) -> Str
             hasher.update([0]);
             hasher.update(&step.body);
         }
+    }
+    crate::digest::short_hex(hasher, 12)
+}
+
+/// A digest of the shell helpers' folder: each file's name and contents.
+pub fn lib_digest(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = crate::fsutil::entries(dir)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(
+            file.strip_prefix(dir)
+                .unwrap_or(&file)
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+        hasher.update([0]);
+        hasher.update(std::fs::read(&file).unwrap_or_default());
+        hasher.update([0xff]);
     }
     crate::digest::short_hex(hasher, 12)
 }

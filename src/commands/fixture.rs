@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::FixtureCommand;
 use crate::exit;
-use crate::factory::{checkpoint_key, BaseBuilder};
+use crate::factory::{checkpoint_key, lib_digest, BaseBuilder};
 use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
 use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
@@ -165,6 +165,7 @@ fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Checkpoints> {
     let mut wanted: BTreeMap<String, String> = BTreeMap::new();
     let definitions = ws.store().definitions()?;
     let (book, _) = ws.load(lang)?;
+    let lib = lib_digest(&ws.lib_dir());
     {
         let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
         let all = index(ordered.iter().copied());
@@ -182,7 +183,7 @@ fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Checkpoints> {
                 .collect();
             // Any fixture: a chain also runs on others with `--fixture`.
             for def in &definitions {
-                let key = checkpoint_key(def, prerequisites);
+                let key = checkpoint_key(def, prerequisites, &lib);
                 wanted.insert(
                     format!("{}-{key}", def.name),
                     format!("{} after {}", def.name, ids.join(" → ")),

@@ -568,6 +568,16 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         event["checkpoint"],
         "started from the checkpoint of `chain-base`"
     );
+    // A changed shell helper (recipes/lib) never reuses the old layer.
+    let lib = p.path().join("recipes/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("helper"), "#!/bin/sh\n").unwrap();
+    let after_lib = finished(&run(&["chain-user"]));
+    assert_eq!(after_lib["chain-user"]["steps_run"], 2);
+    assert_eq!(
+        after_lib["chain-user"]["checkpoint"],
+        "kept a checkpoint of `chain-base`"
+    );
     // --no-checkpoint replays the chain.
     let replayed = finished(&run(&["chain-user", "--no-checkpoint"]));
     assert_eq!(replayed["chain-user"]["steps_run"], 2);
@@ -683,9 +693,9 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
         changed["chain-user"]["checkpoint"],
         "kept a checkpoint of `chain-base`"
     );
-    // The layer of the chain as it was is stale now: `fixture list` shows
-    // the current ones and counts it; `fixture clean --stale` removes it,
-    // with the base of an older definition, and keeps the rest.
+    // The layers of the chain as it was are stale now: `fixture list` shows
+    // the current ones and counts them; `fixture clean --stale` removes
+    // them, with the base of an older definition, and keeps the rest.
     let recipes = |args: &[&str]| {
         Command::new(assert_cmd::cargo::cargo_bin("recipes"))
             .args(args)
@@ -699,13 +709,15 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
     let listed = stdout(&recipes(&["fixture", "list"]));
     assert!(listed.contains("\nbusybox after `chain-base`"), "{listed}");
     assert!(listed.contains("\nbusybox after `chain-net`"), "{listed}");
-    assert!(listed.contains("(+1 stale, "), "{listed}");
+    // The chain as it was before the helper changed, and before its step
+    // changed.
+    assert!(listed.contains("(+2 stale, "), "{listed}");
     assert!(
         listed.contains("busybox                  built (+1 stale)"),
         "{listed}"
     );
     let cleaned = stdout(&recipes(&["fixture", "clean", "--stale"]));
-    assert_eq!(cleaned.matches("removed ").count(), 2, "{cleaned}");
+    assert_eq!(cleaned.matches("removed ").count(), 3, "{cleaned}");
     assert!(!old_base.exists());
     let listed = stdout(&recipes(&["fixture", "list"]));
     assert!(!listed.contains("stale"), "{listed}");
