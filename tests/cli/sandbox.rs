@@ -264,8 +264,11 @@ fn the_sandbox_needs_nothing_of_lxc_on_the_host_and_creates_nothing() {
     let p = Project::new("sandbox");
     // A host where lxc was never installed: /var/lib and /var/cache are
     // hidden behind empty folders, in a mount namespace of the test's own.
+    // A chain kept as a checkpoint with files in /var/lib/lxc and a bridge,
+    // then brought back, works there too.
     let script = "mount -t tmpfs none /var/lib && mount -t tmpfs none /var/cache \
         && \"$0\" run intact fresh-host lxc-free-sysv \
+        && \"$0\" run chain-net-user && \"$0\" run chain-net-user \
         && echo left: $(find /var/lib /var/cache -mindepth 1 | wc -l)";
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", script])
@@ -281,6 +284,10 @@ fn the_sandbox_needs_nothing_of_lxc_on_the_host_and_creates_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("3 passed"), "{text}");
+    assert!(
+        text.contains("started from the checkpoint of `chain-net`, its network made again"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("left: 0"), "{text}");
 }
 
