@@ -160,6 +160,8 @@ pub struct SandboxFactory {
     pub cache: PathBuf,
     /// The shell helpers steps may source (`recipes/lib`).
     pub lib: PathBuf,
+    /// [`lib_digest`] of `lib`, read once: part of every checkpoint's key.
+    pub lib_digest: String,
 }
 
 impl SandboxFactory {
@@ -260,7 +262,7 @@ impl EnvironmentFactory for SandboxFactory {
             return None;
         }
         let definition = self.store.definition(fixture).ok()?;
-        let key = checkpoint_key(&definition, prerequisites, &lib_digest(&self.lib));
+        let key = checkpoint_key(&definition, prerequisites, &self.lib_digest);
         Some(Checkpoint {
             dir: layers_dir(&self.cache).join(format!("{fixture}-{key}")),
             key,

@@ -237,6 +237,7 @@ fn environment_factory(
             cache: std::path::absolute(&config.cache_dir)
                 .context("cannot resolve the cache folder")?,
             lib: config.lib_dir.clone(),
+            lib_digest: crate::factory::lib_digest(&config.lib_dir),
         }));
     }
     if !opts.quiet {

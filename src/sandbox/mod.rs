@@ -70,6 +70,17 @@ enum Input<'a> {
     File(std::fs::File),
 }
 
+/// How a checkpoint's archive of the files outside the fixture is written
+/// and read (on stdin and stdout, from `/`): owners as numbers and every
+/// extended attribute (file capabilities), the same both ways.
+const TAR_FILES: [&str; 5] = [
+    "--file=-",
+    "--directory=/",
+    "--numeric-owner",
+    "--xattrs",
+    "--xattrs-include=*",
+];
+
 /// How long closing a sandbox may wait for its helper once PID 1 is killed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -320,18 +331,11 @@ impl Sandbox {
     fn archive_kept(&self, archive: &Path) -> Result<(), String> {
         let file = std::fs::File::create(archive)
             .map_err(|e| format!("cannot create {}: {e}", archive.display()))?;
-        let mut argv: Vec<String> = [
-            "tar",
-            "--create",
-            "--file=-",
-            "--one-file-system",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "--directory=/",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut argv: Vec<String> = ["tar", "--create", "--one-file-system"]
+            .iter()
+            .chain(&TAR_FILES)
+            .map(|a| a.to_string())
+            .collect();
         for point in self.mount_points() {
             if plan::KEPT
                 .iter()
@@ -359,17 +363,11 @@ impl Sandbox {
         if let Some(archive) = checkpoint::files(dir) {
             let file = std::fs::File::open(&archive)
                 .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-            let argv = [
-                "tar",
-                "--extract",
-                "--file=-",
-                "--numeric-owner",
-                "--same-owner",
-                "--same-permissions",
-                "--xattrs",
-                "--xattrs-include=*",
-                "--directory=/",
-            ];
+            let argv: Vec<&str> = ["tar", "--extract", "--same-owner", "--same-permissions"]
+                .iter()
+                .chain(&TAR_FILES)
+                .copied()
+                .collect();
             self.run_inside(&argv, Input::File(file), None)?;
         }
         let Some(net) = checkpoint::network(dir)? else {
