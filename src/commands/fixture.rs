@@ -203,13 +203,14 @@ fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Checkpoints> {
     Ok(found)
 }
 
-/// `.NAME.PID.partial`, a layer a live run is still copying.
+/// `.NAME.PID.RANDOM.partial`, a layer a live run is still copying.
 fn being_built(file: &str) -> bool {
     let Some(rest) = file.strip_suffix(".partial") else {
         return false;
     };
-    rest.rsplit_once('.')
-        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+    rest.rsplit('.')
+        .nth(1)
+        .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(host::process_exists)
 }
 

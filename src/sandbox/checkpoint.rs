@@ -48,10 +48,14 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let partial = parent.join(format!(".{name}.{}.partial", std::process::id()));
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    // `.NAME.PID.RANDOM.partial`: one of its own for each capture, since
+    // the jobs of one run (one pid) may keep the same layer at once.
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{name}.{}.", std::process::id()))
+        .suffix(".partial")
+        .tempdir_in(parent)
+        .map_err(|e| format!("cannot create a folder in {}: {e}", parent.display()))?
+        .keep();
     let result = copy(capture.upper, &partial.join("upper"))
         .and_then(|()| unshift(&partial.join("upper"), capture.ids))
         .and_then(|()| (capture.files)(&partial.join(FILES)))
@@ -249,6 +253,54 @@ mod tests {
         let mut outside = v3.clone();
         outside[20..24].copy_from_slice(&7u32.to_le_bytes());
         assert_eq!(unshift_caps(outside.clone(), inside), outside);
+    }
+
+    #[test]
+    fn two_jobs_of_one_run_keep_the_same_layer_at_once() {
+        let work = tempfile::tempdir().unwrap();
+        let source = work.path().join("upper");
+        std::fs::create_dir_all(source.join("etc")).unwrap();
+        std::fs::write(source.join("etc/hostname"), "web1\n").unwrap();
+        let dir = work.path().join("layers/debian-sysv-0123");
+        let ids = IdRange {
+            base: 1 << 30,
+            count: 1 << 18,
+        };
+        let archived = |archive: &Path| std::fs::write(archive, "tar").map_err(|e| e.to_string());
+        let network = Network {
+            links: vec!["br0".into()],
+            ip: vec!["link add name br0 type bridge".into()],
+            ..Network::default()
+        };
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let capture = Capture {
+                            upper: &source,
+                            files: &archived,
+                            ids,
+                            network: Some(&network),
+                        };
+                        keep(&capture, &dir)
+                    })
+                })
+                .collect();
+            for job in jobs {
+                assert_eq!(job.join().unwrap(), Ok(()));
+            }
+        });
+        assert_eq!(network_of(&dir), Some(network));
+        let left: Vec<_> = std::fs::read_dir(work.path().join("layers"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    fn network_of(dir: &Path) -> Option<Network> {
+        network(dir).unwrap()
     }
 
     #[test]
