@@ -535,6 +535,16 @@ fn ctrl_c_interrupts_a_base_build_and_nothing_half_made_stays() {
     assert_gone("sleep 987750");
 }
 
+/// The `finished` event of `id`, which must have passed.
+fn passed(
+    events: &std::collections::BTreeMap<String, serde_json::Value>,
+    id: &str,
+) -> serde_json::Value {
+    let event = &events[id];
+    assert_eq!(event["status"], "passed", "{event}");
+    event.clone()
+}
+
 /// The `finished` events of a JSON run, by recipe id.
 fn finished(out: &std::process::Output) -> std::collections::BTreeMap<String, serde_json::Value> {
     stdout(out)
@@ -561,15 +571,13 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
             .unwrap()
     };
     let first = finished(&run(&["chain-user"]));
-    let event = &first["chain-user"];
-    assert_eq!(event["status"], "passed", "{event}");
+    let event = &passed(&first, "chain-user");
     assert_eq!(event["steps_run"], 2, "{event}");
     assert_eq!(event["checkpoint"], "kept a checkpoint of `chain-base`");
     // The next run starts from the layer: the prerequisite does not run,
     // and its changes (a new file, a deleted one, owners) are all there.
     let second = finished(&run(&["chain-user"]));
-    let event = &second["chain-user"];
-    assert_eq!(event["status"], "passed", "{event}");
+    let event = &passed(&second, "chain-user");
     assert_eq!(event["steps_run"], 1, "{event}");
     assert_eq!(
         event["checkpoint"],
@@ -602,25 +610,15 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
     assert_gone("sleep 987760");
     // A chain that leaves a bridge, nftables rules, forwarding and files
     // outside the fixture is kept with them, and they are all back.
-    let net = finished(&run(&["chain-net-user"]));
+    let net = passed(&finished(&run(&["chain-net-user"])), "chain-net-user");
     assert_eq!(
-        net["chain-net-user"]["status"], "passed",
-        "{}",
-        net["chain-net-user"]
-    );
-    assert_eq!(
-        net["chain-net-user"]["checkpoint"],
+        net["checkpoint"],
         "kept a checkpoint of `chain-net`, with its network: br0, nftables rules, forwarding"
     );
-    let net = finished(&run(&["chain-net-user"]));
+    let net = passed(&finished(&run(&["chain-net-user"])), "chain-net-user");
+    assert_eq!(net["steps_run"], 1);
     assert_eq!(
-        net["chain-net-user"]["status"], "passed",
-        "{}",
-        net["chain-net-user"]
-    );
-    assert_eq!(net["chain-net-user"]["steps_run"], 1);
-    assert_eq!(
-        net["chain-net-user"]["checkpoint"],
+        net["checkpoint"],
         "started from the checkpoint of `chain-net`, its network made again: br0, nftables rules, forwarding"
     );
     // A chain that swaps /var for a link to the host's files: the host's
@@ -631,13 +629,9 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
     std::fs::write(secret.join("secret"), "host secret\n").unwrap();
     let escape = finished(&run(&["chain-escape-user"]));
     let _ = std::fs::remove_dir_all("/tmp/recipes-escape-test");
+    let escape = passed(&escape, "chain-escape-user");
     assert_eq!(
-        escape["chain-escape-user"]["status"], "passed",
-        "{}",
-        escape["chain-escape-user"]
-    );
-    assert_eq!(
-        escape["chain-escape-user"]["checkpoint"],
+        escape["checkpoint"],
         "`chain-escape` is replayed: it leaves its mounts changed"
     );
     // A checkpoint that cannot be brought back is removed, and the chain
@@ -655,8 +649,7 @@ fn a_prerequisite_chain_is_kept_as_a_checkpoint_and_reused_until_it_changes() {
     )
     .unwrap();
     let broken = finished(&run(&["chain-net-user"]));
-    let event = &broken["chain-net-user"];
-    assert_eq!(event["status"], "passed", "{event}");
+    let event = &passed(&broken, "chain-net-user");
     assert_eq!(event["steps_run"], 2, "{event}");
     let why = event["checkpoint"].as_str().unwrap_or_default();
     assert!(
