@@ -156,8 +156,7 @@ fn prepare(spec: &SandboxSpec, child: Pid, up: OwnedFd) -> Result<(), String> {
     let userns = std::fs::File::open(format!("/proc/{child}/ns/user"))
         .map_err(|e| format!("cannot open the sandbox's user namespace: {e}"))?;
     let mut linux = Linux::with_userns(userns.into());
-    let exists = |p: &Path| p.exists();
-    apply_all(&mut linux, &host_ops(spec, &exists)).map_err(|e| e.to_string())
+    apply_all(&mut linux, &host_ops(spec)).map_err(|e| e.to_string())
 }
 
 /// The child: user namespace, then the others; forks PID 1.

@@ -17,19 +17,38 @@ pub trait System {
     fn apply(&mut self, op: &Op) -> std::io::Result<()>;
 }
 
-/// A setup operation that failed.
+/// A setup operation that failed: what could not be done, where, the
+/// kernel's words and the likely cause.
 #[derive(Debug, thiserror::Error)]
-#[error("sandbox setup failed at {op}: {source}")]
+#[error("the sandbox could not be set up: cannot {op}: {source}{}", cause(.source))]
 pub struct SetupError {
+    /// The operation, as a sentence ([`Op`]'s `Display`).
     pub op: String,
     pub source: std::io::Error,
+}
+
+/// The likely cause of a setup error, from the kernel's error code.
+fn cause(error: &std::io::Error) -> &'static str {
+    match error.raw_os_error() {
+        Some(libc::EROFS | libc::EACCES) => {
+            " (the host is read-only in the sandbox, but for its own /tmp, /run, /var/tmp, /var/log, /var/lib/lxc, /var/cache/lxc, /var/lib/lxcfs and /root: a path outside them, or a link out of them, cannot be written)"
+        }
+        Some(libc::EPERM) => {
+            " (the kernel refused it to the sandbox's user namespace; `recipes doctor` checks what the sandbox needs)"
+        }
+        Some(libc::ENOSPC) => " (no space left: the disk of the cache, or the sandbox's memory limit for its tmpfs folders)",
+        Some(libc::ENODEV) => {
+            " (the kernel lacks this file system; `recipes doctor` names what is missing)"
+        }
+        _ => "",
+    }
 }
 
 /// Applies every operation in order; the first failure names its operation.
 pub fn apply_all(system: &mut dyn System, ops: &[Op]) -> Result<(), SetupError> {
     for op in ops {
         system.apply(op).map_err(|source| SetupError {
-            op: format!("{op:?}"),
+            op: op.to_string(),
             source,
         })?;
     }
@@ -290,6 +309,7 @@ impl System for Linux {
                     false,
                 )?
             }
+            Op::PlainDir(path) => plain_dir(path)?,
             Op::Mkdir { path, uid } => {
                 if !path.is_dir() {
                     std::fs::create_dir_all(path)?;
@@ -393,6 +413,18 @@ fn folders(root: &Path, depth: usize) -> Vec<(PathBuf, u32)> {
             Some((rel, meta.permissions().mode() & 0o7777))
         })
         .collect()
+}
+
+/// Makes `path` a plain folder: a link or file there is removed (in the
+/// private overlay it lies in), a missing one made with its parents.
+fn plain_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(path)
 }
 
 /// Binds every top folder of `/` into `to` (recursively, so the mounts
@@ -507,7 +539,8 @@ mod tests {
             fail_at: Some(1),
         };
         let err = apply_all(&mut rec, &ops).unwrap_err().to_string();
-        assert!(err.contains("Mkdir") && err.contains("\"/a\""), "{err}");
+        assert!(err.contains("cannot make the folder /a:"), "{err}");
+        assert!(!err.contains("Mkdir"), "no debug struct: {err}");
         assert_eq!(rec.applied, vec![Op::MakePrivate]);
     }
 

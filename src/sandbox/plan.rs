@@ -27,9 +27,12 @@ pub const SCRATCH: &str = "/tmp/recipe";
 /// Host views of proc and sysfs, kept out of reach (mode 0700, owned by the
 /// host's root) so that the kernel still lets the sandbox mount fresh ones.
 pub const HIDDEN: &str = "/run/.host";
-/// Host folders hidden behind a fresh, empty, writable tmpfs that the
-/// sandbox cannot unmount (made by the host's root). Those the host lacks
-/// are made in a private overlay of their parent.
+/// Host folders steps write: each one a fresh, empty, writable tmpfs,
+/// whatever the host holds there (nothing, a folder with its own
+/// containers, a link to another disk). Those under `/var` are made by the
+/// host's root in a private overlay of the host's `/var`, so the sandbox
+/// cannot unmount them and nothing is created on the host; `/root` is made
+/// by the sandbox's PID 1 in its own root, which never shows the host's.
 pub const WRITABLE: &[&str] = &[
     "/var/tmp",
     "/var/log",
@@ -38,6 +41,12 @@ pub const WRITABLE: &[&str] = &[
     "/var/lib/lxcfs",
     "/root",
 ];
+/// The one writable folder that keeps the empty folder skeleton of the
+/// host's (`/var/log/apt` still exists); the others start empty, so the
+/// names of the host's own containers never show.
+pub const SKELETON: &str = "/var/log";
+/// The host folder the sandbox sees through a private overlay of its own.
+pub const VAR: &str = "/var";
 /// The folders outside the fixture whose files a checkpoint keeps with it
 /// (LXC's configurations and logs, root's home): the writable ones a host
 /// keeps across a reboot. `/tmp` (the steps' working folder included),
@@ -59,7 +68,7 @@ pub const NEW_ROOT: &str = "/run/newroot";
 pub const MASKED: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
 /// Top folders of the host not mirrored into the sandbox's root: fresh
 /// ones replace them.
-pub const NOT_MIRRORED: &[&str] = &["proc", "sys", "dev", "run", "tmp"];
+pub const NOT_MIRRORED: &[&str] = &["proc", "sys", "dev", "run", "tmp", "root"];
 /// The device nodes of the sandbox's `/dev` (name, major, minor): the
 /// harmless ones, and FUSE (lxcfs runs inside). No other can be made: mknod
 /// of a device needs the host's root.
@@ -162,6 +171,10 @@ pub enum Op {
         dir: PathBuf,
         layers: PathBuf,
     },
+    /// Make `path` a plain folder, in a private overlay: a link or a file
+    /// there is removed, a missing folder is made with its parents (owned
+    /// by the host's root), an existing folder is left as it is.
+    PlainDir(PathBuf),
     /// A folder, owned by `uid`.
     Mkdir {
         path: PathBuf,
@@ -221,23 +234,48 @@ pub enum Op {
     LoopbackUp,
 }
 
-/// The nearest existing ancestor of `path` (on the host).
-fn existing_ancestor(path: &Path, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
-    path.ancestors()
-        .skip(1)
-        .find(|a| exists(a))
-        .unwrap_or(Path::new("/"))
-        .to_path_buf()
+impl std::fmt::Display for Op {
+    /// The operation as the end of "cannot …": what, and where.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = |p: &Path| p.display().to_string();
+        match self {
+            Op::MakePrivate => write!(f, "make its mounts private to it"),
+            Op::Hold { clone, .. } => write!(f, "take a copy of the mount at {}", d(&clone.source)),
+            Op::ReadOnlyTree(p) => write!(f, "make {} read-only", d(p)),
+            Op::WritableTree(p) => write!(f, "make {} writable", d(p)),
+            Op::Tmpfs { target, .. } => write!(f, "mount a fresh tmpfs on {}", d(target)),
+            Op::OverlayHost { dir, .. } => {
+                write!(f, "mount a private overlay of the host's {}", d(dir))
+            }
+            Op::PlainDir(p) | Op::Mkdir { path: p, .. } => write!(f, "make the folder {}", d(p)),
+            Op::Move { from, to } => write!(f, "move the mount {} to {}", d(from), d(to)),
+            Op::Device { path, .. } => write!(f, "make the device node {}", d(path)),
+            Op::Attach { target, .. } => write!(f, "mount its copy on {}", d(target)),
+            Op::Symlink { link, .. } => write!(f, "make the link {}", d(link)),
+            Op::MirrorHost { to, .. } => write!(f, "show the host's folders in {}", d(to)),
+            Op::PivotRoot(p) => write!(f, "make {} its root", d(p)),
+            Op::Proc(p) => write!(f, "mount proc on {}", d(p)),
+            Op::Sysfs(p) => write!(f, "mount sysfs on {}", d(p)),
+            Op::Cgroup2(p) => write!(f, "mount cgroup2 on {}", d(p)),
+            Op::Devpts(p) => write!(f, "mount devpts on {}", d(p)),
+            Op::Mqueue(p) => write!(f, "mount mqueue on {}", d(p)),
+            Op::Overlay { target, .. } => write!(f, "mount the fixture's overlay on {}", d(target)),
+            Op::Mask(p) => write!(f, "hide {}", d(p)),
+            Op::Bind { source, target } => write!(f, "bind {} on {}", d(source), d(target)),
+            Op::Hostname(name) => write!(f, "set the host name {name}"),
+            Op::LoopbackUp => write!(f, "bring the loopback interface up"),
+        }
+    }
 }
 
 /// What the host's root prepares, in a private mount namespace, before the
-/// sandbox gets its own. `exists` tells which host folders exist.
-pub fn host_ops(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool) -> Vec<Op> {
+/// sandbox gets its own. The list never depends on what the host holds.
+pub fn host_ops(spec: &SandboxSpec) -> Vec<Op> {
     let mut ops = vec![Op::MakePrivate];
     holds(spec, &mut ops);
     ops.push(Op::ReadOnlyTree(PathBuf::from("/")));
     staging_run(spec, &mut ops);
-    writable_folders(spec, exists, &mut ops);
+    writable_folders(spec, &mut ops);
     private_dev(spec, &mut ops);
     own_files(spec, &mut ops);
     ops
@@ -319,42 +357,34 @@ fn staging_run(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     }
 }
 
-/// Fresh tmpfs over the host folders steps write, in a private overlay of
-/// their parent when the host lacks them.
-fn writable_folders(spec: &SandboxSpec, exists: &dyn Fn(&Path) -> bool, ops: &mut Vec<Op>) {
-    let root = spec.ids.base;
-    let size = spec.limits.memory;
-    let hidden = Path::new(HIDDEN);
-    let mut overlaid: Vec<PathBuf> = Vec::new();
-    for (i, dir) in WRITABLE.iter().enumerate() {
-        let dir = Path::new(dir);
-        if !exists(dir) {
-            let parent = existing_ancestor(dir, exists);
-            if !overlaid.contains(&parent) {
-                ops.push(Op::OverlayHost {
-                    dir: parent.clone(),
-                    layers: hidden.join(format!("overlay{i}")),
-                });
-                overlaid.push(parent);
-            }
-            ops.push(Op::Mkdir {
-                path: dir.to_path_buf(),
-                uid: 0,
-            });
-        }
-        let home = dir == Path::new("/root");
+/// One fresh tree for `/var`, the same whatever the host holds: a private
+/// overlay of the host's `/var` where each folder steps write is made a
+/// plain folder, turned read-only again, with a fresh tmpfs on each of
+/// those folders.
+fn writable_folders(spec: &SandboxSpec, ops: &mut Vec<Op>) {
+    let var = Path::new(VAR);
+    let under_var: Vec<&Path> = WRITABLE
+        .iter()
+        .map(Path::new)
+        .filter(|dir| dir.starts_with(var))
+        .collect();
+    ops.push(Op::OverlayHost {
+        dir: var.to_path_buf(),
+        layers: Path::new(HIDDEN).join("var"),
+    });
+    ops.extend(under_var.iter().map(|dir| Op::PlainDir(dir.to_path_buf())));
+    ops.push(Op::ReadOnlyTree(var.to_path_buf()));
+    for dir in under_var {
         ops.push(Op::Tmpfs {
             target: dir.to_path_buf(),
             mode: if dir == Path::new("/var/tmp") {
                 0o1777
-            } else if home {
-                0o700
             } else {
                 0o755
             },
-            uid: root,
-            size,
-            skeleton: (exists(dir) && !home).then(|| dir.to_path_buf()),
+            uid: spec.ids.base,
+            size: spec.limits.memory,
+            skeleton: (dir == Path::new(SKELETON)).then(|| dir.to_path_buf()),
             noexec: false,
         });
     }
@@ -544,6 +574,15 @@ fn new_root(spec: &SandboxSpec) -> Vec<Op> {
         skeleton: None,
         noexec: false,
     });
+    // root's home: never the host's, whether the host has one or not.
+    ops.push(Op::Tmpfs {
+        target: new_root.join("root"),
+        mode: 0o700,
+        uid: 0,
+        size: spec.limits.memory,
+        skeleton: None,
+        noexec: false,
+    });
     for dir in ["proc", "sys"] {
         ops.push(Op::Mkdir {
             path: new_root.join(dir),
@@ -657,11 +696,6 @@ mod tests {
         }
     }
 
-    /// A host with every folder but `missing`.
-    fn host_without(missing: &'static [&'static str]) -> impl Fn(&Path) -> bool {
-        move |p: &Path| !missing.iter().any(|m| p == Path::new(m))
-    }
-
     fn position(ops: &[Op], pred: impl Fn(&Op) -> bool) -> usize {
         ops.iter().position(pred).expect("operation missing")
     }
@@ -675,16 +709,16 @@ mod tests {
 
     #[test]
     fn bases_are_held_before_the_host_turns_read_only_and_hides_them() {
-        let ops = host_ops(&spec(), &host_without(&[]));
+        let ops = host_ops(&spec());
         assert_eq!(ops[0], Op::MakePrivate);
         let hold = position(&ops, |o| matches!(o, Op::Hold { key, .. } if key == "base"));
         let ro = position(&ops, |o| *o == Op::ReadOnlyTree("/".into()));
-        let root = tmpfs_at(&ops, "/root");
+        let lxc = tmpfs_at(&ops, "/var/lib/lxc");
         let attach = position(
             &ops,
             |o| matches!(o, Op::Attach { key, .. } if key == "base"),
         );
-        assert!(hold < ro && ro < root && root < attach);
+        assert!(hold < ro && ro < lxc && lxc < attach);
         let Op::Hold { clone, .. } = &ops[hold] else {
             unreachable!()
         };
@@ -693,51 +727,76 @@ mod tests {
 
     #[test]
     fn host_folders_steps_write_are_fresh_tmpfs_owned_by_the_sandbox_root() {
-        let ops = host_ops(&spec(), &host_without(&[]));
-        for dir in WRITABLE.iter().chain(&["/run", "/dev/shm"]) {
+        let ops = host_ops(&spec());
+        let host_made = WRITABLE.iter().filter(|d| d.starts_with("/var/"));
+        for dir in host_made.chain(&["/run", "/dev/shm"]) {
             let i = tmpfs_at(&ops, dir);
-            let Op::Tmpfs { uid, size, .. } = &ops[i] else {
+            let Op::Tmpfs {
+                uid,
+                size,
+                skeleton,
+                ..
+            } = &ops[i]
+            else {
                 unreachable!()
             };
             assert_eq!(*uid, 1 << 30, "{dir}");
             assert_eq!(*size, Limits::DEFAULT.memory, "{dir}");
+            // Only /var/log keeps the host's folder names: never the host's
+            // containers.
+            if dir.starts_with("/var/") {
+                assert_eq!(skeleton.is_some(), *dir == "/var/log", "{dir}");
+            }
         }
-        assert!(!ops.iter().any(|o| matches!(o, Op::OverlayHost { .. })));
         // Made after the host turned read-only, so writable.
         let ro = position(&ops, |o| *o == Op::ReadOnlyTree("/".into()));
         assert!(ro < tmpfs_at(&ops, "/var/log"));
     }
 
     #[test]
-    fn folders_the_host_lacks_are_made_in_a_private_overlay_of_their_parent() {
-        let ops = host_ops(
-            &spec(),
-            &host_without(&["/var/lib/lxc", "/var/lib/lxcfs", "/var/cache/lxc"]),
-        );
+    fn var_is_one_private_overlay_whatever_the_host_holds() {
+        let ops = host_ops(&spec());
         let overlays: Vec<&Op> = ops
             .iter()
             .filter(|o| matches!(o, Op::OverlayHost { .. }))
             .collect();
-        assert_eq!(overlays.len(), 2, "{overlays:?}");
-        let lib = position(
-            &ops,
-            |o| matches!(o, Op::OverlayHost { dir, .. } if dir == Path::new("/var/lib")),
+        assert_eq!(
+            overlays,
+            vec![&Op::OverlayHost {
+                dir: VAR.into(),
+                layers: Path::new(HIDDEN).join("var"),
+            }]
         );
-        let mkdir = position(
-            &ops,
-            |o| matches!(o, Op::Mkdir { path, .. } if path == Path::new("/var/lib/lxcfs")),
-        );
-        assert!(lib < mkdir && mkdir < tmpfs_at(&ops, "/var/lib/lxcfs"));
-        // Their layers live out of the sandbox's reach.
-        let Op::OverlayHost { layers, .. } = &ops[lib] else {
+        let overlay = position(&ops, |o| matches!(o, Op::OverlayHost { .. }));
+        let read_only = position(&ops, |o| *o == Op::ReadOnlyTree(VAR.into()));
+        for dir in WRITABLE.iter().filter(|d| d.starts_with("/var/")) {
+            // Made a plain folder (a link to another disk replaced, a missing
+            // one made) in the overlay, then read-only, then covered.
+            let plain = position(&ops, |o| *o == Op::PlainDir(dir.into()));
+            assert!(overlay < plain && plain < read_only, "{dir}");
+            assert!(read_only < tmpfs_at(&ops, dir), "{dir}");
+        }
+        // Nothing else is made on the host side; /root is the sandbox's own.
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, Op::Mkdir { path, .. } if path.starts_with(VAR))));
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, Op::Tmpfs { target, .. } if target == Path::new("/root"))));
+        let inner = inner_ops(&spec());
+        let home = Path::new(NEW_ROOT).join("root");
+        let Op::Tmpfs { mode, uid, .. } = &inner[tmpfs_at(&inner, home.to_str().unwrap())] else {
             unreachable!()
         };
-        assert!(layers.starts_with(HIDDEN));
+        assert_eq!((*mode, *uid), (0o700, 0));
+        assert!(inner
+            .iter()
+            .any(|o| matches!(o, Op::MirrorHost { skip, .. } if skip.iter().any(|s| s == "root"))));
     }
 
     #[test]
     fn host_kernel_views_are_moved_out_of_reach_and_left_writable() {
-        let ops = host_ops(&spec(), &host_without(&[]));
+        let ops = host_ops(&spec());
         let hidden = tmpfs_at(&ops, HIDDEN);
         let Op::Tmpfs { mode, uid, .. } = &ops[hidden] else {
             unreachable!()
@@ -757,7 +816,7 @@ mod tests {
             net_host: true,
             ..spec()
         };
-        let host = host_ops(&s, &host_without(&[]));
+        let host = host_ops(&s);
         assert!(!host
             .iter()
             .any(|o| matches!(o, Op::Move { from, .. } if from == Path::new("/sys"))));
@@ -772,7 +831,7 @@ mod tests {
 
     #[test]
     fn only_allowed_device_nodes_reach_the_sandbox() {
-        let ops = host_ops(&spec(), &host_without(&[]));
+        let ops = host_ops(&spec());
         let devices: Vec<(&str, u64, u64)> = ops
             .iter()
             .filter_map(|o| match o {
@@ -845,7 +904,7 @@ mod tests {
         assert!(inner_ops(&kept).iter().any(
             |o| matches!(o, Op::Overlay { upper, .. } if upper == Path::new("/run/recipes/keep/upper"))
         ));
-        assert!(host_ops(&kept, &host_without(&[])).contains(&Op::Attach {
+        assert!(host_ops(&kept).contains(&Op::Attach {
             key: "keep".into(),
             target: "/run/recipes/keep".into()
         }));
@@ -860,7 +919,7 @@ mod tests {
             ],
             ..spec()
         };
-        let host = host_ops(&s, &host_without(&[]));
+        let host = host_ops(&s);
         for i in 0..2 {
             let hold = position(
                 &host,
@@ -912,7 +971,7 @@ mod tests {
             rootfs_rw: Some("/cache/bases/.x.partial/rootfs".into()),
             ..spec()
         };
-        let ops = host_ops(&building, &host_without(&[]));
+        let ops = host_ops(&building);
         let hold = position(
             &ops,
             |o| matches!(o, Op::Hold { key, .. } if key == "rootfs"),

@@ -4,6 +4,7 @@
 mod book;
 mod check;
 mod list;
+mod machine;
 mod run;
 mod sandbox;
 mod scale;
@@ -98,6 +99,7 @@ pub fn require_root() {
         nix::unistd::geteuid().is_root(),
         "this test needs root; it is ignored unless --include-ignored is given"
     );
+    machine::ensure_packages();
 }
 
 pub fn stdout(output: &std::process::Output) -> String {

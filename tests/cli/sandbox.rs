@@ -291,6 +291,89 @@ fn the_sandbox_needs_nothing_of_lxc_on_the_host_and_creates_nothing() {
     assert!(text.trim_end().ends_with("left: 0"), "{text}");
 }
 
+/// Runs `recipes ARGS` on a copy of the host whose folders are in `state`
+/// (see `fake-host.sh`), which says whether the run changed them.
+fn on_fake_host(p: &Project, state: &str, args: &[&str]) -> std::process::Output {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/fake-host.sh"))
+        .args([state, "--"])
+        .arg(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(args)
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", crate::cache_dir())
+        .output()
+        .unwrap()
+}
+
+/// Every state of the host's folders the issue names: each absent alone,
+/// any two absent, all absent, LXC's folder a link to another disk, and
+/// one that already holds the host's own `web1`.
+fn host_states() -> Vec<String> {
+    let folders = ["no-lxc", "no-cache-lxc", "no-lxcfs", "no-log", "no-root"];
+    let mut states = vec!["as-is".to_string()];
+    states.extend(folders.iter().map(|f| f.to_string()));
+    for (i, a) in folders.iter().enumerate() {
+        for b in &folders[i + 1..] {
+            states.push(format!("{a},{b}"));
+        }
+    }
+    states.push(folders.join(","));
+    states.extend(
+        [
+            "lxc-link",
+            "host-web1",
+            "lxc-link,host-web1",
+            "host-web1,no-lxcfs",
+        ]
+        .map(String::from),
+    );
+    states
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn any_state_of_the_hosts_folders_gives_the_same_sandbox_and_is_left_as_it_was() {
+    require_root();
+    let p = Project::new("sandbox");
+    let before = host_state();
+    for state in host_states() {
+        let out = on_fake_host(
+            &p,
+            &state,
+            &["run", "host-view", "host-view-busybox", "host-view-sysv"],
+        );
+        let text = stdout(&out);
+        assert!(
+            out.status.success(),
+            "state {state}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("3 passed"), "state {state}:\n{text}");
+        assert!(
+            text.contains("fake host unchanged"),
+            "state {state}:\n{text}"
+        );
+    }
+    assert_eq!(host_state(), before);
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts, LXC): run as root with --include-ignored"]
+fn a_container_boots_where_the_hosts_lxc_folder_is_a_link_holding_its_own_web1() {
+    require_root();
+    let p = Project::new("sandbox");
+    let out = on_fake_host(&p, "lxc-link,host-web1,no-lxcfs", &["run", "lxc-boot"]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("fake host unchanged"), "{text}");
+    assert_gone("lxc-start");
+}
+
 #[test]
 #[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn chroot_steps_and_at_paths_see_the_fixture() {

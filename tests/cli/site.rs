@@ -361,18 +361,10 @@ fn only_served_pages_carry_the_live_reload_script() {
     assert_eq!(upgrade, "HTTP/1.1 101");
 }
 
-/// Node, playwright-core and Chromium, or a failure saying which is missing.
+/// Node, playwright-core and Chromium (installed when missing), or a
+/// failure saying what is missing.
 fn browser_dir() -> PathBuf {
-    let dir = project().join("tests/browser");
-    assert!(
-        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
-        "Debian's chromium is not installed (apt-get install chromium)"
-    );
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed (npm ci in tests/browser)"
-    );
-    dir
+    crate::machine::browser_dir()
 }
 
 #[test]
@@ -409,15 +401,7 @@ fn an_open_page_shows_an_edit_of_its_source_without_a_manual_reload() {
 #[test]
 #[ignore = "needs Chromium and npm ci in tests/browser (run with --include-ignored)"]
 fn headless_chromium_reads_the_site() {
-    let browser_dir = project().join("tests/browser");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is not installed (apt-get install chromium)"
-    );
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed (npm ci in tests/browser)"
-    );
+    let browser_dir = browser_dir();
     let out = tempfile::tempdir().unwrap();
     let (_server, port) = serve(out.path());
     let result = Command::new("node")
