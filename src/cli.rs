@@ -233,6 +233,10 @@ pub struct RunOpts {
     /// failing step left (runs one recipe at a time).
     #[arg(long)]
     pub shell_on_fail: bool,
+    /// Run each selected recipe N times, each time in a fresh sandbox; the
+    /// summary names those that passed only some of their attempts (flaky).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 /// Errors in the command line that clap cannot see.

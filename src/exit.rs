@@ -50,6 +50,7 @@ mod tests {
             blessed: Vec::new(),
             checkpoint: None,
             provenance: Default::default(),
+            attempt: 1,
         }
     }
 

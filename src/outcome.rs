@@ -77,6 +77,8 @@ pub struct Outcome {
     pub checkpoint: Option<String>,
     /// Where the result was proven.
     pub provenance: crate::provenance::Provenance,
+    /// Which attempt this was, from 1 (`--repeat`).
+    pub attempt: u32,
 }
 
 /// A step whose expected output `--bless` rewrote.
@@ -88,6 +90,44 @@ pub struct Blessed {
     pub location: Location,
     /// The new body, with `\n` line endings.
     pub body: String,
+}
+
+/// A recipe that passed only some of its attempts (`--repeat`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Flaky {
+    pub id: String,
+    pub fixture: String,
+    pub passed: usize,
+    pub attempts: usize,
+}
+
+/// The recipes (on a fixture) that passed some of their attempts and not
+/// the others, in the order they first ran.
+pub fn flaky(outcomes: &[Outcome]) -> Vec<Flaky> {
+    let mut seen: Vec<Flaky> = Vec::new();
+    for o in outcomes {
+        if matches!(o.status, Status::Skipped(_) | Status::Interrupted) {
+            continue;
+        }
+        let passed = usize::from(o.status == Status::Passed);
+        match seen
+            .iter_mut()
+            .find(|f| f.id == o.id && f.fixture == o.fixture)
+        {
+            Some(f) => {
+                f.passed += passed;
+                f.attempts += 1;
+            }
+            None => seen.push(Flaky {
+                id: o.id.clone(),
+                fixture: o.fixture.clone(),
+                passed,
+                attempts: 1,
+            }),
+        }
+    }
+    seen.retain(|f| f.passed > 0 && f.passed < f.attempts);
+    seen
 }
 
 /// How many outcomes ended each way.

@@ -99,15 +99,34 @@ fn cgroup_layout(root: &Path) -> &'static str {
     }
 }
 
-/// The kernel's list, else what sysfs shows of AppArmor and SELinux.
+/// The kernel's list of active security modules. Where securityfs is not
+/// mounted (a host without systemd), root reads it from a securityfs
+/// mounted in a private mount namespace, so the host is left as it is;
+/// otherwise what sysfs shows of AppArmor and SELinux, or `unknown`.
 fn security_modules() -> Vec<String> {
-    if let Ok(text) = std::fs::read_to_string("/sys/kernel/security/lsm") {
-        return text
-            .trim()
+    let list = |text: &str| -> Vec<String> {
+        text.trim()
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .collect();
+            .collect()
+    };
+    if let Ok(text) = std::fs::read_to_string("/sys/kernel/security/lsm") {
+        return list(&text);
+    }
+    if crate::host::is_root() {
+        let private = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t securityfs securityfs /sys/kernel/security && cat /sys/kernel/security/lsm")
+            .env("PATH", crate::model::STEP_PATH)
+            .stderr(std::process::Stdio::null())
+            .output();
+        if let Ok(out) = private {
+            let found = list(&String::from_utf8_lossy(&out.stdout));
+            if out.status.success() && !found.is_empty() {
+                return found;
+            }
+        }
     }
     let mut found = Vec::new();
     if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
@@ -117,6 +136,9 @@ fn security_modules() -> Vec<String> {
     }
     if Path::new("/sys/fs/selinux/enforce").exists() {
         found.push("selinux".to_string());
+    }
+    if found.is_empty() {
+        found.push("unknown".to_string());
     }
     found
 }

@@ -121,21 +121,29 @@ fn execute(
     };
     let supervisor = Supervisor::new();
     let signals = forward_signals(&supervisor)?;
-    let console = Console::new(opts.format, opts.quiet, plan.runs.len());
-    let factory = environment_factory(ws, settings, &config, &supervisor)?;
+    let installer = Installer::new(!opts.no_install, Arc::clone(&supervisor));
+    if host::is_root() {
+        if let Err(e) = prepare(ws, plan, &installer) {
+            signals.close();
+            eprintln!("error: {e}");
+            return Ok(exit::ERROR);
+        }
+    }
+    let runs = plan.repeated(opts.repeat);
+    let console = Console::new(opts.format, opts.quiet, runs.len());
+    let factory = environment_factory(ws, settings, &config, &supervisor, installer)?;
+    // Read after the installation: the host as the recipes see it.
     let provenance = provenance_of(ws);
     // With several jobs, the longest recipes (as last measured) start first;
     // one job keeps the book's order.
     let order = if config.jobs > 1 {
         let past = crate::site::status::Store::read(&ws.status_path()).unwrap_or_default();
-        runner::longest_first(&plan.runs, |run| {
-            past.duration(&run.recipe.id, &run.fixture)
-        })
+        runner::longest_first(&runs, |run| past.duration(&run.recipe.id, &run.fixture))
     } else {
         Vec::new()
     };
     let outcomes = runner::run_all(
-        &plan.runs,
+        &runs,
         &order,
         &config,
         factory.as_ref(),
@@ -163,6 +171,27 @@ fn execute(
     }
     after_run(ws, settings, &outcomes)?;
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// Before any sandbox starts: the host commands the plan's recipes call and
+/// those that build its missing bases, installed with one notice and one
+/// `apt-get` call (unless `--no-install`: then each recipe that lacks one
+/// says so).
+fn prepare(ws: &Workspace, plan: &Plan, installer: &Installer) -> Result<(), String> {
+    if !installer.allowed {
+        return Ok(());
+    }
+    let store = ws.store();
+    let mut needs = plan.host_commands();
+    for fixture in plan.fixtures() {
+        if let Ok(def) = store.definition(fixture) {
+            if store.built(&def).is_none() {
+                needs.extend(def.spec.kind.host_needs().iter().copied());
+            }
+        }
+    }
+    let needs: Vec<_> = needs.into_iter().collect();
+    installer.ensure(&needs)
 }
 
 /// The provenance of a result on a fixture: the host's facts (read once),
@@ -221,6 +250,7 @@ fn environment_factory(
     settings: &RunSettings,
     config: &RunConfig,
     supervisor: &Arc<Supervisor>,
+    installer: Installer,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {
@@ -230,7 +260,7 @@ fn environment_factory(
             .with_context(|| format!("cannot create the cache {}", config.cache_dir.display()))?;
         return Ok(Box::new(SandboxFactory {
             store: ws.store(),
-            installer: Installer::new(!opts.no_install, Arc::clone(supervisor)),
+            installer,
             supervisor: Arc::clone(supervisor),
             exe: std::env::current_exe().context("cannot find the recipes binary")?,
             keep: opts.keep.then(|| config.cache_dir.join("kept")),

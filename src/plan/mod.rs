@@ -100,6 +100,8 @@ pub struct RecipeRun<'b> {
     pub requires: Vec<Requirement>,
     /// Host commands the chain's steps call, with their packages.
     pub host_commands: Vec<HostCommand>,
+    /// Which attempt this is, from 1 (`--repeat`).
+    pub attempt: u32,
 }
 
 impl RecipeRun<'_> {
@@ -118,7 +120,7 @@ pub struct Plan<'b> {
     pub runs: Vec<RecipeRun<'b>>,
 }
 
-impl Plan<'_> {
+impl<'b> Plan<'b> {
     /// Fixtures with a base to prepare (every fixture but `empty`), sorted.
     pub fn fixtures(&self) -> BTreeSet<&str> {
         self.runs
@@ -129,6 +131,18 @@ impl Plan<'_> {
     }
 
     /// Every host command the plan calls, with its package, sorted.
+    /// Every run `times` times, attempt after attempt (`--repeat`).
+    pub fn repeated(&self, times: u32) -> Vec<RecipeRun<'b>> {
+        (1..=times.max(1))
+            .flat_map(|attempt| {
+                self.runs.iter().map(move |run| RecipeRun {
+                    attempt,
+                    ..run.clone()
+                })
+            })
+            .collect()
+    }
+
     pub fn host_commands(&self) -> BTreeSet<HostCommand> {
         self.runs
             .iter()
@@ -235,6 +249,7 @@ pub fn plan<'b>(
                 fixture_source,
                 requires: requires.clone(),
                 host_commands: host_commands.clone(),
+                attempt: 1,
             });
         }
     }

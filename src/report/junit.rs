@@ -73,11 +73,14 @@ fn test_case(o: &Outcome, many: bool) -> TestCase {
             s
         }
     };
-    let name = if many {
+    let mut name = if many {
         format!("{} ({})", o.id, o.fixture)
     } else {
         o.id.clone()
     };
+    if o.attempt > 1 {
+        name.push_str(&format!(" [attempt {}]", o.attempt));
+    }
     let mut case = TestCase::new(xml_text(&name), status);
     case.set_classname(xml_text(&o.page))
         .set_time(o.duration)

@@ -128,10 +128,10 @@ impl Console {
             errors,
             interrupted,
         } = Tally::of(outcomes);
+        let flaky = crate::outcome::flaky(outcomes);
         match self.format {
-            Format::Json => self.emit(&format!(
-                "{}\n",
-                serde_json::json!({
+            Format::Json => {
+                let mut event = serde_json::json!({
                     "event": "summary",
                     "total": total,
                     "passed": passed,
@@ -139,8 +139,12 @@ impl Console {
                     "skipped": skipped,
                     "errors": errors,
                     "interrupted": interrupted,
-                })
-            )),
+                });
+                if outcomes.iter().any(|o| o.attempt > 1) {
+                    event["flaky"] = serde_json::to_value(&flaky).unwrap_or_default();
+                }
+                self.emit(&format!("{event}\n"))
+            }
             Format::Human => {
                 let mut parts = vec![format!("{passed} passed"), format!("{failed} failed")];
                 if skipped > 0 {
@@ -157,11 +161,18 @@ impl Console {
                 } else {
                     "recipes"
                 };
-                self.emit(&format!(
-                    "\n{} {noun}: {}\n",
-                    outcomes.len(),
-                    parts.join(", ")
-                ));
+                let mut text = format!("\n{} {noun}: {}\n", outcomes.len(), parts.join(", "));
+                for f in &flaky {
+                    text.push_str(&format!(
+                        "{} {} (fixture {}): passed {} of {} attempts\n",
+                        self.style.paint("33", "flaky"),
+                        f.id,
+                        f.fixture,
+                        f.passed,
+                        f.attempts
+                    ));
+                }
+                self.emit(&text);
             }
         }
     }
@@ -216,6 +227,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
         "status": o.status.as_str(),
         "duration_ms": o.duration.as_millis() as u64,
         "steps_run": o.steps_run,
+        "attempt": o.attempt,
     });
     if let Status::Skipped(reason) | Status::Error(reason) = &o.status {
         event["reason"] = reason.clone().into();

@@ -210,6 +210,7 @@ impl Runner<'_> {
             blessed: Vec::new(),
             checkpoint: None,
             provenance: (self.provenance)(fixture),
+            attempt: run.attempt,
         };
         if let Some(status) = self.unmet(&run.requires) {
             outcome.status = status;

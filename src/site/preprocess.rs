@@ -96,6 +96,8 @@ struct Words {
     on: &'static str,
     fixture: &'static str,
     states: [(&'static str, &'static str); 7],
+    /// "unstable: N of its last M runs failed", from (N, M).
+    unstable: fn(usize, usize) -> String,
 }
 
 fn words(lang: &str) -> Words {
@@ -114,6 +116,19 @@ fn words(lang: &str) -> Words {
                 ("stale", "périmée (code modifié depuis le dernier test)"),
                 ("untested", "pas encore testée"),
             ],
+            unstable: |failed, runs| {
+                let runs = if runs == 1 {
+                    "sa dernière exécution".to_string()
+                } else {
+                    format!("ses {runs} dernières exécutions")
+                };
+                let failed = if failed == 1 {
+                    "1 échec".to_string()
+                } else {
+                    format!("{failed} échecs")
+                };
+                format!("instable\u{a0}: {failed} sur {runs}")
+            },
         }
     } else {
         Words {
@@ -130,6 +145,7 @@ fn words(lang: &str) -> Words {
                 ("stale", "stale (code changed since it was tested)"),
                 ("untested", "not tested yet"),
             ],
+            unstable: |failed, runs| format!("unstable: {failed} of its last {runs} runs failed"),
         }
     }
 }
@@ -196,10 +212,20 @@ impl RecipesPreprocessor {
             Some(e) => format!(" {} {}", w.on, e.date),
             None => String::new(),
         };
+        let unstable = entry
+            .filter(|e| e.hash == code_hash(recipe))
+            .and_then(|e| e.unstable())
+            .map(|(failed, runs)| {
+                format!(
+                    "<span class=\"recipe-unstable\" data-failed=\"{failed}\" data-runs=\"{runs}\">{}</span>",
+                    (w.unstable)(failed, runs)
+                )
+            })
+            .unwrap_or_default();
         // French typography puts a (non-breaking) space before a colon.
         let colon = if self.lang == "fr" { "\u{a0}:" } else { ":" };
         format!(
-            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span><span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span>{extra}</div>",
+            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span>{unstable}<span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span>{extra}</div>",
             id = recipe.id,
             extra = super::proven::badge_extra(&self.store, recipe, declared, &self.lang),
             recipe_word = w.recipe,

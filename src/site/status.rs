@@ -42,6 +42,27 @@ pub struct Entry {
     /// How long the run took: the next run starts the longest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The statuses of its last runs with this code, oldest first (at most
+    /// [`HISTORY`]): the site says when a recipe has been unstable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<String>,
+}
+
+/// How many past results an entry keeps.
+pub const HISTORY: usize = 10;
+
+impl Entry {
+    /// `(failed, runs)` of its history when it both passed and failed
+    /// there: the recipe has been unstable.
+    pub fn unstable(&self) -> Option<(usize, usize)> {
+        let failed = self
+            .history
+            .iter()
+            .filter(|s| matches!(s.as_str(), "failed" | "timed-out" | "error"))
+            .count();
+        let passed = self.history.iter().filter(|s| *s == "passed").count();
+        (failed > 0 && passed > 0).then_some((failed, self.history.len()))
+    }
 }
 
 /// Results by recipe id, then by fixture.
@@ -245,6 +266,16 @@ impl Store {
                     .duration(&outcome.id, &outcome.fixture)
                     .map(|d| d.as_millis() as u64)
             };
+            let hash = code_hash(recipe);
+            let mut history = store
+                .get(&outcome.id, &outcome.fixture)
+                .filter(|old| old.hash == hash)
+                .map(|old| old.history.clone())
+                .unwrap_or_default();
+            if measured || matches!(outcome.status, Status::Error(_)) {
+                history.push(outcome.status.as_str().to_string());
+            }
+            history.drain(..history.len().saturating_sub(HISTORY));
             store.keep_newest(
                 &outcome.id,
                 Entry {
@@ -252,10 +283,11 @@ impl Store {
                     date: date.clone(),
                     time: time.clone(),
                     fixture: outcome.fixture.clone(),
-                    hash: code_hash(recipe),
+                    hash,
                     lang: outcome.lang.clone(),
                     provenance: outcome.provenance.clone(),
                     duration_ms,
+                    history,
                 },
             );
         }
@@ -336,7 +368,20 @@ mod tests {
             lang: "fr".into(),
             provenance: Provenance::default(),
             duration_ms: None,
+            history: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_entry_is_unstable_when_its_history_both_passed_and_failed() {
+        let mut e = entry("empty", "passed", "t");
+        assert_eq!(e.unstable(), None);
+        e.history = vec!["passed".into(), "passed".into()];
+        assert_eq!(e.unstable(), None);
+        e.history = vec!["passed".into(), "timed-out".into(), "passed".into()];
+        assert_eq!(e.unstable(), Some((1, 3)));
+        e.history = vec!["failed".into(), "error".into()];
+        assert_eq!(e.unstable(), None, "always failing is not unstable");
     }
 
     #[test]

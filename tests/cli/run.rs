@@ -497,3 +497,108 @@ fn unknown_placeholders_and_early_captures_are_located_errors() {
         );
     }
 }
+
+/// The `flaky` book, its `flip` recipe reading a counter this test serves
+/// on the host's loopback (so it passes on every other attempt, in a
+/// sandbox or not).
+fn flaky_project(runs: usize) -> (Project, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    let p = Project::new("flaky");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    for lang in ["fr", "en"] {
+        let page = p.path().join(format!("book/{lang}/src/page.md"));
+        let text = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, text.replace("@PORT@", &port)).unwrap();
+    }
+    let server = std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(runs).enumerate() {
+            let _ = writeln!(stream.unwrap(), "{n}");
+        }
+    });
+    (p, server)
+}
+
+#[test]
+fn repeat_runs_each_recipe_n_times_and_names_the_flaky_ones() {
+    let (p, server) = flaky_project(3);
+    let out = p
+        .recipes()
+        .args(["test", "--repeat", "3", "--jobs", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let attempts = |id: &str| -> Vec<(u64, String)> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "finished" && e["id"] == id)
+            .map(|e| {
+                (
+                    e["attempt"].as_u64().unwrap(),
+                    e["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        attempts("flip"),
+        [(1, "passed"), (2, "failed"), (3, "passed")].map(|(n, s)| (n, s.to_string()))
+    );
+    assert_eq!(attempts("steady").len(), 3);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(
+        summary["flaky"],
+        serde_json::json!([{"id": "flip", "fixture": "empty", "passed": 2, "attempts": 3}])
+    );
+    // The status store keeps the history, and the badge says so.
+    let store: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.path().join("target/recipes/status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        store["recipes"]["flip"]["empty"]["history"],
+        serde_json::json!(["passed", "failed", "passed"])
+    );
+    let site = p.recipes().args(["book", "build"]).output().unwrap();
+    assert!(site.status.success(), "{}", stderr(&site));
+    let page = std::fs::read_to_string(p.path().join("target/site/en/page.html")).unwrap();
+    assert!(
+        page.contains("unstable: 1 of its last 3 runs failed"),
+        "{page}"
+    );
+    let page = std::fs::read_to_string(p.path().join("target/site/page.html")).unwrap();
+    assert!(
+        page.contains("instable\u{a0}: 1 échec sur ses 3 dernières exécutions"),
+        "{page}"
+    );
+}
+
+#[test]
+fn repeat_in_human_output_names_the_flaky_recipe_with_its_counts() {
+    let (p, server) = flaky_project(3);
+    let out = p
+        .recipes()
+        .args(["run", "flip", "--repeat", "3"])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("3 recipes: 2 passed, 1 failed"), "{text}");
+    assert!(
+        text.contains("flaky flip (fixture empty): passed 2 of 3 attempts"),
+        "{text}"
+    );
+}
