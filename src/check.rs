@@ -15,7 +15,11 @@ fn problem(location: &Location, message: String) -> Problem {
 }
 
 /// Every problem of one language tree that parsing alone cannot see.
-pub fn check_book(book: &Book, fixtures: &BTreeSet<String>) -> Vec<Problem> {
+pub fn check_book(
+    book: &Book,
+    fixtures: &BTreeSet<String>,
+    hosts: &BTreeSet<String>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen: BTreeMap<&str, &Recipe> = BTreeMap::new();
     for recipe in book.pages.iter().flat_map(|p| &p.recipes) {
@@ -30,6 +34,22 @@ pub fn check_book(book: &Book, fixtures: &BTreeSet<String>) -> Vec<Problem> {
             continue;
         }
         seen.insert(&recipe.id, recipe);
+        if let Some(host) = recipe.host.as_deref().filter(|h| !hosts.contains(*h)) {
+            let known = if hosts.is_empty() {
+                "none here".to_string()
+            } else {
+                hosts.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
+            let what = if fixtures.contains(host) {
+                format!("`host={host}` names a fixture that does not boot (give it `boot = \"systemd\"`)")
+            } else {
+                format!("`host={host}` names no fixture")
+            };
+            problems.push(problem(
+                &recipe.location,
+                format!("{what}; the booted hosts: {known}"),
+            ));
+        }
         if !fixtures.contains(&recipe.fixture) {
             problems.push(problem(
                 &recipe.location,

@@ -198,6 +198,10 @@ pub struct RunOpts {
     /// repeated, each recipe runs on each (a matrix).
     #[arg(long, value_name = "NAME")]
     pub fixture: Vec<String>,
+    /// Run each recipe's steps in the booted host fixture NAME (as if it
+    /// said `host=NAME`); repeated, each recipe runs in each (a matrix).
+    #[arg(long, value_name = "NAME")]
+    pub host: Vec<String>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
     /// Also write a JUnit XML report to FILE.

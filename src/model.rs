@@ -218,6 +218,8 @@ pub struct Recipe {
     pub location: Location,
     pub fixture: String,
     pub at: Option<String>,
+    /// The booted host fixture its steps run in (`host=NAME`).
+    pub host: Option<String>,
     pub needs: Option<String>,
     pub net_host: bool,
     pub requires: Vec<Requirement>,

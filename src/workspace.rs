@@ -59,11 +59,25 @@ impl Workspace {
         names
     }
 
+    /// The fixtures that boot (`boot = ...`): what `host=` may name.
+    pub fn host_names(&self) -> BTreeSet<String> {
+        let store = self.store();
+        store
+            .names()
+            .into_iter()
+            .filter(|name| {
+                store
+                    .definition(name)
+                    .is_ok_and(|def| def.spec.boot.is_some())
+            })
+            .collect()
+    }
+
     /// One language of the book, with the problems parsing and the checks
     /// of one language find.
     pub fn load(&self, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
         let (book, mut problems) = load_book(&self.book_dir, lang)?;
-        problems.extend(check_book(&book, &self.fixture_names()));
+        problems.extend(check_book(&book, &self.fixture_names(), &self.host_names()));
         Ok((book, problems))
     }
 }

@@ -74,6 +74,7 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
         pick,
         partition: settings.partition,
         fixtures: opts.fixture.to_vec(),
+        hosts: opts.host.to_vec(),
     };
     let plan = match plan::plan(lang, &ordered, &all, &selection, &ws.fixture_names()) {
         Ok(plan) => plan,

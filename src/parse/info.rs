@@ -13,7 +13,7 @@ use crate::model::AttrValue;
 pub const ID_KEY: &str = "recipe";
 /// Keys that describe the whole recipe (allowed on its first step only).
 pub const RECIPE_KEYS: &[&str] = &[
-    "fixture", "at", "needs", "net", "requires", "pids", "memory",
+    "fixture", "at", "host", "needs", "net", "requires", "pids", "memory",
 ];
 /// Keys that describe one step.
 pub const STEP_KEYS: &[&str] = &["where", "timeout", "exit", "file", "mode", "prompt"];

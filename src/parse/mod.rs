@@ -82,6 +82,7 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
                     location: location.clone(),
                     fixture: EMPTY_FIXTURE.to_string(),
                     at: None,
+                    host: None,
                     needs: None,
                     net_host: false,
                     requires: Vec::new(),
@@ -167,6 +168,8 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
                     "`memory={value}` must be a size of at least 16M (`512M`, `4G`)"
                 )),
             },
+            "host" if valid_id(value) => recipe.host = Some(value.to_string()),
+            "host" => problem(format!("malformed fixture name in `host={value}`")),
             "needs" if valid_id(value) => recipe.needs = Some(value.to_string()),
             "needs" => problem(format!("malformed recipe id in `needs={value}`")),
             "net" if value == "host" => recipe.net_host = true,

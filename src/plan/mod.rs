@@ -75,6 +75,9 @@ pub struct Selection {
     /// Fixtures to run each recipe on instead of the one it declares; with
     /// several, each recipe runs on each (a matrix). Empty: as declared.
     pub fixtures: Vec<String>,
+    /// Booted hosts to run each recipe's steps in (`--host`), a matrix
+    /// dimension like `fixtures`. Empty: as declared (`host=`), if at all.
+    pub hosts: Vec<String>,
 }
 
 /// Where a run's fixture comes from.
@@ -102,6 +105,8 @@ pub struct RecipeRun<'b> {
     pub host_commands: Vec<HostCommand>,
     /// Which attempt this is, from 1 (`--repeat`).
     pub attempt: u32,
+    /// The booted host fixture the steps run in (`host=`, `--host`).
+    pub host: Option<String>,
 }
 
 impl RecipeRun<'_> {
@@ -130,7 +135,6 @@ impl<'b> Plan<'b> {
             .collect()
     }
 
-    /// Every host command the plan calls, with its package, sorted.
     /// Every run `times` times, attempt after attempt (`--repeat`).
     pub fn repeated(&self, times: u32) -> Vec<RecipeRun<'b>> {
         (1..=times.max(1))
@@ -143,6 +147,7 @@ impl<'b> Plan<'b> {
             .collect()
     }
 
+    /// Every host command the plan calls, with its package, sorted.
     pub fn host_commands(&self) -> BTreeSet<HostCommand> {
         self.runs
             .iter()
@@ -211,7 +216,7 @@ pub fn plan<'b>(
                 .collect()
         }
     };
-    for name in &selection.fixtures {
+    for name in selection.fixtures.iter().chain(&selection.hosts) {
         if !known_fixtures.contains(name) {
             return Err(PlanError::UnknownFixture {
                 name: name.clone(),
@@ -241,16 +246,24 @@ pub fn plan<'b>(
                 .map(|f| (f.clone(), FixtureSource::Override))
                 .collect()
         };
+        let hosts: Vec<Option<String>> = if selection.hosts.is_empty() {
+            vec![chain.iter().rev().find_map(|r| r.host.clone())]
+        } else {
+            selection.hosts.iter().cloned().map(Some).collect()
+        };
         for (fixture, fixture_source) in fixtures {
-            runs.push(RecipeRun {
-                recipe,
-                chain: chain.clone(),
-                fixture,
-                fixture_source,
-                requires: requires.clone(),
-                host_commands: host_commands.clone(),
-                attempt: 1,
-            });
+            for host in &hosts {
+                runs.push(RecipeRun {
+                    recipe,
+                    chain: chain.clone(),
+                    fixture: fixture.clone(),
+                    fixture_source,
+                    requires: requires.clone(),
+                    host_commands: host_commands.clone(),
+                    attempt: 1,
+                    host: host.clone(),
+                });
+            }
         }
     }
     Ok(Plan {
@@ -338,6 +351,7 @@ true
             pick,
             partition: partition.map(|p| p.parse().unwrap()),
             fixtures: fixtures.iter().map(|f| f.to_string()).collect(),
+            hosts: Vec::new(),
         }
     }
 

@@ -19,7 +19,7 @@ impl Plan<'_> {
             .runs
             .iter()
             .map(|run| {
-                json!({
+                let mut value = json!({
                     "id": run.recipe.id,
                     "page": run.recipe.page,
                     "line": run.recipe.location.line,
@@ -28,7 +28,11 @@ impl Plan<'_> {
                     "after": run.after().collect::<Vec<_>>(),
                     "requires": run.requires,
                     "host_commands": run.host_commands.iter().map(command_json).collect::<Vec<_>>(),
-                })
+                });
+                if let Some(host) = &run.host {
+                    value["host"] = host.as_str().into();
+                }
+                value
             })
             .collect();
         json!({
@@ -64,6 +68,9 @@ impl fmt::Display for Plan<'_> {
             )?;
             if run.fixture_source == FixtureSource::Override {
                 write!(f, " (--fixture)")?;
+            }
+            if let Some(host) = &run.host {
+                write!(f, "  host={host}")?;
             }
             let after: Vec<&str> = run.after().collect();
             if !after.is_empty() {
@@ -110,6 +117,7 @@ mod tests {
             pick: Pick::Ids(vec!["web".into()]),
             partition: None,
             fixtures: vec![],
+            hosts: vec![],
         };
         let known: BTreeSet<String> = ["debian".to_string()].into();
         let plan = plan("fr", &ordered, &all, &selection, &known).unwrap();
