@@ -3,6 +3,7 @@
 
 mod book;
 mod check;
+mod doctor;
 mod list;
 mod run;
 mod sandbox;
