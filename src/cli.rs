@@ -37,6 +37,20 @@ pub enum Command {
     },
     /// Check the book (both languages) and report every problem.
     Check,
+    /// Check everything the runner needs of this host (root, namespaces,
+    /// idmapped mounts, cgroups, kernel features, packages, disk) and say
+    /// how to fix what is missing; exit 2 if something is.
+    Doctor {
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Check the host described in FILE (as `--describe` prints it)
+        /// instead of this one.
+        #[arg(long, value_name = "FILE")]
+        host: Option<PathBuf>,
+        /// Print the description of the host (JSON) instead of checking it.
+        #[arg(long)]
+        describe: bool,
+    },
     /// Run the named recipes.
     Run {
         /// Recipe ids.

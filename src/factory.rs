@@ -280,6 +280,7 @@ impl EnvironmentFactory for SandboxFactory {
                 Some("the package archive of the host's apt sources does not answer".into())
             }
             Requirement::Net => None,
+            Requirement::Kernel(feature) => crate::doctor::kernel_lacks(feature),
         }
     }
 }
@@ -372,6 +373,7 @@ impl EnvironmentFactory for LocalFactory {
             Requirement::Root | Requirement::Lxc => Some("not running as root".into()),
             Requirement::Net if !host::network_available() => Some("no network".into()),
             Requirement::Net => None,
+            Requirement::Kernel(feature) => crate::doctor::kernel_lacks(feature),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 mod commands;
 pub mod digest;
+pub mod doctor;
 pub mod duration;
 pub mod exit;
 mod factory;

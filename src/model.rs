@@ -189,22 +189,105 @@ impl Step {
     }
 }
 
-/// What a recipe needs from the machine to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What a recipe needs from the machine to run (`requires=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Requirement {
     Root,
     Lxc,
     Net,
+    /// A feature of the host's kernel (`requires=dummy`).
+    Kernel(KernelFeature),
 }
 
 impl Requirement {
+    /// Every word `requires=` accepts, in the order the grammar lists them.
+    pub const WORDS: [&'static str; 8] = [
+        "root",
+        "lxc",
+        "net",
+        KernelFeature::ALL[0].as_str(),
+        KernelFeature::ALL[1].as_str(),
+        KernelFeature::ALL[2].as_str(),
+        KernelFeature::ALL[3].as_str(),
+        KernelFeature::ALL[4].as_str(),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Requirement::Root => "root",
             Requirement::Lxc => "lxc",
             Requirement::Net => "net",
+            Requirement::Kernel(feature) => feature.as_str(),
         }
+    }
+
+    /// The requirement a `requires=` word names.
+    pub fn from_word(word: &str) -> Option<Requirement> {
+        match word {
+            "root" => Some(Requirement::Root),
+            "lxc" => Some(Requirement::Lxc),
+            "net" => Some(Requirement::Net),
+            _ => KernelFeature::ALL
+                .into_iter()
+                .find(|f| f.as_str() == word)
+                .map(Requirement::Kernel),
+        }
+    }
+}
+
+/// Serialized as its `requires=` word (`"root"`, `"dummy"`).
+impl Serialize for Requirement {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A kernel feature the book's recipes use, which a recipe may require
+/// (`requires=dummy`) to be skipped, with the reason, on a kernel without
+/// it. Each is a kernel module of the same name, built in or loadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelFeature {
+    Veth,
+    Bridge,
+    Dummy,
+    NfTables,
+    Fuse,
+}
+
+impl KernelFeature {
+    pub const ALL: [KernelFeature; 5] = [
+        KernelFeature::Veth,
+        KernelFeature::Bridge,
+        KernelFeature::Dummy,
+        KernelFeature::NfTables,
+        KernelFeature::Fuse,
+    ];
+
+    /// The `requires=` word, which is also the kernel module's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KernelFeature::Veth => "veth",
+            KernelFeature::Bridge => "bridge",
+            KernelFeature::Dummy => "dummy",
+            KernelFeature::NfTables => "nf_tables",
+            KernelFeature::Fuse => "fuse",
+        }
+    }
+
+    /// What the feature is, as a sentence names it ("the `dummy` link type").
+    pub fn what(self) -> &'static str {
+        match self {
+            KernelFeature::Veth => "`veth` link type",
+            KernelFeature::Bridge => "`bridge` link type",
+            KernelFeature::Dummy => "`dummy` link type",
+            KernelFeature::NfTables => "nf_tables (the firewall `nft` configures)",
+            KernelFeature::Fuse => "FUSE (user-space file systems, lxcfs)",
+        }
+    }
+
+    /// Why a recipe that requires it is skipped on a kernel without it.
+    pub fn absent(self) -> String {
+        format!("this kernel has no {}", self.what())
     }
 }
 

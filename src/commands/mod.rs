@@ -3,6 +3,7 @@
 //! This file only dispatches. anyhow lives here and in `main.rs`.
 
 mod check;
+mod doctor;
 mod fixture;
 mod list;
 mod run;
@@ -25,6 +26,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::List { format } => list::list(&ws, &cli.lang, format),
         Command::Check => check::check(&ws),
+        Command::Doctor {
+            format,
+            host,
+            describe,
+        } => doctor::doctor(format, host.as_deref(), describe),
         Command::Run { ids, opts } => {
             let settings = RunSettings::new(opts, None, None)?;
             run::run(&ws, &cli.lang, run::Asked::Ids(ids), settings)
@@ -82,6 +88,7 @@ fn only_prints(command: &Command) -> bool {
         command,
         Command::List { .. }
             | Command::Check
+            | Command::Doctor { .. }
             | Command::Fixture { .. }
             | Command::Completions { .. }
             | Command::Man

@@ -178,13 +178,17 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
             )),
             "requires" => {
                 for word in value.split('+') {
-                    match word {
-                        "root" => recipe.requires.push(Requirement::Root),
-                        "lxc" => recipe.requires.push(Requirement::Lxc),
-                        "net" => recipe.requires.push(Requirement::Net),
-                        other => problem(format!(
-                            "unknown requirement `{other}` (use root, lxc or net, joined by `+`)"
-                        )),
+                    match Requirement::from_word(word) {
+                        Some(requirement) => recipe.requires.push(requirement),
+                        None => {
+                            let (last, others) = Requirement::WORDS
+                                .split_last()
+                                .expect("requires= has words");
+                            problem(format!(
+                                "unknown requirement `{word}` (use {} or {last}, joined by `+`)",
+                                others.join(", ")
+                            ))
+                        }
                     }
                 }
                 recipe.requires.sort();
@@ -398,6 +402,7 @@ fn is_session_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::KernelFeature;
 
     fn page(text: &str) -> (Vec<Recipe>, Vec<String>) {
         let (recipes, problems) = parse_page(Path::new("p.md"), "p.md", "fr", text);
@@ -426,6 +431,37 @@ mod tests {
             ]
         );
         assert_eq!(recipes[1].fixture, "empty");
+    }
+
+    #[test]
+    fn requires_names_machine_needs_and_kernel_features() {
+        let (recipes, problems) =
+            page("```sh recipe=a requires=nf_tables+root+dummy+root\ntrue\n```\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            recipes[0].requires,
+            [
+                Requirement::Root,
+                Requirement::Kernel(KernelFeature::Dummy),
+                Requirement::Kernel(KernelFeature::NfTables),
+            ]
+        );
+        let words: Vec<&str> = recipes[0].requires.iter().map(|r| r.as_str()).collect();
+        assert_eq!(words, ["root", "dummy", "nf_tables"]);
+        assert_eq!(
+            serde_json::to_string(&recipes[0].requires).unwrap(),
+            r#"["root","dummy","nf_tables"]"#
+        );
+        for word in Requirement::WORDS {
+            assert_eq!(Requirement::from_word(word).map(|r| r.as_str()), Some(word));
+        }
+        let (_, problems) = page("```sh recipe=a requires=gpu\ntrue\n```\n");
+        assert!(
+            problems[0].ends_with(
+                "unknown requirement `gpu` (use root, lxc, net, veth, bridge, dummy, nf_tables or fuse, joined by `+`)"
+            ),
+            "{problems:?}"
+        );
     }
 
     #[test]

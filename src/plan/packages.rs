@@ -11,7 +11,7 @@ use crate::model::{Recipe, Requirement, StepKind};
 pub type HostCommand = (&'static str, &'static str);
 
 /// Commands a recipe's steps may call, and their packages.
-const STEP_COMMANDS: &[HostCommand] = &[
+pub const STEP_COMMANDS: &[HostCommand] = &[
     ("ip", "iproute2"),
     ("bridge", "iproute2"),
     ("iptables", "iptables"),

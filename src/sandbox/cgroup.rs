@@ -56,13 +56,14 @@ impl std::fmt::Display for Hit {
 
 /// Where a cgroup hierarchy is mounted on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Hierarchy {
-    mount: PathBuf,
+pub struct Hierarchy {
+    pub mount: PathBuf,
     /// `None` for cgroup v2; the v1 controllers otherwise.
-    controllers: Option<Vec<String>>,
+    pub controllers: Option<Vec<String>>,
 }
 
-fn hierarchies() -> Vec<Hierarchy> {
+/// The cgroup hierarchies mounted on the host, as this process sees them.
+pub fn hierarchies() -> Vec<Hierarchy> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

@@ -181,6 +181,18 @@ fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<Own
     Ok(fd)
 }
 
+/// A detached copy of the mount at `dir`, idmapped through `userns` and
+/// read-only: what the helper makes of a fixture's base, made here for
+/// `recipes doctor` to try on the cache's file system. Never attached.
+pub fn idmapped_view(dir: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let clone = Clone {
+        source: dir.to_path_buf(),
+        idmap: true,
+        readonly: true,
+    };
+    detached_copy(&clone, Some(userns))
+}
+
 /// Attaches a detached mount at `target`.
 fn attach(fd: &OwnedFd, target: &Path) -> std::io::Result<()> {
     let empty = CString::default();

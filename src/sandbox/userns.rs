@@ -7,6 +7,8 @@
 //! unprivileged LXC container inside (its usual `100000 65536`).
 
 use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -85,6 +87,96 @@ pub fn write_maps(pid: i32, ids: IdRange) -> std::io::Result<()> {
         std::fs::write(format!("/proc/{pid}/{file}"), &line)?;
     }
     Ok(())
+}
+
+/// Why a user namespace with a sandbox's maps could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+pub struct NamespaceError {
+    /// What failed, as the kernel was asked (`unshare(CLONE_NEWUSER)`).
+    pub step: String,
+    pub source: std::io::Error,
+}
+
+/// A user namespace whose ids `0..ids.count` are the host's `ids`, held
+/// only by the returned descriptor: a child makes it, the host's root
+/// writes its maps (as the sandbox's helper does), and the child leaves.
+/// For `recipes doctor`, which tries idmapped mounts with it.
+pub fn mapped_namespace(ids: IdRange) -> Result<OwnedFd, NamespaceError> {
+    let fail = |step: &str| {
+        let step = step.to_string();
+        move |source| NamespaceError { step, source }
+    };
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| fail("pipe")(std::io::Error::from(e)))
+    };
+    let (up_r, up_w) = pipe()?;
+    let (down_r, down_w) = pipe()?;
+    // SAFETY: the child makes only async-signal-safe system calls
+    // (unshare, write, read, _exit) and allocates nothing, so forking a
+    // process that may have other threads is sound.
+    match unsafe { nix::unistd::fork() }.map_err(|e| fail("fork")(e.into()))? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: plain system calls on descriptors this child owns.
+            unsafe {
+                // Its copy of the parent's ends would hold the pipe open.
+                libc::close(up_r.as_raw_fd());
+                libc::close(down_w.as_raw_fd());
+                let errno = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                };
+                let bytes = errno.to_ne_bytes();
+                libc::write(up_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                let mut byte = 0u8;
+                // Held until the parent has opened the namespace.
+                libc::read(down_r.as_raw_fd(), (&raw mut byte).cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(up_w);
+            drop(down_r);
+            let made = namespace_of(child.as_raw(), ids, up_r);
+            // The child leaves once its end of the pipe closes.
+            drop(down_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            made
+        }
+    }
+}
+
+/// The parent's side of [`mapped_namespace`]: waits for the child's user
+/// namespace, maps it and opens it.
+fn namespace_of(pid: i32, ids: IdRange, up: OwnedFd) -> Result<OwnedFd, NamespaceError> {
+    let mut bytes = [0u8; 4];
+    std::fs::File::from(up)
+        .read_exact(&mut bytes)
+        .map_err(|source| NamespaceError {
+            step: "the child making the user namespace".into(),
+            source,
+        })?;
+    match i32::from_ne_bytes(bytes) {
+        0 => {}
+        errno => {
+            return Err(NamespaceError {
+                step: "unshare(CLONE_NEWUSER)".into(),
+                source: std::io::Error::from_raw_os_error(errno),
+            })
+        }
+    }
+    write_maps(pid, ids).map_err(|source| NamespaceError {
+        step: format!("writing `{}` to /proc/{pid}/uid_map", map_line(ids).trim()),
+        source,
+    })?;
+    let path = format!("/proc/{pid}/ns/user");
+    let file = File::open(&path).map_err(|source| NamespaceError {
+        step: format!("opening {path}"),
+        source,
+    })?;
+    Ok(file.into())
 }
 
 /// Becomes root of the user namespace just joined (ids, groups).

@@ -3,6 +3,7 @@
 
 mod book;
 mod check;
+mod doctor;
 mod list;
 mod machine;
 mod run;
