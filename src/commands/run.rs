@@ -124,7 +124,7 @@ fn execute(
     let signals = forward_signals(&supervisor)?;
     let installer = Installer::new(!opts.no_install, Arc::clone(&supervisor));
     if host::is_root() {
-        if let Err(e) = prepare(ws, plan, &installer) {
+        if let Err(e) = prepare(ws, plan, &installer, opts.quiet) {
             signals.close();
             eprintln!("error: {e}");
             return Ok(exit::ERROR);
@@ -174,11 +174,25 @@ fn execute(
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
 }
 
-/// Before any sandbox starts: the host commands the plan's recipes call and
-/// those that build its missing bases, installed with one notice and one
-/// `apt-get` call (unless `--no-install`: then each recipe that lacks one
-/// says so).
-fn prepare(ws: &Workspace, plan: &Plan, installer: &Installer) -> Result<(), String> {
+/// Before any sandbox starts: what every sandbox needs, checked as
+/// `recipes doctor` checks it; the kernel modules loaded; then the host
+/// commands the plan's recipes call and those that build its missing bases,
+/// installed with one notice and one `apt-get` call (unless `--no-install`:
+/// then each recipe that lacks one says so).
+fn prepare(ws: &Workspace, plan: &Plan, installer: &Installer, quiet: bool) -> Result<(), String> {
+    // What every sandbox needs, as `recipes doctor` checks it: one clear
+    // message instead of an error per recipe.
+    let say = |notices: Vec<crate::doctor::Notice>| {
+        for notice in notices.iter().filter(|_| !quiet) {
+            eprintln!("{notice}");
+        }
+    };
+    say(
+        crate::doctor::preflight(&crate::doctor::HostDescription::read_live())
+            .map_err(|e| e.to_string())?,
+    );
+    // A sandbox cannot load modules; a stock kernel loads them on first use.
+    say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES).map_err(|e| e.to_string())?);
     if !installer.allowed {
         return Ok(());
     }

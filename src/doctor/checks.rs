@@ -406,6 +406,11 @@ pub fn kernel_feature(host: &HostDescription, feature: KernelFeature) -> Check {
     if feature == KernelFeature::Fuse && result.state == State::Warn && host.kernel.dev_fuse {
         result = ok(&check, "/dev/fuse exists");
     }
+    // No recipe of the book needs a dummy link: without one, only the
+    // recipes that say `requires=dummy` are skipped, so the runner works.
+    if feature == KernelFeature::Dummy && result.state == State::Missing {
+        result.state = State::Warn;
+    }
     result
 }
 
