@@ -51,6 +51,7 @@ mod tests {
             checkpoint: None,
             provenance: Default::default(),
             attempt: 1,
+            booted: None,
         }
     }
 

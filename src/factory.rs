@@ -15,7 +15,7 @@ use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
 use crate::runner::{Checkpoint, Direct, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
-use crate::sandbox::plan::{self, IdRange, Share};
+use crate::sandbox::plan::{self, Guest, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
 
 /// The limits of a chain: the highest any of its recipes asks for, or the
@@ -135,6 +135,7 @@ impl Builder for BaseBuilder<'_> {
             limits: Limits::DEFAULT,
             hostname: "sandbox".into(),
             shares: Vec::new(),
+            guest: None,
         };
         let sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
         self.chrooted(
@@ -162,6 +163,9 @@ pub struct SandboxFactory {
     pub lib: PathBuf,
     /// [`lib_digest`] of `lib`, read once: part of every checkpoint's key.
     pub lib_digest: String,
+    /// How long a booted host (`host=`) may take to reach `running` or
+    /// `degraded` when its first step names no `timeout=`: the run's.
+    pub boot_timeout: Duration,
 }
 
 impl SandboxFactory {
@@ -202,23 +206,38 @@ impl EnvironmentFactory for SandboxFactory {
         recipe: &Recipe,
         fixture: &str,
         chain: &[&Recipe],
+        host: Option<&str>,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String> {
         self.installer.ensure(&host::needs_of(chain))?;
-        let lower = if fixture == EMPTY_FIXTURE {
-            None
-        } else {
-            let builder = BaseBuilder {
-                installer: &self.installer,
-                supervisor: &self.supervisor,
-                exe: &self.exe,
-                cache: &self.cache,
-            };
-            Some(
-                self.store
-                    .ensure(fixture, &builder)
-                    .map_err(|e| e.to_string())?,
-            )
+        let builder = BaseBuilder {
+            installer: &self.installer,
+            supervisor: &self.supervisor,
+            exe: &self.exe,
+            cache: &self.cache,
+        };
+        let base = |name: &str| -> Result<Option<PathBuf>, String> {
+            if name == EMPTY_FIXTURE {
+                return Ok(None);
+            }
+            self.store
+                .ensure(name, &builder)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        };
+        let at = chain.iter().rev().find_map(|r| r.at.clone());
+        // With a booted host, its tree is the sandbox's fixture and the
+        // recipe's own fixture appears inside it.
+        let (lower, guest, at) = match host {
+            Some(host) => (
+                base(host)?,
+                Some(Guest {
+                    lower: base(fixture)?,
+                    path: at.unwrap_or_else(|| plan::GUEST_DEFAULT.to_string()),
+                }),
+                None,
+            ),
+            None => (base(fixture)?, None, at),
         };
         let keep = match &self.keep {
             Some(parent) => {
@@ -239,16 +258,23 @@ impl EnvironmentFactory for SandboxFactory {
             layers: from.map(|c| c.dir.join("upper")).into_iter().collect(),
             rootfs_rw: None,
             keep,
-            at: chain.iter().rev().find_map(|r| r.at.clone()),
+            at,
             net_host: chain.iter().any(|r| r.net_host),
             cgroups: None,
             limits: limits_of(chain),
             hostname: "sandbox".into(),
             shares: self.shares()?,
+            guest,
         };
         let mut sandbox = Sandbox::start(spec, self.exe.clone(), &self.cache)?;
         if let Some(checkpoint) = from {
             sandbox.restore(&checkpoint.dir)?;
+        }
+        if let Some(host) = host {
+            // The boot is bounded like the first step it comes before.
+            let first = chain.first().and_then(|r| r.steps.first());
+            let timeout = first.and_then(|s| s.timeout).unwrap_or(self.boot_timeout);
+            sandbox.boot(host, timeout)?;
         }
         Ok(Box::new(sandbox))
     }
@@ -358,8 +384,14 @@ impl EnvironmentFactory for LocalFactory {
         _recipe: &Recipe,
         fixture: &str,
         _chain: &[&Recipe],
+        host: Option<&str>,
         _from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String> {
+        if let Some(host) = host {
+            return Err(format!(
+                "booting the host `{host}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
+            ));
+        }
         if fixture != EMPTY_FIXTURE {
             return Err(format!(
                 "running a recipe on the fixture `{fixture}` needs root (the sandbox uses namespaces and mounts): run recipes as root"

@@ -368,6 +368,20 @@ pub fn declared_fixture<'a>(chain: &[&'a Recipe]) -> &'a str {
         .unwrap_or(EMPTY_FIXTURE)
 }
 
+/// The key of a result in the status store: the fixture, and `@HOST` when
+/// its steps ran in a booted host (`host=`, `--host`).
+pub fn result_key(fixture: &str, host: Option<&str>) -> String {
+    match host {
+        Some(host) => format!("{fixture}@{host}"),
+        None => fixture.to_string(),
+    }
+}
+
+/// The booted host a chain's steps run in, as its recipes declare it.
+pub fn declared_host<'a>(chain: &[&'a Recipe]) -> Option<&'a str> {
+    chain.iter().rev().find_map(|r| r.host.as_deref())
+}
+
 /// `4G`, `512M`, `4096`: a size in bytes (powers of 1024).
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();

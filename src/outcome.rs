@@ -79,6 +79,8 @@ pub struct Outcome {
     pub provenance: crate::provenance::Provenance,
     /// Which attempt this was, from 1 (`--repeat`).
     pub attempt: u32,
+    /// How the booted host came up (`host=`): its state and failed units.
+    pub booted: Option<String>,
 }
 
 /// A step whose expected output `--bless` rewrote.
@@ -90,6 +92,14 @@ pub struct Blessed {
     pub location: Location,
     /// The new body, with `\n` line endings.
     pub body: String,
+}
+
+impl Outcome {
+    /// Its key in the status store ([`crate::model::result_key`]).
+    pub fn result_key(&self) -> String {
+        let host = Some(self.provenance.host.as_str()).filter(|h| *h != "none");
+        crate::model::result_key(&self.fixture, host)
+    }
 }
 
 /// A recipe that passed only some of its attempts (`--repeat`).

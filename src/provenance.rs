@@ -25,6 +25,13 @@ pub struct Provenance {
     pub lsm: Vec<String>,
     /// `recipes VERSION (COMMIT)`.
     pub tool: String,
+    /// The booted host fixture the steps ran in (`host=`), or `none`.
+    #[serde(default = "none")]
+    pub host: String,
+}
+
+fn none() -> String {
+    "none".into()
 }
 
 /// What is the same for every result of one run on this host.
@@ -62,6 +69,7 @@ impl HostFacts {
             cgroup: self.cgroup.clone(),
             lsm: self.lsm.clone(),
             tool: self.tool.clone(),
+            host: none(),
         }
     }
 }

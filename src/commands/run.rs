@@ -139,7 +139,10 @@ fn execute(
     // one job keeps the book's order.
     let order = if config.jobs > 1 {
         let past = crate::site::status::Store::read(&ws.status_path()).unwrap_or_default();
-        runner::longest_first(&runs, |run| past.duration(&run.recipe.id, &run.fixture))
+        runner::longest_first(&runs, |run| {
+            let key = crate::model::result_key(&run.fixture, run.host.as_deref());
+            past.duration(&run.recipe.id, &key)
+        })
     } else {
         Vec::new()
     };
@@ -283,6 +286,7 @@ fn environment_factory(
                 .context("cannot resolve the cache folder")?,
             lib: config.lib_dir.clone(),
             lib_digest: crate::factory::lib_digest(&config.lib_dir),
+            boot_timeout: config.default_timeout,
         }));
     }
     if !opts.quiet {

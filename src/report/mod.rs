@@ -250,6 +250,9 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
     if let Some(checkpoint) = &o.checkpoint {
         event["checkpoint"] = checkpoint.clone().into();
     }
+    if let Some(booted) = &o.booted {
+        event["booted"] = booted.clone().into();
+    }
     event["provenance"] = serde_json::to_value(&o.provenance).unwrap_or_default();
     event
 }
@@ -268,6 +271,9 @@ fn human(o: &Outcome, style: &Style) -> String {
     };
     if let Some(checkpoint) = &o.checkpoint {
         text.push_str(&format!("  {}\n", style.paint("2", checkpoint)));
+    }
+    if let Some(booted) = &o.booted {
+        text.push_str(&format!("  {}\n", style.paint("2", booted)));
     }
     for (location, took, output) in &o.log {
         let took = duration::display(*took);

@@ -52,6 +52,10 @@ pub trait Environment: Send {
     fn restored(&self) -> Option<String> {
         None
     }
+    /// How the booted host the steps run in came up (`host=`), if any.
+    fn booted(&self) -> Option<String> {
+        None
+    }
     /// Releases the environment; returns where it was kept, with `--keep`.
     fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;
 }

@@ -50,11 +50,14 @@ pub struct RunConfig {
 pub trait EnvironmentFactory: Sync {
     /// An environment for `recipe` on `fixture`; with `from`, on top of that
     /// checkpoint (the state its prerequisites left).
+    /// An environment for `chain` on `fixture`, its steps run in the booted
+    /// host fixture `host` when there is one, started from `from`.
     fn create(
         &self,
         recipe: &Recipe,
         fixture: &str,
         chain: &[&Recipe],
+        host: Option<&str>,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String>;
     /// Where the state at the end of `prerequisites` on `fixture` is kept,
@@ -211,7 +214,9 @@ impl Runner<'_> {
             checkpoint: None,
             provenance: (self.provenance)(fixture),
             attempt: run.attempt,
+            booted: None,
         };
+        outcome.provenance.host = run.host.clone().unwrap_or_else(|| "none".into());
         if let Some(status) = self.unmet(&run.requires) {
             outcome.status = status;
             return outcome;
@@ -225,11 +230,14 @@ impl Runner<'_> {
             return outcome;
         }
         let prerequisites = &chain[..chain.len().saturating_sub(1)];
-        let checkpoint = (self.config.checkpoints && !prerequisites.is_empty())
-            .then(|| self.factory.checkpoint(fixture, prerequisites))
-            .flatten();
+        // A booted host always holds processes: its chains are replayed.
+        let checkpoint =
+            (self.config.checkpoints && !prerequisites.is_empty() && run.host.is_none())
+                .then(|| self.factory.checkpoint(fixture, prerequisites))
+                .flatten();
         let mut from = checkpoint.as_ref().filter(|c| c.exists());
-        let mut created = self.factory.create(recipe, fixture, chain, from);
+        let host = run.host.as_deref();
+        let mut created = self.factory.create(recipe, fixture, chain, host, from);
         let mut keep_checkpoint = true;
         if let (Err(message), Some(broken)) = (&created, from) {
             // A checkpoint that cannot be brought back is removed, and the
@@ -241,7 +249,7 @@ impl Runner<'_> {
             ));
             from = None;
             keep_checkpoint = false;
-            created = self.factory.create(recipe, fixture, chain, None);
+            created = self.factory.create(recipe, fixture, chain, host, None);
         }
         let env = match created {
             Ok(env) => env,
@@ -252,7 +260,11 @@ impl Runner<'_> {
             }
         };
         // The base is built now: its release can be read.
-        outcome.provenance = (self.provenance)(fixture);
+        outcome.provenance = Provenance {
+            host: outcome.provenance.host.clone(),
+            ..(self.provenance)(fixture)
+        };
+        outcome.booted = env.booted();
         if from.is_some() {
             let restored = env.restored().map(|r| format!(", {r}")).unwrap_or_default();
             outcome.checkpoint = Some(format!(

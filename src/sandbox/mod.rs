@@ -10,6 +10,7 @@
 //! and network device of the run with it; the cgroups go last. Linux code
 //! lives here; this module never reads Markdown.
 
+pub mod boot;
 pub mod cgroup;
 pub mod checkpoint;
 pub mod helper;
@@ -108,6 +109,9 @@ pub struct Sandbox {
     ids: plan::IdRange,
     /// What was made again from a checkpoint beyond its files.
     restored: Option<String>,
+    /// The booted host the steps run in (`host=`): its container's name and
+    /// how it came up.
+    booted: Option<(String, String)>,
     _slot: userns::Slot,
 }
 
@@ -162,6 +166,7 @@ impl Sandbox {
             upper_fd: None,
             ids: spec.ids,
             restored: None,
+            booted: None,
             _slot: slot,
         };
         let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
@@ -458,6 +463,10 @@ impl Environment for Sandbox {
         if self.net_host {
             command.arg("--net-host");
         }
+        if let Some((name, _)) = &self.booted {
+            command.arg("--").args(self.attach_args(name, step));
+            return Ok(command);
+        }
         if step.where_ == Where::Chroot {
             command.arg("--chroot").arg(&self.rootfs);
         }
@@ -497,6 +506,10 @@ impl Environment for Sandbox {
         };
         checkpoint::keep(&capture, dir)?;
         Ok(net.map(|n| format!("with its network: {}", n.summary())))
+    }
+
+    fn booted(&self) -> Option<String> {
+        self.booted.as_ref().map(|(_, note)| note.clone())
     }
 
     fn restored(&self) -> Option<String> {

@@ -22,6 +22,11 @@ pub const RUN: &str = "/run/recipes";
 pub const ROOTFS: &str = "/run/recipes/rootfs";
 /// The fixture's base, idmapped and read-only.
 pub const BASE: &str = "/run/recipes/base";
+/// A guest fixture's base (`host=`), idmapped and read-only.
+pub const GUEST_BASE: &str = "/run/recipes/guest-base";
+/// Where a booted host shows the recipe's own fixture when it names no
+/// `at=` path.
+pub const GUEST_DEFAULT: &str = "/var/lib/recipes/rootfs";
 /// The steps' working directory inside the sandbox.
 pub const SCRATCH: &str = "/tmp/recipe";
 /// Host views of proc and sysfs, kept out of reach (mode 0700, owned by the
@@ -128,6 +133,19 @@ pub struct SandboxSpec {
     /// Host folders shown read-only inside (compiled programs, helpers).
     #[serde(default)]
     pub shares: Vec<Share>,
+    /// With a booted host (`host=`), whose tree is then the fixture: the
+    /// recipe's own fixture, shown at a path of that tree.
+    #[serde(default)]
+    pub guest: Option<Guest>,
+}
+
+/// The recipe's own fixture inside a booted host's tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Guest {
+    /// Its base (an overlay's lower layer); `None` for `empty`.
+    pub lower: Option<PathBuf>,
+    /// Where it appears in the host's tree (`at=`, or [`GUEST_DEFAULT`]).
+    pub path: String,
 }
 
 /// Where a cloned mount comes from and how it is presented.
@@ -300,6 +318,9 @@ fn holds(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     }
     if let Some(rootfs) = &spec.rootfs_rw {
         ops.push(hold("rootfs", rootfs, true, false));
+    }
+    if let Some(lower) = spec.guest.as_ref().and_then(|g| g.lower.as_ref()) {
+        ops.push(hold("guest", lower, true, true));
     }
     if let Some(keep) = &spec.keep {
         ops.push(hold("keep", keep, false, false));
@@ -477,6 +498,16 @@ fn own_files(spec: &SandboxSpec, ops: &mut Vec<Op>) {
             target: p(ROOTFS),
         });
     }
+    if spec.guest.as_ref().is_some_and(|g| g.lower.is_some()) {
+        ops.push(Op::Mkdir {
+            path: p(GUEST_BASE),
+            uid: root,
+        });
+        ops.push(Op::Attach {
+            key: "guest".into(),
+            target: p(GUEST_BASE),
+        });
+    }
     if spec.keep.is_some() {
         // With the `empty` fixture, the kept folder is the fixture itself;
         // otherwise it holds the overlay's layers.
@@ -629,6 +660,9 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
             target: p(ROOTFS),
         });
     }
+    if let Some(guest) = &spec.guest {
+        guest_fixture(guest, ops);
+    }
     if let Some(at) = &spec.at {
         ops.push(Op::Mkdir {
             path: p(at),
@@ -649,6 +683,31 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     }
 }
 
+/// The recipe's own fixture in the booted host's tree: an overlay of its
+/// base (or a plain folder for `empty`) at its path there.
+fn guest_fixture(guest: &Guest, ops: &mut Vec<Op>) {
+    let target = Path::new(ROOTFS).join(guest.path.trim_start_matches('/'));
+    ops.push(Op::Mkdir {
+        path: target.clone(),
+        uid: 0,
+    });
+    if guest.lower.is_some() {
+        let layers = Path::new(RUN).join("guest");
+        for dir in ["upper", "work"] {
+            ops.push(Op::Mkdir {
+                path: layers.join(dir),
+                uid: 0,
+            });
+        }
+        ops.push(Op::Overlay {
+            lowers: vec![PathBuf::from(GUEST_BASE)],
+            upper: layers.join("upper"),
+            work: layers.join("work"),
+            target,
+        });
+    }
+}
+
 /// Where checkpoint layer `i` is attached inside.
 pub fn layer_path(i: usize) -> PathBuf {
     Path::new(RUN).join(format!("layer{i}"))
@@ -665,6 +724,9 @@ pub fn upper_path(spec: &SandboxSpec) -> Option<PathBuf> {
 
 /// `$ROOTFS` as steps see it: the `at=` path when there is one.
 pub fn rootfs_path(spec: &SandboxSpec) -> String {
+    if let Some(guest) = &spec.guest {
+        return guest.path.clone();
+    }
     spec.at.clone().unwrap_or_else(|| ROOTFS.to_string())
 }
 
@@ -693,6 +755,7 @@ mod tests {
                 inside: "/run/recipes/rust".into(),
                 writable: false,
             }],
+            guest: None,
         }
     }
 

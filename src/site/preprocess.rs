@@ -9,7 +9,9 @@ use mdbook_preprocessor::errors::Result;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
 use super::status::{code_hash, Store};
-use crate::model::{chain, declared_fixture, index, Recipe, RecipeIndex};
+use crate::model::{
+    chain, declared_fixture, declared_host, index, result_key, Recipe, RecipeIndex,
+};
 use crate::parse::parse_page;
 
 /// Where each language of the site lives.
@@ -190,7 +192,10 @@ impl RecipesPreprocessor {
 
     fn badge(&self, recipe: &Recipe, all: &RecipeIndex) -> String {
         let w = words(&self.lang);
-        let declared = declared_fixture(&chain(recipe, all));
+        let chain = chain(recipe, all);
+        let fixture = declared_fixture(&chain);
+        let key = result_key(fixture, declared_host(&chain));
+        let declared = key.as_str();
         let entry = self.store.get(&recipe.id, declared);
         let state = match entry {
             None => "untested",

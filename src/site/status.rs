@@ -263,12 +263,12 @@ impl Store {
                 Some(outcome.duration.as_millis() as u64)
             } else {
                 store
-                    .duration(&outcome.id, &outcome.fixture)
+                    .duration(&outcome.id, &outcome.result_key())
                     .map(|d| d.as_millis() as u64)
             };
             let hash = code_hash(recipe);
             let mut history = store
-                .get(&outcome.id, &outcome.fixture)
+                .get(&outcome.id, &outcome.result_key())
                 .filter(|old| old.hash == hash)
                 .map(|old| old.history.clone())
                 .unwrap_or_default();
@@ -282,7 +282,7 @@ impl Store {
                     status: outcome.status.as_str().to_string(),
                     date: date.clone(),
                     time: time.clone(),
-                    fixture: outcome.fixture.clone(),
+                    fixture: outcome.result_key(),
                     hash,
                     lang: outcome.lang.clone(),
                     provenance: outcome.provenance.clone(),

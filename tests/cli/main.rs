@@ -11,6 +11,7 @@ mod sandbox;
 mod scale;
 mod session;
 mod site;
+mod stock;
 mod usage;
 mod workflow;
 

@@ -1,0 +1,233 @@
+//! A booted host inside the sandbox (`host=NAME`): the host fixture's own
+//! init (systemd), started as an LXC system container on the sandbox's
+//! fixture tree, with nesting, so that LXC, lxc-net and lxcfs run in it as
+//! on a reader's server. The sandbox's boundary and limits are unchanged:
+//! the booted host is one more tree of processes inside them. Steps then
+//! run in it through `lxc-attach`, and die with the sandbox.
+
+use std::time::Duration;
+
+use super::Sandbox;
+use crate::model::{Where, STEP_PATH};
+use crate::runner::{Environment, StepProgram};
+
+/// Writes the host container's configuration, gives it an uplink bridge
+/// (`uplink0`, standing for the server's network), starts it and waits
+/// until systemd says `running` or `degraded`. Prints `state`, `took` (ms),
+/// `failed` (units) and `apparmor` lines; on a boot that never gets there,
+/// the last journal lines too, and exits 3.
+const BOOT: &str = r#"
+name=$1 seconds=$2
+dir=/var/lib/lxc/$name
+mkdir -p "$dir"
+uts=$(cat /run/recipes/rootfs/etc/hostname 2>/dev/null || echo "$name")
+{
+    echo "lxc.uts.name = $uts"
+    echo "lxc.rootfs.path = dir:/run/recipes/rootfs"
+    echo "lxc.include = /usr/share/lxc/config/common.conf"
+    echo "lxc.include = /usr/share/lxc/config/nesting.conf"
+    echo "lxc.mount.auto = proc:rw sys:rw cgroup:rw"
+    echo "lxc.apparmor.profile = unconfined"
+    echo "lxc.net.0.type = veth"
+    echo "lxc.net.0.link = uplink0"
+    echo "lxc.net.0.name = eth0"
+    echo "lxc.net.0.flags = up"
+    echo "lxc.tty.max = 2"
+    # A /run of its own, mounted before systemd looks, so that what the
+    # steps use (programs, helpers) can be shown under it.
+    echo "lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755,create=dir 0 0"
+    for share in /run/recipes/rust /run/recipes/bin /run/recipes/lib; do
+        if [ -d "$share" ]; then
+            echo "lxc.mount.entry = $share ${share#/} none bind,ro,create=dir 0 0"
+        fi
+    done
+    echo "lxc.mount.entry = /tmp/recipe tmp/recipe none bind,create=dir 0 0"
+    # lxcfs, as on a server: FUSE.
+    echo "lxc.mount.entry = /dev/fuse dev/fuse none bind,create=file 0 0"
+} > "$dir/config"
+ip link add uplink0 type bridge
+ip link set uplink0 up
+start=$(date +%s%N)
+lxc-start -n "$name" -o "$dir/lxc.log"
+lxc-wait -n "$name" -s RUNNING -t "$seconds"
+# systemctl answers once systemd's socket exists; then --wait waits until
+# the boot is over.
+end=$(( $(date +%s) + seconds ))
+while :; do
+    state=$(timeout "$seconds" lxc-attach -n "$name" -- systemctl is-system-running --wait 2>/dev/null || true)
+    case $state in
+    running | degraded | maintenance | stopping) break ;;
+    esac
+    [ "$(date +%s)" -lt "$end" ] || break
+    sleep 0.02
+done
+echo "state ${state:-none}"
+echo "took $(( ($(date +%s%N) - start) / 1000000 ))"
+echo "failed $(lxc-attach -n "$name" -- systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
+if [ -e /run/recipes/rootfs/sbin/apparmor_parser ] && [ ! -d /sys/module/apparmor ]; then
+    echo "apparmor userland-only"
+fi
+case $state in
+running | degraded) ;;
+*)
+    echo "journal"
+    lxc-attach -n "$name" -- journalctl -b --no-pager -n 30 2>&1 || tail -n 30 "$dir/lxc.log"
+    exit 3
+    ;;
+esac
+"#;
+
+/// What a boot said: its state, time, failed units and AppArmor note.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Booted {
+    pub state: String,
+    pub took_ms: u64,
+    pub failed: Vec<String>,
+    pub apparmor_userland_only: bool,
+    /// The last journal lines of a boot that did not get there.
+    pub journal: Vec<String>,
+}
+
+impl Booted {
+    /// Reads the lines [`BOOT`] prints.
+    pub fn parse(output: &str) -> Booted {
+        let mut booted = Booted::default();
+        let mut lines = output.lines();
+        while let Some(line) = lines.next() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            match key {
+                "state" => booted.state = value.trim().to_string(),
+                "took" => booted.took_ms = value.trim().parse().unwrap_or(0),
+                "failed" => {
+                    booted.failed = value.split_whitespace().map(str::to_string).collect();
+                }
+                "apparmor" => booted.apparmor_userland_only = true,
+                "journal" => {
+                    booted.journal = lines.by_ref().map(str::to_string).collect();
+                }
+                _ => {}
+            }
+        }
+        booted
+    }
+
+    /// The report's line: `booted NAME (systemd): running in 0.31 s; failed
+    /// units: none`, with the AppArmor note where it applies.
+    pub fn note(&self, name: &str) -> String {
+        let failed = if self.failed.is_empty() {
+            "none".to_string()
+        } else {
+            self.failed.join(", ")
+        };
+        let mut note = format!(
+            "booted {name} (systemd): {} in {:.2} s; failed units: {failed}",
+            self.state,
+            self.took_ms as f64 / 1000.0
+        );
+        if self.apparmor_userland_only {
+            note.push_str("; AppArmor's userland is installed, but this kernel has no AppArmor");
+        }
+        note
+    }
+}
+
+impl Sandbox {
+    /// Boots the host fixture `name` (the sandbox's fixture tree) and runs
+    /// every later step in it; fails with the state, the failed units and
+    /// the last journal lines when it does not reach `running` or
+    /// `degraded` within `timeout`.
+    pub fn boot(&mut self, name: &str, timeout: Duration) -> Result<(), String> {
+        let program = StepProgram {
+            program: "sh".into(),
+            args: vec![
+                "-euc".into(),
+                BOOT.into(),
+                "boot".into(),
+                name.into(),
+                timeout.as_secs().max(1).to_string().into(),
+            ],
+            where_: Where::Host,
+        };
+        let out = self
+            .command(&program)?
+            .env_clear()
+            .env("PATH", STEP_PATH)
+            .env("LANG", "C.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot boot the host `{name}`: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let booted = Booted::parse(&text);
+        if !out.status.success() {
+            let took = booted.took_ms as f64 / 1000.0;
+            let mut message = if booted.state == "none" {
+                format!("the host `{name}` did not boot: `systemctl is-system-running` never answered in {took:.1} s (is systemd its init?)")
+            } else {
+                format!(
+                    "the host `{name}` did not boot: systemd still says `{}` after {took:.1} s",
+                    booted.state
+                )
+            };
+            if !booted.failed.is_empty() {
+                message.push_str(&format!("; failed units: {}", booted.failed.join(", ")));
+            }
+            let mut tail: Vec<String> = booted.journal.clone();
+            if tail.is_empty() {
+                tail = String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            }
+            if !tail.is_empty() {
+                message.push_str("\nits last journal lines:\n");
+                message.push_str(&tail.join("\n"));
+            }
+            return Err(message);
+        }
+        self.booted = Some((name.to_string(), booted.note(name)));
+        Ok(())
+    }
+
+    /// `lxc-attach` into the booted host, then the step's program there.
+    pub(super) fn attach_args(&self, name: &str, step: &StepProgram) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "lxc-attach".into(),
+            "-n".into(),
+            name.into(),
+            "--keep-env".into(),
+            "--".into(),
+        ];
+        if step.where_ == Where::Chroot {
+            args.push("chroot".into());
+            args.push(self.rootfs.clone().into());
+        }
+        args.push(step.program.clone());
+        args.extend(step.args.iter().cloned());
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_report_reads_its_state_time_units_and_journal() {
+        let ok = Booted::parse("state running\ntook 312\nfailed \napparmor userland-only\n");
+        assert_eq!(ok.state, "running");
+        assert_eq!(ok.took_ms, 312);
+        assert!(ok.failed.is_empty() && ok.apparmor_userland_only);
+        assert_eq!(
+            ok.note("debian-stock"),
+            "booted debian-stock (systemd): running in 0.31 s; failed units: none; AppArmor's userland is installed, but this kernel has no AppArmor"
+        );
+        let bad = Booted::parse(
+            "state starting\ntook 60012\nfailed lxc-net.service x.service \njournal\nDec 06 a\nDec 06 b\n",
+        );
+        assert_eq!(bad.failed, ["lxc-net.service", "x.service"]);
+        assert_eq!(bad.journal, ["Dec 06 a", "Dec 06 b"]);
+        assert!(bad
+            .note("h")
+            .contains("failed units: lxc-net.service, x.service"));
+    }
+}
