@@ -36,7 +36,12 @@ pub enum Command {
         format: Format,
     },
     /// Check the book (both languages) and report every problem.
-    Check,
+    Check {
+        /// `human` (path:line: message), `json` (a list of {path, line,
+        /// message}) or `github` (workflow annotations).
+        #[arg(long, value_enum, default_value = "human")]
+        format: CheckFormat,
+    },
     /// Check everything the runner needs of this host (root, namespaces,
     /// idmapped mounts, cgroups, kernel features, packages, disk) and say
     /// how to fix what is missing; exit 2 if something is.
@@ -201,6 +206,15 @@ pub enum FixtureCommand {
         #[arg(long, conflicts_with = "name")]
         stale: bool,
     },
+}
+
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    /// `::error file=…,line=…::message`, one per problem, for GitHub.
+    Github,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -4,6 +4,7 @@
 use anyhow::bail;
 
 use crate::check::check_parity;
+use crate::cli::CheckFormat;
 use crate::exit;
 use crate::fixture::FixtureError;
 use crate::model::Location;
@@ -12,7 +13,7 @@ use crate::workspace::Workspace;
 
 use super::{count, print_problems};
 
-pub fn check(ws: &Workspace) -> anyhow::Result<i32> {
+pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
     let langs = languages(&ws.book_dir);
     if langs.is_empty() {
         bail!(
@@ -34,6 +35,15 @@ pub fn check(ws: &Workspace) -> anyhow::Result<i32> {
         problems.extend(check_parity(&books[0], translation));
     }
     problems.extend(fixture_problems(ws));
+    if format != CheckFormat::Human {
+        problems.sort_by(|a, b| a.location.cmp(&b.location));
+        print!("{}", render(&problems, format));
+        return Ok(if problems.is_empty() {
+            exit::OK
+        } else {
+            exit::ERROR
+        });
+    }
     if problems.is_empty() {
         let recipes: usize = books[0].pages.iter().map(|p| p.recipes.len()).sum();
         println!(
@@ -46,6 +56,41 @@ pub fn check(ws: &Workspace) -> anyhow::Result<i32> {
     print_problems(&mut problems, true);
     eprintln!("{} found", count(problems.len(), "problem"));
     Ok(exit::ERROR)
+}
+
+/// The problems as JSON (`[{path, line, message}]`) or as GitHub workflow
+/// annotations (`::error file=…,line=…::message`, with `%`, `\r`, `\n`
+/// and, in properties, `:` and `,` escaped as the runner reads them).
+fn render(problems: &[Problem], format: CheckFormat) -> String {
+    let path = |p: &Problem| p.location.path.display().to_string();
+    match format {
+        CheckFormat::Json => {
+            let list: Vec<serde_json::Value> = problems
+                .iter()
+                .map(|p| serde_json::json!({"path": path(p), "line": p.location.line, "message": p.message}))
+                .collect();
+            format!("{}\n", serde_json::Value::Array(list))
+        }
+        CheckFormat::Github | CheckFormat::Human => {
+            let data = |s: &str| {
+                s.replace('%', "%25")
+                    .replace('\r', "%0D")
+                    .replace('\n', "%0A")
+            };
+            let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+            problems
+                .iter()
+                .map(|p| {
+                    format!(
+                        "::error file={},line={}::{}\n",
+                        property(&path(p)),
+                        p.location.line,
+                        data(&p.message)
+                    )
+                })
+                .collect()
+        }
+    }
 }
 
 /// Fixture definitions the recipes rely on must parse.

@@ -25,7 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
     match cli.command {
         Command::List { format } => list::list(&ws, &cli.lang, format),
-        Command::Check => check::check(&ws),
+        Command::Check { format } => check::check(&ws, format),
         Command::Doctor {
             format,
             host,
@@ -87,7 +87,7 @@ fn only_prints(command: &Command) -> bool {
     matches!(
         command,
         Command::List { .. }
-            | Command::Check
+            | Command::Check { .. }
             | Command::Doctor { .. }
             | Command::Fixture { .. }
             | Command::Completions { .. }

@@ -132,3 +132,52 @@ fn book_build_shows_mdbooks_own_errors_and_fails() {
     // The site is still written, so the author can look at it.
     assert!(p.path().join("site/page.html").is_file());
 }
+
+#[test]
+fn check_speaks_json_and_github_annotations() {
+    let p = Project::new("broken");
+    let human = p.recipes().arg("check").output().unwrap();
+    let json = p
+        .recipes()
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(2));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    let lines: Vec<String> = stdout(&human).lines().map(str::to_string).collect();
+    // The same problems, in the same order, as the human form.
+    let from_json: Vec<String> = list
+        .iter()
+        .map(|p| {
+            assert_eq!(p.as_object().unwrap().len(), 3, "{p}");
+            format!(
+                "{}:{}: {}",
+                p["path"].as_str().unwrap(),
+                p["line"],
+                p["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(from_json, lines);
+    let github = p
+        .recipes()
+        .args(["check", "--format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(github.status.code(), Some(2));
+    let annotations = stdout(&github);
+    assert_eq!(annotations.lines().count(), list.len());
+    assert!(
+        annotations.contains("::error file=book/en/src/a.md,line=7::malformed recipe id `Bad_Id`"),
+        "{annotations}"
+    );
+    assert!(annotations.lines().all(|l| l.starts_with("::error file=")));
+    let clean = Project::new("passing");
+    let out = clean
+        .recipes()
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "[]\n");
+}
