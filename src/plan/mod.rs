@@ -126,11 +126,12 @@ pub struct Plan<'b> {
 }
 
 impl<'b> Plan<'b> {
-    /// Fixtures with a base to prepare (every fixture but `empty`), sorted.
+    /// Fixtures with a base to prepare (every fixture but `empty`, the
+    /// booted hosts included), sorted.
     pub fn fixtures(&self) -> BTreeSet<&str> {
         self.runs
             .iter()
-            .map(|r| r.fixture.as_str())
+            .flat_map(|r| std::iter::once(r.fixture.as_str()).chain(r.host.as_deref()))
             .filter(|f| *f != crate::model::EMPTY_FIXTURE)
             .collect()
     }

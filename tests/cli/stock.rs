@@ -29,6 +29,7 @@ fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
             "stock-services",
             "stock-lease",
             "stock-sysv",
+            "stock-systemd",
             "stock-autostart",
             "--format",
             "json",
@@ -50,7 +51,7 @@ fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
             assert!(booted.contains("this kernel has no AppArmor"), "{booted}");
         }
     }
-    assert_eq!(events.len(), 4, "{}", stdout(&out));
+    assert_eq!(events.len(), 5, "{}", stdout(&out));
     // Nothing of a booted host outlives its sandbox.
     assert_gone("lxc-start");
     assert_gone("dnsmasq");
@@ -135,7 +136,7 @@ fn a_host_that_does_not_boot_or_does_not_exist_is_a_located_check_error() {
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out) + &stderr(&out);
     assert!(
-        text.contains("stock.md:81: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
+        text.contains("stock.md:111: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
         "{text}"
     );
     assert!(
