@@ -108,7 +108,7 @@ fn words(lang: &str) -> Words {
             recipe: "recette",
             run_it: "pour la rejouer",
             on: "le",
-            fixture: "fixture",
+            fixture: "rootfs de test",
             states: [
                 ("passed", "réussie"),
                 ("failed", "en échec"),
@@ -230,7 +230,7 @@ impl RecipesPreprocessor {
         // French typography puts a (non-breaking) space before a colon.
         let colon = if self.lang == "fr" { "\u{a0}:" } else { ":" };
         format!(
-            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span>{unstable}<span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span>{extra}</div>",
+            "<div class=\"recipe-badge recipe-{state}\" data-recipe=\"{id}\" data-status=\"{state}\" id=\"recipe-{id}\"><span class=\"recipe-state\">{icon} {recipe_word} <code>{id}</code>{colon} {label}</span>{unstable}<span class=\"recipe-when\">{when}, {fixture_word} <code>{fixture}</code></span><span class=\"recipe-run\">{run_it}{colon} <code>recipes run {id}</code></span>{extra}</div>",
             id = recipe.id,
             extra = super::proven::badge_extra(&self.store, recipe, declared, &self.lang),
             recipe_word = w.recipe,

@@ -90,11 +90,11 @@ pub fn badge_extra(store: &Store, recipe: &Recipe, declared: &str, lang: &str) -
     }
     let results: Vec<(&String, &Entry)> = store.results(&recipe.id).collect();
     if !results.is_empty() {
-        let label = if lang == "fr" {
-            "par fixture"
-        } else {
-            "per fixture"
-        };
+        let label = format!(
+            "{} {}",
+            if lang == "fr" { "par" } else { "per" },
+            fixture_word(lang)
+        );
         let cells: Vec<String> = results
             .iter()
             .map(|(fixture, entry)| {
@@ -108,17 +108,47 @@ pub fn badge_extra(store: &Store, recipe: &Recipe, declared: &str, lang: &str) -
             })
             .collect();
         html.push_str(&format!(
-            "<span class=\"recipe-matrix\" data-recipe=\"{}\">{label}: {}</span>",
+            "<span class=\"recipe-matrix\" data-recipe=\"{}\">{label}{}: {}</span>",
             recipe.id,
+            if lang == "fr" { "\u{a0}" } else { "" },
             cells.join(" ")
         ));
     }
     html
 }
 
-/// The generated page: one row per environment (fixture, distribution,
-/// kernel, LXC, cgroup, security modules, tool) with the recipes whose
-/// current result was proven there.
+/// An empty or absent value, as the site says it.
+fn or_none(value: &str, fr: bool) -> String {
+    if value.is_empty() || value == "none" {
+        (if fr { "aucun" } else { "none" }).to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The word for a fixture on the site: "rootfs de test" in French.
+pub fn fixture_word(lang: &str) -> &'static str {
+    if lang == "fr" {
+        "rootfs de test"
+    } else {
+        "fixture"
+    }
+}
+
+/// A link from the generated page to a recipe's badge on its page.
+fn recipe_link(recipe: &Recipe) -> String {
+    let page = recipe.page.replace('\\', "/");
+    let html = page.strip_suffix(".md").unwrap_or(&page);
+    format!(
+        "<a href=\"{html}.html#recipe-{id}\"><code>{id}</code></a>",
+        id = recipe.id
+    )
+}
+
+/// The generated page: one table, an environment per row (fixture, its
+/// definition's digest, distribution, kernel, LXC, cgroup, security
+/// modules, booted host, tool) with the recipes whose current result was
+/// proven there, linked to their badges.
 pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
     let fr = lang == "fr";
     let mut envs: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
@@ -129,30 +159,33 @@ pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
                 continue;
             }
             let p = &entry.provenance;
-            let key = vec![
-                entry.fixture.clone(),
-                p.fixture_digest.clone(),
-                p.distro.clone(),
-                p.kernel.clone(),
-                p.lxc.clone(),
-                p.cgroup.clone(),
-                p.lsm.join(", "),
-                p.tool.clone(),
-            ];
+            let fixture = entry.fixture.split('@').next().unwrap_or_default();
+            let key = [
+                fixture,
+                &p.fixture_digest,
+                &p.distro,
+                &p.kernel,
+                &p.lxc,
+                &p.cgroup,
+                &p.lsm.join(", "),
+                &p.host,
+                &p.tool,
+            ]
+            .map(|v| or_none(v, fr))
+            .to_vec();
             envs.entry(key).or_default().push(format!(
-                "{} `{}` ({}, {})",
+                "<span class=\"recipe-{state}\" title=\"{}\">{} {}</span>",
+                escape(&entry.date),
                 icon(state),
-                recipe.id,
-                state,
-                entry.date
+                recipe_link(recipe)
             ));
         }
     }
     let mut md = format!("# {}\n\n", title(lang));
     md.push_str(if fr {
-        "Chaque résultat actuel des recettes, groupé par l'environnement où il a été obtenu : la fixture et l'empreinte de sa définition, la distribution, le noyau, la version de LXC, la hiérarchie des cgroups, les modules de sécurité et l'outil.\n\n"
+        "Chaque résultat actuel des recettes, groupé par l'environnement où il a été obtenu : le rootfs de test et l'empreinte de sa définition, la distribution, le noyau, la version de LXC, la hiérarchie des cgroups, les modules de sécurité, l'hôte démarré où les étapes ont tourné et l'outil.\n\n"
     } else {
-        "Every current result of the recipes, grouped by the environment it was obtained in: the fixture and its definition's digest, the distribution, the kernel, the LXC version, the cgroup layout, the security modules and the tool.\n\n"
+        "Every current result of the recipes, grouped by the environment it was obtained in: the fixture and its definition's digest, the distribution, the kernel, the LXC version, the cgroup layout, the security modules, the booted host the steps ran in, and the tool.\n\n"
     });
     if envs.is_empty() {
         md.push_str(if fr {
@@ -160,46 +193,46 @@ pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
         } else {
             "No results yet: `recipes test` makes them.\n"
         });
+        let mut chapter = Chapter::new(title(lang), md, PAGE, Vec::new());
+        chapter.source_path = None;
+        return chapter;
     }
-    let heads = if fr {
+    let heads: [&str; 10] = if fr {
         [
-            "fixture",
+            "rootfs de test",
             "empreinte",
             "distribution",
             "noyau",
             "lxc",
             "cgroup",
             "lsm",
+            "hôte",
             "outil",
+            "recettes",
         ]
     } else {
         [
-            "fixture", "digest", "distro", "kernel", "lxc", "cgroup", "lsm", "tool",
+            "fixture", "digest", "distro", "kernel", "lxc", "cgroup", "lsm", "host", "tool",
+            "recipes",
         ]
     };
-    for (n, (key, results)) in envs.iter().enumerate() {
-        md.push_str(&format!(
-            "## {} {}: `{}`\n\n",
-            if fr { "Environnement" } else { "Environment" },
-            n + 1,
-            key[0]
-        ));
-        md.push_str(&format!(
-            "<dl class=\"recipes-env\" data-fixture=\"{}\">\n",
-            escape(&key[0])
-        ));
-        for (head, value) in heads.iter().zip(key) {
-            md.push_str(&format!(
-                "<dt>{head}</dt><dd data-key=\"{head}\">{}</dd>\n",
-                escape(value)
-            ));
-        }
-        md.push_str("</dl>\n\n");
-        for line in results {
-            md.push_str(&format!("- {line}\n"));
-        }
-        md.push('\n');
+    md.push_str("<table class=\"recipes-envs\">\n<thead><tr>");
+    for head in heads {
+        md.push_str(&format!("<th>{head}</th>"));
     }
+    md.push_str("</tr></thead>\n<tbody>\n");
+    for (key, results) in &envs {
+        md.push_str(&format!("<tr data-fixture=\"{}\">", escape(&key[0])));
+        for (head, value) in heads.iter().zip(key) {
+            md.push_str(&format!("<td data-key=\"{head}\">{}</td>", escape(value)));
+        }
+        md.push_str(&format!(
+            "<td data-key=\"{}\">{}</td></tr>\n",
+            heads[9],
+            results.join("<br>")
+        ));
+    }
+    md.push_str("</tbody>\n</table>\n");
     let mut chapter = Chapter::new(title(lang), md, PAGE, Vec::new());
     // Generated: no file on disk.
     chapter.source_path = None;

@@ -124,10 +124,15 @@ fn badges_follow_the_status_store_passed_failed_stale() {
             .clone()
     };
     let hash = |id: &str| recipes::site::status::code_hash(&recipe(id));
+    // Its results are keyed by its fixture, and its booted host if any.
+    let key = |id: &str| {
+        let r = recipe(id);
+        recipes::model::result_key(&r.fixture, r.host.as_deref())
+    };
     let json = serde_json::json!({"recipes": {
         "convert-image": {"status": "passed", "date": "2026-11-29 10:00 UTC", "fixture": "debian-sysv", "hash": hash("convert-image"), "lang": "fr"},
         "prune-boot-scripts": {"status": "failed", "date": "2026-11-29 10:00 UTC", "fixture": "debian-sysv", "hash": hash("prune-boot-scripts"), "lang": "fr"},
-        "network-veth": {"status": "passed", "date": "2026-11-29 10:00 UTC", "fixture": "busybox", "hash": "0000", "lang": "fr"},
+        "network-veth": {"status": "passed", "date": "2026-11-29 10:00 UTC", "fixture": key("network-veth"), "hash": "0000", "lang": "fr"},
     }});
     std::fs::write(&store, json.to_string()).unwrap();
     let out = dir.path().join("site");
@@ -140,7 +145,7 @@ fn badges_follow_the_status_store_passed_failed_stale() {
     assert!(status.success());
     let conversion = std::fs::read_to_string(out.join("conversion.html")).unwrap();
     assert!(conversion.contains("recipe-badge recipe-passed\" data-recipe=\"convert-image\""));
-    assert!(conversion.contains("le 2026-11-29 10:00 UTC, fixture <code>debian-sysv</code>"));
+    assert!(conversion.contains("le 2026-11-29 10:00 UTC, rootfs de test <code>debian-sysv</code>"));
     assert!(conversion.contains("recipe-badge recipe-failed\" data-recipe=\"prune-boot-scripts\""));
     let network = std::fs::read_to_string(out.join("en/network.html")).unwrap();
     assert!(network.contains("recipe-badge recipe-stale\" data-recipe=\"network-veth\""));
@@ -527,6 +532,23 @@ fn one_recipe_on_two_fixtures_shows_both_results_and_where_they_were_proven() {
         "{proven}"
     );
     assert!(proven.contains("data-key=\"noyau\""), "{proven}");
+    // One table, an environment per row, the recipes linked to their
+    // badges; in French, no "fixture" and an empty field says "aucun".
+    assert!(
+        proven.contains("<table class=\"recipes-envs\">"),
+        "{proven}"
+    );
+    assert!(proven.contains("<th>rootfs de test</th>"), "{proven}");
+    assert!(
+        proven.contains("<td data-key=\"hôte\">aucun</td>"),
+        "{proven}"
+    );
+    assert!(
+        proven.contains(".html#recipe-where-am-i\"><code>where-am-i</code></a>"),
+        "{proven}"
+    );
+    assert!(page.contains("id=\"recipe-where-am-i\""), "{page}");
+    assert!(page.contains("par rootfs de test\u{a0}: "), "{page}");
     // The declared fixture's badge keeps its own result.
     assert!(page.contains("recipe-badge recipe-passed\" data-recipe=\"where-am-i\""));
 }
