@@ -166,6 +166,9 @@ pub struct SandboxFactory {
     /// How long a booted host (`host=`) may take to reach `running` or
     /// `degraded` when its first step names no `timeout=`: the run's.
     pub boot_timeout: Duration,
+    /// Bases the prepare stage could not build, with why: their runs fail
+    /// with that reason instead of building again.
+    pub unbuilt: std::collections::BTreeMap<String, String>,
 }
 
 impl SandboxFactory {
@@ -219,6 +222,9 @@ impl EnvironmentFactory for SandboxFactory {
         let base = |name: &str| -> Result<Option<PathBuf>, String> {
             if name == EMPTY_FIXTURE {
                 return Ok(None);
+            }
+            if let Some(why) = self.unbuilt.get(name) {
+                return Err(why.clone());
             }
             self.store
                 .ensure(name, &builder)

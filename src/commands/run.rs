@@ -123,16 +123,20 @@ fn execute(
     let supervisor = Supervisor::new();
     let signals = forward_signals(&supervisor)?;
     let installer = Installer::new(!opts.no_install, Arc::clone(&supervisor));
+    let mut unbuilt = std::collections::BTreeMap::new();
     if host::is_root() {
-        if let Err(e) = prepare(ws, plan, &installer, opts.quiet) {
-            signals.close();
-            eprintln!("error: {e}");
-            return Ok(exit::ERROR);
+        match prepare(ws, plan, &installer, &supervisor, opts.quiet) {
+            Ok(failed) => unbuilt = failed,
+            Err(e) => {
+                signals.close();
+                eprintln!("error: {e}");
+                return Ok(exit::ERROR);
+            }
         }
     }
     let runs = plan.repeated(opts.repeat);
     let console = Console::new(opts.format, opts.quiet, runs.len());
-    let factory = environment_factory(ws, settings, &config, &supervisor, installer)?;
+    let factory = environment_factory(ws, settings, &config, &supervisor, installer, unbuilt)?;
     // Read after the installation: the host as the recipes see it.
     let provenance = provenance_of(ws);
     // With several jobs, the longest recipes (as last measured) start first;
@@ -181,8 +185,16 @@ fn execute(
 /// `recipes doctor` checks it; the kernel modules loaded; then the host
 /// commands the plan's recipes call and those that build its missing bases,
 /// installed with one notice and one `apt-get` call (unless `--no-install`:
-/// then each recipe that lacks one says so).
-fn prepare(ws: &Workspace, plan: &Plan, installer: &Installer, quiet: bool) -> Result<(), String> {
+/// then each recipe that lacks one says so); then the plan's missing bases,
+/// built side by side, each once. A base that cannot be built fails only
+/// the runs on it: returned by name, with the reason.
+fn prepare(
+    ws: &Workspace,
+    plan: &Plan,
+    installer: &Installer,
+    supervisor: &Arc<Supervisor>,
+    quiet: bool,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
     // What every sandbox needs, as `recipes doctor` checks it: one clear
     // message instead of an error per recipe.
     let say = |notices: Vec<crate::doctor::Notice>| {
@@ -196,10 +208,61 @@ fn prepare(ws: &Workspace, plan: &Plan, installer: &Installer, quiet: bool) -> R
     );
     // A sandbox cannot load modules; a stock kernel loads them on first use.
     say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES).map_err(|e| e.to_string())?);
-    if !installer.allowed {
-        return Ok(());
-    }
     let store = ws.store();
+    if installer.allowed {
+        install(&store, plan, installer)?;
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the recipes binary: {e}"))?;
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)
+        .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
+    let builder = crate::factory::BaseBuilder {
+        installer,
+        supervisor,
+        exe: &exe,
+        cache: &cache,
+    };
+    let missing: Vec<&str> = plan
+        .fixtures()
+        .into_iter()
+        .filter(|f| {
+            store
+                .definition(f)
+                .is_ok_and(|def| store.built(&def).is_none())
+        })
+        .collect();
+    let failed = std::thread::scope(|scope| {
+        let builds: Vec<_> = missing
+            .iter()
+            .map(|name| {
+                let (store, builder) = (&store, &builder);
+                (name, scope.spawn(move || store.ensure(name, builder)))
+            })
+            .collect();
+        builds
+            .into_iter()
+            .filter_map(|(name, build)| {
+                let why = match build.join() {
+                    Ok(Ok(_)) => return None,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "its build panicked".to_string(),
+                };
+                eprintln!("recipes: {why}; the recipes on `{name}` cannot run");
+                Some((name.to_string(), why))
+            })
+            .collect()
+    });
+    Ok(failed)
+}
+
+/// The host commands the plan calls and those that build its missing bases,
+/// with one notice and one `apt-get` call.
+fn install(
+    store: &crate::fixture::Store,
+    plan: &Plan,
+    installer: &Installer,
+) -> Result<(), String> {
     let mut needs = plan.host_commands();
     for fixture in plan.fixtures() {
         if let Ok(def) = store.definition(fixture) {
@@ -269,6 +332,7 @@ fn environment_factory(
     config: &RunConfig,
     supervisor: &Arc<Supervisor>,
     installer: Installer,
+    unbuilt: std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {
@@ -287,6 +351,7 @@ fn environment_factory(
             lib: config.lib_dir.clone(),
             lib_digest: crate::factory::lib_digest(&config.lib_dir),
             boot_timeout: config.default_timeout,
+            unbuilt,
         }));
     }
     if !opts.quiet {

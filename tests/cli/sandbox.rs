@@ -896,3 +896,33 @@ fn a_shell_opens_at_a_step_of_a_chain_and_reads_commands_from_stdin() {
         "{stderr}"
     );
 }
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_base_that_cannot_be_built_fails_only_its_own_runs_before_any_sandbox() {
+    require_root();
+    let p = Project::new("sandbox");
+    let out = p
+        .recipes()
+        .args(["run", "on-broken-base", "intact", "--format", "json"])
+        .output()
+        .unwrap();
+    let events = finished(&out);
+    let broken = &events["on-broken-base"];
+    assert_eq!(broken["status"], "error", "{broken}");
+    let reason = broken["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("building fixture `broken-setup` failed"),
+        "{reason}"
+    );
+    assert!(reason.contains("no such package: frobnicate"), "{reason}");
+    passed(&events, "intact");
+    // The prepare stage said it once, before the runs.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("the recipes on `broken-setup` cannot run")
+            .count(),
+        1,
+        "{err}"
+    );
+}
