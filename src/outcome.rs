@@ -10,7 +10,9 @@ use crate::model::{Location, Recipe, StepKind};
 
 /// Receives progress as recipes run (from several threads).
 pub trait Reporter: Sync {
-    fn started(&self, recipe: &Recipe);
+    /// A run begins: the recipe, on the run's fixture (not always the one
+    /// it declares: `--fixture`, `needs`), in its booted host if any.
+    fn started(&self, recipe: &Recipe, fixture: &str, host: Option<&str>);
     fn finished(&self, outcome: &Outcome);
 }
 

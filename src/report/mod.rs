@@ -179,22 +179,23 @@ impl Console {
 }
 
 impl Reporter for Console {
-    fn started(&self, recipe: &Recipe) {
+    fn started(&self, recipe: &Recipe, fixture: &str, host: Option<&str>) {
         if let Some(live) = &self.live {
             live.update(|running| running.push(recipe.id.clone()));
         }
         if self.format == Format::Json {
-            self.emit(&format!(
-                "{}\n",
-                serde_json::json!({
-                    "event": "started",
-                    "id": recipe.id,
-                    "lang": recipe.lang,
-                    "page": recipe.page,
-                    "line": recipe.location.line,
-                    "fixture": recipe.fixture,
-                })
-            ));
+            let mut event = serde_json::json!({
+                "event": "started",
+                "id": recipe.id,
+                "lang": recipe.lang,
+                "page": recipe.page,
+                "line": recipe.location.line,
+                "fixture": fixture,
+            });
+            if let Some(host) = host {
+                event["host"] = host.into();
+            }
+            self.emit(&format!("{event}\n"));
         }
     }
 

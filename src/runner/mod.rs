@@ -126,7 +126,7 @@ pub fn run_all(
                 let Some(run) = selected.get(i) else {
                     break;
                 };
-                reporter.started(run.recipe);
+                reporter.started(run.recipe, &run.fixture, run.host.as_deref());
                 let outcome = runner.run(run);
                 reporter.finished(&outcome);
                 outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);

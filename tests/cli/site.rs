@@ -632,3 +632,30 @@ fn folded_steps_are_collapsed_and_sessions_read_as_a_person_sees_them() {
         assert!(!html.contains("sleep 2"), "no plumbing left");
     }
 }
+
+#[test]
+#[ignore = "needs root (a busybox fixture in the sandbox): run as root with --include-ignored"]
+fn the_started_event_names_the_runs_fixture_not_the_declared_one() {
+    crate::require_root();
+    let p = crate::Project::new("matrix");
+    let out = p
+        .recipes()
+        .args([
+            "run",
+            "where-am-i",
+            "--fixture",
+            "busybox",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let started: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["fixture"], "busybox", "{}", started[0]);
+    assert!(started[0].get("host").is_none(), "{}", started[0]);
+}
