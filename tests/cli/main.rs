@@ -133,6 +133,50 @@ pub fn processes(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Processes still in the control groups of sandboxes whose runner has
+/// ended (`recipes.sandboxes/PID-N`, PID gone): what a run left behind,
+/// told apart from the processes of runs still going on beside it.
+pub fn left_by_ended_runs() -> Vec<(i32, String)> {
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        let runner = cgroup.lines().find_map(|line| {
+            let (_, rest) = line.split_once("/recipes.sandboxes/")?;
+            rest.split('-').next()?.parse::<u32>().ok()
+        });
+        let Some(runner) = runner else { continue };
+        if Path::new(&format!("/proc/{runner}")).exists() {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.is_empty() {
+            left.push((pid, cmdline));
+        }
+    }
+    left
+}
+
+/// Fails if a run that ended left a process behind (after a moment: the
+/// kernel may need one to finish killing a namespace).
+pub fn assert_runs_left_nothing() {
+    let start = std::time::Instant::now();
+    loop {
+        let left = left_by_ended_runs();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "left by ended runs: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Fails if a process whose command line contains `needle` is still running
 /// shortly after (the kernel may need a moment to finish killing; another
 /// test running the same recipe at the same time needs a few seconds).

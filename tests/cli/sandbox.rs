@@ -371,7 +371,7 @@ fn a_container_boots_where_the_hosts_lxc_folder_is_a_link_holding_its_own_web1()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("fake host unchanged"), "{text}");
-    assert_gone("lxc-start");
+    crate::assert_runs_left_nothing();
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn a_debian_sysv_container_boots_to_its_runlevel_and_is_attached() {
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
     assert_eq!(host_state(), before);
-    assert_gone("lxc-start");
+    crate::assert_runs_left_nothing();
 }
 
 #[test]

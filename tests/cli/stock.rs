@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::{assert_gone, require_root, stderr, stdout, Project};
+use crate::{require_root, stderr, stdout, Project};
 
 fn finished(out: &std::process::Output) -> BTreeMap<String, Value> {
     stdout(out)
@@ -53,8 +53,7 @@ fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
     }
     assert_eq!(events.len(), 5, "{}", stdout(&out));
     // Nothing of a booted host outlives its sandbox.
-    assert_gone("lxc-start");
-    assert_gone("dnsmasq");
+    crate::assert_runs_left_nothing();
 }
 
 #[test]
@@ -79,7 +78,7 @@ fn a_host_that_never_boots_fails_its_recipe_with_what_it_said() {
         ),
         "{reason}"
     );
-    assert_gone("lxc-start");
+    crate::assert_runs_left_nothing();
 }
 
 #[test]
