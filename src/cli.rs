@@ -152,6 +152,10 @@ pub enum Command {
         cwd: PathBuf,
         #[arg(long)]
         chroot: Option<PathBuf>,
+        /// Keep set-user-ID programs working (no `no_new_privs`; the
+        /// seccomp filter stays): a booted host's own setuid helpers.
+        #[arg(long)]
+        allow_setuid: bool,
         #[arg(last = true, required = true)]
         argv: Vec<std::ffi::OsString>,
     },

@@ -64,6 +64,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             net_host,
             cwd,
             chroot,
+            allow_setuid,
             argv,
         } => Ok(crate::sandbox::helper::enter_main(
             &crate::sandbox::helper::EnterRequest {
@@ -73,6 +74,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 net_host,
                 cwd: &cwd,
                 chroot: chroot.as_deref(),
+                allow_setuid,
                 argv: &argv,
             },
         )),

@@ -77,6 +77,14 @@ running | degraded) ;;
 esac
 "#;
 
+/// A chroot in the booted host, with its kernel views and devices.
+const CHROOT: &str = r#"root=$0
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+exec chroot "$root" "$@"
+"#;
+
 /// What a boot said: its state, time, failed units and AppArmor note.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Booted {
@@ -137,6 +145,10 @@ impl Sandbox {
     /// the last journal lines when it does not reach `running` or
     /// `degraded` within `timeout`.
     pub fn boot(&mut self, name: &str, timeout: Duration) -> Result<(), String> {
+        // A host's own set-user-ID helpers (`newuidmap` for an unprivileged
+        // user's containers) work in it, up to the sandbox's root; the
+        // seccomp filter stays.
+        self.setuid = true;
         let program = StepProgram {
             program: "sh".into(),
             args: vec![
@@ -198,7 +210,20 @@ impl Sandbox {
             "--".into(),
         ];
         if step.where_ == Where::Chroot {
-            args.push("chroot".into());
+            // As the sandbox's chroot steps: proc, sys and dev mounted, in
+            // a mount namespace that dies with the step.
+            args.extend(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-euc",
+                ]
+                .map(Into::into),
+            );
+            args.push(CHROOT.into());
             args.push(self.rootfs.clone().into());
         }
         args.push(step.program.clone());

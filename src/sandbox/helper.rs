@@ -235,6 +235,9 @@ pub struct EnterRequest<'a> {
     pub net_host: bool,
     pub cwd: &'a Path,
     pub chroot: Option<&'a Path>,
+    /// No `no_new_privs`: the step (a booted host and what runs in it) may
+    /// use set-user-ID programs, which give at most the sandbox's root.
+    pub allow_setuid: bool,
     pub argv: &'a [OsString],
 }
 
@@ -362,7 +365,12 @@ fn run_in_sandbox(
             return format!("cannot drop {cap}: {e}");
         }
     }
-    if let Err(e) = seccomp::install(filter) {
+    let installed = if request.allow_setuid {
+        seccomp::install_keeping_setuid(filter)
+    } else {
+        seccomp::install(filter)
+    };
+    if let Err(e) = installed {
         return e.to_string();
     }
     match execvp(&args[0], args) {

@@ -112,6 +112,8 @@ pub struct Sandbox {
     /// The booted host the steps run in (`host=`): its container's name and
     /// how it came up.
     booted: Option<(String, String)>,
+    /// Steps keep set-user-ID programs working (a booted host's).
+    setuid: bool,
     _slot: userns::Slot,
 }
 
@@ -167,6 +169,7 @@ impl Sandbox {
             ids: spec.ids,
             restored: None,
             booted: None,
+            setuid: false,
             _slot: slot,
         };
         let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
@@ -462,6 +465,9 @@ impl Environment for Sandbox {
         }
         if self.net_host {
             command.arg("--net-host");
+        }
+        if self.setuid {
+            command.arg("--allow-setuid");
         }
         if let Some((name, _)) = &self.booted {
             command.arg("--").args(self.attach_args(name, step));

@@ -24,6 +24,8 @@ pub const ROOTFS: &str = "/run/recipes/rootfs";
 pub const BASE: &str = "/run/recipes/base";
 /// A guest fixture's base (`host=`), idmapped and read-only.
 pub const GUEST_BASE: &str = "/run/recipes/guest-base";
+/// LXC's folder in a booted host: a tmpfs of its own.
+pub const HOST_LXC: &str = "/var/lib/lxc";
 /// Where a booted host shows the recipe's own fixture when it names no
 /// `at=` path.
 pub const GUEST_DEFAULT: &str = "/var/lib/recipes/rootfs";
@@ -661,7 +663,7 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
         });
     }
     if let Some(guest) = &spec.guest {
-        guest_fixture(guest, ops);
+        guest_fixture(guest, spec.limits.memory, ops);
     }
     if let Some(at) = &spec.at {
         ops.push(Op::Mkdir {
@@ -685,7 +687,17 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
 
 /// The recipe's own fixture in the booted host's tree: an overlay of its
 /// base (or a plain folder for `empty`) at its path there.
-fn guest_fixture(guest: &Guest, ops: &mut Vec<Op>) {
+fn guest_fixture(guest: &Guest, size: u64, ops: &mut Vec<Op>) {
+    // LXC's folder in the booted host is a tmpfs, not part of the host's
+    // overlay: an overlay's upper layer (`lxc-copy -s`) cannot lie on one.
+    ops.push(Op::Tmpfs {
+        target: Path::new(ROOTFS).join(HOST_LXC.trim_start_matches('/')),
+        mode: 0o755,
+        uid: 0,
+        size,
+        skeleton: None,
+        noexec: false,
+    });
     let target = Path::new(ROOTFS).join(guest.path.trim_start_matches('/'));
     ops.push(Op::Mkdir {
         path: target.clone(),

@@ -78,6 +78,36 @@ pub fn install(program: &BpfProgram) -> Result<(), SeccompError> {
     seccompiler::apply_filter(program).map_err(|e| SeccompError(e.to_string()))
 }
 
+/// Installs the filter without setting `no_new_privs`, which the kernel
+/// allows to a process with `CAP_SYS_ADMIN` in its user namespace (the
+/// sandbox's root): set-user-ID programs then still work, up to the
+/// sandbox's root. For a booted host, whose own `newuidmap` is what lets
+/// an unprivileged user start containers.
+pub fn install_keeping_setuid(program: &BpfProgram) -> Result<(), SeccompError> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len())
+            .map_err(|_| SeccompError("the filter is too long".into()))?,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points into `program`, alive for the call; the kernel
+    // copies the filter.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(SeccompError(format!(
+            "cannot install the seccomp filter: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
 /// The names of the refused system calls, for the documentation and tests.
 pub fn denied_names() -> impl Iterator<Item = &'static str> {
     DENIED.iter().map(|(name, _)| *name)

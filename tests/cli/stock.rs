@@ -19,7 +19,7 @@ fn finished(out: &std::process::Output) -> BTreeMap<String, Value> {
 
 #[test]
 #[ignore = "needs root (namespaces, mounts, LXC): run as root with --include-ignored"]
-fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
+fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_alice_and_autostart() {
     require_root();
     let p = Project::new("stock");
     let out = p
@@ -30,6 +30,8 @@ fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
             "stock-lease",
             "stock-sysv",
             "stock-systemd",
+            "stock-alice",
+            "stock-boundary",
             "stock-autostart",
             "--format",
             "json",
@@ -51,7 +53,7 @@ fn a_booted_stock_host_runs_lxc_net_lxcfs_leases_nested_guests_and_autostart() {
             assert!(booted.contains("this kernel has no AppArmor"), "{booted}");
         }
     }
-    assert_eq!(events.len(), 5, "{}", stdout(&out));
+    assert_eq!(events.len(), 7, "{}", stdout(&out));
     // Nothing of a booted host outlives its sandbox.
     crate::assert_runs_left_nothing();
 }
@@ -135,7 +137,7 @@ fn a_host_that_does_not_boot_or_does_not_exist_is_a_located_check_error() {
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out) + &stderr(&out);
     assert!(
-        text.contains("stock.md:111: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
+        text.contains("stock.md:145: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
         "{text}"
     );
     assert!(
