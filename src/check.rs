@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Book, Location, Recipe, EMPTY_FIXTURE};
+use crate::model::{Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
 use crate::parse::Problem;
 
 fn problem(location: &Location, message: String) -> Problem {
@@ -12,6 +12,61 @@ fn problem(location: &Location, message: String) -> Problem {
         location: location.clone(),
         message,
     }
+}
+
+/// Test plumbing in a block the reader sees: what a person would not type.
+/// Such lines belong in a folded step (`fold`: "Vérification" / "Check").
+fn plumbing_in(line: &str) -> Option<&'static str> {
+    if line.contains("$RECIPES_LIB") || line.contains("${RECIPES_LIB}") {
+        return Some("calls the runner's helpers (`$RECIPES_LIB`)");
+    }
+    if line.contains("date +%s%N") {
+        return Some("measures time with `date +%s%N` arithmetic");
+    }
+    // `test …` or `[ … ]` whose result is turned into a sentence.
+    let sentence = line.split(';').any(|part| {
+        let part = part.trim_start();
+        (part.starts_with("test ") || part.starts_with("[ "))
+            && (part.contains("&& echo \"") || part.contains("&& echo '"))
+    });
+    sentence.then_some("prints a sentence from a `test`")
+}
+
+/// Lines of an unfolded script or transcript that hold test plumbing, as
+/// located problems.
+fn plumbing(recipe: &Recipe) -> Vec<Problem> {
+    let mut found = Vec::new();
+    for step in recipe.steps.iter().filter(|s| !s.flag("fold")) {
+        let lines: Vec<(usize, &str)> = match step.kind {
+            StepKind::Script => step
+                .body
+                .lines()
+                .enumerate()
+                .map(|(i, l)| (step.location.line + 1 + i, l))
+                .collect(),
+            StepKind::Console => step
+                .transcript
+                .iter()
+                .map(|e| (e.line, e.command.as_str()))
+                .collect(),
+            _ => continue,
+        };
+        for (line, text) in lines {
+            if let Some(what) = plumbing_in(text) {
+                found.push(problem(
+                    &Location {
+                        path: step.location.path.clone(),
+                        line,
+                    },
+                    format!(
+                        "an unfolded block of recipe `{}` {what}: that is a check, not what a reader types; move it into a step with the flag `fold`",
+                        recipe.id
+                    ),
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Every problem of one language tree that parsing alone cannot see.
@@ -34,6 +89,7 @@ pub fn check_book(
             continue;
         }
         seen.insert(&recipe.id, recipe);
+        problems.extend(plumbing(recipe));
         if let Some(host) = recipe.host.as_deref().filter(|h| !hosts.contains(*h)) {
             let known = if hosts.is_empty() {
                 "none here".to_string()
@@ -185,4 +241,49 @@ pub fn check_parity(original: &Book, translation: &Book) -> Vec<Problem> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_page;
+    use std::path::Path;
+
+    fn plumbing_of(page: &str) -> Vec<String> {
+        let (recipes, problems) = parse_page(Path::new("p.md"), "p.md", "fr", page);
+        assert!(problems.is_empty(), "{problems:?}");
+        recipes
+            .iter()
+            .flat_map(plumbing)
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn plumbing_in_an_unfolded_block_is_a_located_problem() {
+        let page = "```sh recipe=a\nlxc-start -n web1\n\"$RECIPES_LIB\"/wait-runlevel web1\n```\n\n```console recipe=a\n$ start=$(date +%s%N); true\n$ test -d /proc && echo \"proc is there\"\nproc is there\n$ [ 1 -eq 1 ] && echo 'one'\none\n```\n";
+        let found = plumbing_of(page);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            found[0]
+                .starts_with("p.md:3: an unfolded block of recipe `a` calls the runner's helpers"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("p.md:7: ") && found[1].contains("`date +%s%N`"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].starts_with("p.md:8: ")
+                && found[2].contains("prints a sentence from a `test`"),
+            "{found:?}"
+        );
+        assert!(found[3].starts_with("p.md:10: "), "{found:?}");
+    }
+
+    #[test]
+    fn folded_steps_and_plain_commands_are_not_plumbing() {
+        let page = "```sh recipe=a fold\n\"$RECIPES_LIB\"/wait-runlevel web1\ntest -d /x && echo \"x\"\n```\n\n```console recipe=a\n$ lxc-info -n web1 -s\nState: RUNNING\n$ cp a b && echo \"copied\"\ncopied\n$ echo \"test -d is how\"\ntest -d is how\n```\n\n```sh recipe=a\ntrue\n```\n\n```text recipe=a expect\ntest -d /x && echo \"shown, not run\"\n```\n";
+        assert_eq!(plumbing_of(page), Vec::<String>::new());
+    }
 }
