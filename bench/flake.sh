@@ -8,6 +8,8 @@
 # Usage: bench/flake.sh [RUNS] [--jobs N]   (run as root, like the book)
 #   RECIPES=path/to/recipes   the binary (default: a release build)
 #   LOAD=0                    run without the load (a baseline)
+#   FLAKE_OUT=DIR             keep every run's JSON events in DIR (kept
+#                             afterwards, so an interrupted bench can be read)
 set -eu
 runs=20
 jobs=2
@@ -24,13 +26,15 @@ if [ -z "${RECIPES:-}" ]; then
     cargo build --release --quiet --manifest-path "$top/Cargo.toml"
     RECIPES="$top/target/release/recipes"
 fi
-work=$(mktemp -d)
+work=${FLAKE_OUT:-$(mktemp -d)}
+mkdir -p "$work"
 load_pids=""
 stop_load() {
     # shellcheck disable=SC2086
     [ -n "$load_pids" ] && kill $load_pids 2>/dev/null
     wait 2>/dev/null || true
-    rm -rf "$work"
+    rm -f "$work/disk-load"
+    [ -n "${FLAKE_OUT:-}" ] || rm -rf "$work"
 }
 trap stop_load EXIT
 trap 'exit 130' INT TERM
