@@ -325,7 +325,7 @@ impl Sandbox {
             return Ok(None);
         }
         let report = self.run_inside(&["sh", "-c", network::INSPECT], Input::Text(""), None)?;
-        let net = network::read(&report)?;
+        let net = network::read(&report).map_err(|e| e.to_string())?;
         Ok((!net.is_empty()).then_some(net))
     }
 
