@@ -274,7 +274,9 @@ impl EnvironmentFactory for SandboxFactory {
         };
         let mut sandbox = Sandbox::start(spec, self.exe.clone(), &self.cache)?;
         if let Some(checkpoint) = from {
-            sandbox.restore(&checkpoint.dir)?;
+            sandbox
+                .restore(&checkpoint.dir)
+                .map_err(|e| e.to_string())?;
         }
         if let Some(host) = host {
             // The boot is bounded like the first step it comes before.

@@ -28,8 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::fsutil::FsError;
 use crate::model::Where;
 use crate::runner::{Environment, StepProgram};
+use checkpoint::CheckpointError;
 pub use plan::SandboxSpec;
 
 /// Why a sandbox could not be made or closed.
@@ -243,7 +245,7 @@ impl Sandbox {
 
     /// What neither a layer of files nor a network description can hold:
     /// processes left in the sandbox's PID namespace, mounts made by steps.
-    fn live_state(&self) -> Option<String> {
+    fn live_state(&self) -> Option<CheckpointError> {
         let proc_ = PathBuf::from(format!("/proc/{}/root/proc", self.pid1));
         let mut running: Vec<String> = std::fs::read_dir(&proc_)
             .into_iter()
@@ -260,13 +262,10 @@ impl Sandbox {
         running.sort();
         running.dedup();
         if !running.is_empty() {
-            return Some(format!(
-                "it leaves processes running ({})",
-                running.join(", ")
-            ));
+            return Some(CheckpointError::Processes(running));
         }
         if self.mount_ids() != self.mounts {
-            return Some("it leaves its mounts changed".into());
+            return Some(CheckpointError::Mounts);
         }
         None
     }
@@ -279,13 +278,13 @@ impl Sandbox {
         argv: &[&str],
         input: Input,
         output: Option<std::fs::File>,
-    ) -> Result<String, String> {
+    ) -> Result<String, CheckpointError> {
         use std::io::Write;
-        let mut command = self.command(&StepProgram {
+        let mut command = self.enter(&StepProgram {
             program: argv[0].into(),
             args: argv[1..].iter().map(Into::into).collect(),
             where_: Where::Host,
-        })?;
+        });
         let (stdin, text) = match input {
             Input::Text(text) => (Stdio::piped(), Some(text)),
             Input::File(file) => (Stdio::from(file), None),
@@ -299,33 +298,30 @@ impl Sandbox {
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+            .map_err(cannot_run(argv[0]))?;
         let written = match (child.stdin.take(), text) {
             (Some(mut pipe), Some(text)) => pipe.write_all(text.as_bytes()).is_ok(),
             _ => true,
         };
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        let out = child.wait_with_output().map_err(cannot_run(argv[0]))?;
         if !out.status.success() || !written {
-            return Err(format!(
-                "`{}` failed in the sandbox ({}): {}",
-                argv.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(CheckpointError::Failed {
+                command: argv.join(" "),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The sandbox's network, as a checkpoint can make it again (nothing
     /// when the sandbox shares the host's).
-    fn inspect_network(&self) -> Result<Option<network::Network>, String> {
+    fn inspect_network(&self) -> Result<Option<network::Network>, CheckpointError> {
         if self.net_host {
             return Ok(None);
         }
         let report = self.run_inside(&["sh", "-c", network::INSPECT], Input::Text(""), None)?;
-        let net = network::read(&report).map_err(|e| e.to_string())?;
+        let net = network::read(&report)?;
         Ok((!net.is_empty()).then_some(net))
     }
 
@@ -333,9 +329,8 @@ impl Sandbox {
     /// inside the sandbox, as its root, so paths resolve in the sandbox's
     /// view alone and owners, modes and capabilities are its own. Mount
     /// points (the fixture at `at=`) are left out.
-    fn archive_kept(&self, archive: &Path) -> Result<(), String> {
-        let file = std::fs::File::create(archive)
-            .map_err(|e| format!("cannot create {}: {e}", archive.display()))?;
+    fn archive_kept(&self, archive: &Path) -> Result<(), CheckpointError> {
+        let file = std::fs::File::create(archive).map_err(FsError::at("create", archive))?;
         let mut argv: Vec<String> = ["tar", "--create", "--one-file-system"]
             .iter()
             .chain(&TAR_FILES)
@@ -358,16 +353,15 @@ impl Sandbox {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.run_inside(&argv, Input::Text(""), Some(file))
             .map(drop)
-            .map_err(|e| format!("cannot keep the files outside the fixture: {e}"))
+            .map_err(|e| CheckpointError::Files(Box::new(e)))
     }
 
     /// Brings back what a checkpoint kept in `dir` beside its layer: the
     /// files written outside the fixture (unpacked by `tar` inside the
     /// sandbox, as its root), then the network.
-    pub fn restore(&mut self, dir: &Path) -> Result<(), String> {
+    pub fn restore(&mut self, dir: &Path) -> Result<(), CheckpointError> {
         if let Some(archive) = checkpoint::files(dir) {
-            let file = std::fs::File::open(&archive)
-                .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+            let file = std::fs::File::open(&archive).map_err(FsError::at("read", &archive))?;
             let argv: Vec<&str> = ["tar", "--extract", "--same-owner", "--same-permissions"]
                 .iter()
                 .chain(&TAR_FILES)
@@ -448,6 +442,39 @@ impl Environment for Sandbox {
     }
 
     fn command(&self, step: &StepProgram) -> Result<Command, String> {
+        Ok(self.enter(step))
+    }
+
+    fn diagnose(&self) -> Vec<String> {
+        self.cgroups
+            .iter()
+            .flat_map(|c| c.hits())
+            .map(|hit| hit.to_string())
+            .collect()
+    }
+
+    fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
+        self.keep_checkpoint(dir).map_err(|e| e.to_string())
+    }
+
+    fn booted(&self) -> Option<String> {
+        self.booted.as_ref().map(|(_, note)| note.clone())
+    }
+
+    fn restored(&self) -> Option<String> {
+        self.restored.clone()
+    }
+
+    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {
+        self.stop()?;
+        Ok(self.keep.take())
+    }
+}
+
+impl Sandbox {
+    /// A command that runs `step` in the sandbox (in its booted host, if
+    /// there is one) through `__enter`.
+    fn enter(&self, step: &StepProgram) -> Command {
         let mut command = Command::new(&self.exe);
         command
             .arg("__enter")
@@ -465,28 +492,19 @@ impl Environment for Sandbox {
         }
         if let Some((name, _)) = &self.booted {
             command.arg("--").args(self.attach_args(name, step));
-            return Ok(command);
+            return command;
         }
         if step.where_ == Where::Chroot {
             command.arg("--chroot").arg(&self.rootfs);
         }
         command.arg("--").arg(&step.program).args(&step.args);
-        Ok(command)
+        command
     }
 
-    fn diagnose(&self) -> Vec<String> {
-        self.cgroups
-            .iter()
-            .flat_map(|c| c.hits())
-            .map(|hit| hit.to_string())
-            .collect()
-    }
-
-    fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
-        let upper = self
-            .upper_fd
-            .as_ref()
-            .ok_or("its fixture has no overlay to keep")?;
+    /// Keeps the state of the fixture as a checkpoint layer at `dir`; the
+    /// note says what it keeps beyond files (its network).
+    fn keep_checkpoint(&self, dir: &Path) -> Result<Option<String>, CheckpointError> {
+        let upper = self.upper_fd.as_ref().ok_or(CheckpointError::NoOverlay)?;
         if let Some(why) = self.live_state() {
             return Err(why);
         }
@@ -507,18 +525,13 @@ impl Environment for Sandbox {
         checkpoint::keep(&capture, dir)?;
         Ok(net.map(|n| format!("with its network: {}", n.summary())))
     }
+}
 
-    fn booted(&self) -> Option<String> {
-        self.booted.as_ref().map(|(_, note)| note.clone())
-    }
-
-    fn restored(&self) -> Option<String> {
-        self.restored.clone()
-    }
-
-    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {
-        self.stop()?;
-        Ok(self.keep.take())
+/// A `map_err` adapter for a command run inside that could not start.
+fn cannot_run(program: &str) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Run {
+        program: program.to_string(),
+        source,
     }
 }
 
