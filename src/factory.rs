@@ -282,7 +282,7 @@ impl EnvironmentFactory for SandboxFactory {
             // The boot is bounded like the first step it comes before.
             let first = chain.first().and_then(|r| r.steps.first());
             let timeout = first.and_then(|s| s.timeout).unwrap_or(self.boot_timeout);
-            sandbox.boot(host, timeout)?;
+            sandbox.boot(host, timeout).map_err(|e| e.to_string())?;
         }
         Ok(Box::new(sandbox))
     }
