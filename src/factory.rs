@@ -82,7 +82,7 @@ impl BaseBuilder<'_> {
 
 impl Builder for BaseBuilder<'_> {
     fn install(&self, needs: &[(&str, &str)]) -> Result<(), String> {
-        self.installer.ensure(needs)
+        self.installer.ensure(needs).map_err(|e| e.to_string())
     }
 
     fn run(&self, command: Command, timeout: Duration, line: &dyn Fn(&str)) -> Result<(), String> {
@@ -212,7 +212,9 @@ impl EnvironmentFactory for SandboxFactory {
         host: Option<&str>,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, String> {
-        self.installer.ensure(&host::needs_of(chain))?;
+        self.installer
+            .ensure(&host::needs_of(chain))
+            .map_err(|e| e.to_string())?;
         let builder = BaseBuilder {
             installer: &self.installer,
             supervisor: &self.supervisor,

@@ -210,7 +210,7 @@ fn prepare(
     say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES).map_err(|e| e.to_string())?);
     let store = ws.store();
     if installer.allowed {
-        install(&store, plan, installer)?;
+        install(&store, plan, installer).map_err(|e| e.to_string())?;
     }
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot find the recipes binary: {e}"))?;
@@ -262,7 +262,7 @@ fn install(
     store: &crate::fixture::Store,
     plan: &Plan,
     installer: &Installer,
-) -> Result<(), String> {
+) -> Result<(), crate::host::InstallError> {
     let mut needs = plan.host_commands();
     for fixture in plan.fixtures() {
         if let Ok(def) = store.definition(fixture) {
