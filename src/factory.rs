@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::fixture::{Builder, Definition, Store};
-use crate::host::{self, Installer};
+use crate::fixture::{BuildError, Builder, Definition, Store};
+use crate::host::{self, InstallError, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
 use crate::runner::{Checkpoint, Direct, Environment, EnvironmentFactory, StepProgram};
@@ -53,13 +53,13 @@ impl BaseBuilder<'_> {
         args: &[&str],
         stdin: Option<Vec<u8>>,
         what: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildError> {
         let step = StepProgram {
             program: program.into(),
             args: args.iter().map(Into::into).collect(),
             where_: Where::Chroot,
         };
-        let mut command = sandbox.command(&step)?;
+        let mut command = sandbox.enter(&step);
         command
             .env_clear()
             .env("PATH", STEP_PATH)
@@ -68,24 +68,32 @@ impl BaseBuilder<'_> {
         let out = self
             .supervisor
             .run(command, stdin, SETUP_TIMEOUT)
-            .map_err(|e| format!("cannot run {what}: {e}"))?;
+            .map_err(|source| BuildError::CannotRun {
+                what: what.to_string(),
+                source,
+            })?;
         if out.exit != Exit::Code(0) {
-            return Err(format!(
-                "{what} ended with {}:\n{}",
-                out.exit,
-                String::from_utf8_lossy(&out.output)
-            ));
+            return Err(BuildError::Failed {
+                what: what.to_string(),
+                exit: out.exit,
+                output: String::from_utf8_lossy(&out.output).into_owned(),
+            });
         }
         Ok(())
     }
 }
 
 impl Builder for BaseBuilder<'_> {
-    fn install(&self, needs: &[(&str, &str)]) -> Result<(), String> {
-        self.installer.ensure(needs).map_err(|e| e.to_string())
+    fn install(&self, needs: &[(&str, &str)]) -> Result<(), InstallError> {
+        self.installer.ensure(needs)
     }
 
-    fn run(&self, command: Command, timeout: Duration, line: &dyn Fn(&str)) -> Result<(), String> {
+    fn run(
+        &self,
+        command: Command,
+        timeout: Duration,
+        line: &dyn Fn(&str),
+    ) -> Result<(), BuildError> {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let finished = std::thread::scope(|scope| {
             let run = scope.spawn(|| {
@@ -105,22 +113,20 @@ impl Builder for BaseBuilder<'_> {
             run.join()
         });
         let finished = finished
-            .map_err(|_| "the supervising thread panicked".to_string())?
-            .map_err(|e| format!("cannot start: {e}"))?;
+            .map_err(|_| BuildError::Panicked)?
+            .map_err(BuildError::Start)?;
         if finished.exit == Exit::Code(0) {
             return Ok(());
         }
         let output = String::from_utf8_lossy(&finished.output);
-        let tail: Vec<&str> = output.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(format!(
-            "ended with {}; its last lines:\n{}",
-            finished.exit,
-            tail.join("\n")
-        ))
+        let tail: Vec<String> = output.lines().rev().take(30).map(str::to_string).collect();
+        Err(BuildError::Ended {
+            exit: finished.exit,
+            tail: tail.into_iter().rev().collect(),
+        })
     }
 
-    fn setup(&self, rootfs: &Path, script: &str) -> Result<(), String> {
+    fn setup(&self, rootfs: &Path, script: &str) -> Result<(), BuildError> {
         let spec = SandboxSpec {
             parent: 0,
             ids: IdRange { base: 0, count: 0 },
@@ -137,7 +143,7 @@ impl Builder for BaseBuilder<'_> {
             shares: Vec::new(),
             guest: None,
         };
-        let sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
+        let mut sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
         self.chrooted(
             &sandbox,
             "/bin/sh",
@@ -145,7 +151,7 @@ impl Builder for BaseBuilder<'_> {
             None,
             "the setup script",
         )?;
-        Box::new(sandbox).close().map(drop)
+        Ok(sandbox.stop()?)
     }
 }
 

@@ -388,7 +388,7 @@ impl Sandbox {
 
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
     /// for the helper, then removes the cgroups, killing what is left.
-    fn stop(&mut self) -> Result<(), SandboxError> {
+    pub fn stop(&mut self) -> Result<(), SandboxError> {
         drop(self.control.take());
         if let Some(fd) = self.pidfd.take() {
             helper::kill(&fd);
@@ -474,7 +474,7 @@ impl Environment for Sandbox {
 impl Sandbox {
     /// A command that runs `step` in the sandbox (in its booted host, if
     /// there is one) through `__enter`.
-    fn enter(&self, step: &StepProgram) -> Command {
+    pub fn enter(&self, step: &StepProgram) -> Command {
         let mut command = Command::new(&self.exe);
         command
             .arg("__enter")
