@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::fixture::{BuildError, Builder, Definition, Store};
+use crate::fixture::{BuildError, Builder, Definition, FixtureError, Store};
+use crate::fsutil::FsError;
 use crate::host::{self, InstallError, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
-use crate::runner::{Checkpoint, Direct, Environment, EnvironmentFactory, StepProgram};
+use crate::runner::{Checkpoint, Direct, EnvError, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
 use crate::sandbox::plan::{self, Guest, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
@@ -155,6 +156,10 @@ impl Builder for BaseBuilder<'_> {
     }
 }
 
+/// The bases the prepare stage could not build, by name, with why (shared
+/// by every run on them).
+pub type Unbuilt = std::collections::BTreeMap<String, Arc<FixtureError>>;
+
 /// Sandboxed environments on cached fixtures (needs root).
 pub struct SandboxFactory {
     pub store: Store,
@@ -174,17 +179,16 @@ pub struct SandboxFactory {
     pub boot_timeout: Duration,
     /// Bases the prepare stage could not build, with why: their runs fail
     /// with that reason instead of building again.
-    pub unbuilt: std::collections::BTreeMap<String, String>,
+    pub unbuilt: Unbuilt,
 }
 
 impl SandboxFactory {
     /// Host folders shown read-only inside at fixed paths: the compiled
     /// Rust programs and the shell helpers (a host path may lie under a
     /// folder the sandbox hides, or one its root may not enter).
-    fn shares(&self) -> Result<Vec<Share>, String> {
+    fn shares(&self) -> Result<Vec<Share>, FsError> {
         let rust = self.cache.join("rust");
-        std::fs::create_dir_all(&rust)
-            .map_err(|e| format!("cannot create {}: {e}", rust.display()))?;
+        std::fs::create_dir_all(&rust).map_err(FsError::at("create", &rust))?;
         let mut shares = vec![Share {
             host: rust,
             inside: Path::new(plan::RUN).join("rust"),
@@ -217,27 +221,22 @@ impl EnvironmentFactory for SandboxFactory {
         chain: &[&Recipe],
         host: Option<&str>,
         from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String> {
-        self.installer
-            .ensure(&host::needs_of(chain))
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Box<dyn Environment>, EnvError> {
+        self.installer.ensure(&host::needs_of(chain))?;
         let builder = BaseBuilder {
             installer: &self.installer,
             supervisor: &self.supervisor,
             exe: &self.exe,
             cache: &self.cache,
         };
-        let base = |name: &str| -> Result<Option<PathBuf>, String> {
+        let base = |name: &str| -> Result<Option<PathBuf>, EnvError> {
             if name == EMPTY_FIXTURE {
                 return Ok(None);
             }
             if let Some(why) = self.unbuilt.get(name) {
-                return Err(why.clone());
+                return Err(EnvError::Unbuilt(Arc::clone(why)));
             }
-            self.store
-                .ensure(name, &builder)
-                .map(Some)
-                .map_err(|e| e.to_string())
+            Ok(Some(self.store.ensure(name, &builder)?))
         };
         let at = chain.iter().rev().find_map(|r| r.at.clone());
         // With a booted host, its tree is the sandbox's fixture and the
@@ -255,12 +254,11 @@ impl EnvironmentFactory for SandboxFactory {
         };
         let keep = match &self.keep {
             Some(parent) => {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(FsError::at("create", parent))?;
                 let dir = tempfile::Builder::new()
                     .prefix(&format!("{}-", recipe.id))
                     .tempdir_in(parent)
-                    .map_err(|e| format!("cannot create a folder in {}: {e}", parent.display()))?;
+                    .map_err(FsError::at("create a folder in", parent))?;
                 Some(dir.keep())
             }
             None => None,
@@ -282,15 +280,13 @@ impl EnvironmentFactory for SandboxFactory {
         };
         let mut sandbox = Sandbox::start(spec, self.exe.clone(), &self.cache)?;
         if let Some(checkpoint) = from {
-            sandbox
-                .restore(&checkpoint.dir)
-                .map_err(|e| e.to_string())?;
+            sandbox.restore(&checkpoint.dir)?;
         }
         if let Some(host) = host {
             // The boot is bounded like the first step it comes before.
             let first = chain.first().and_then(|r| r.steps.first());
             let timeout = first.and_then(|s| s.timeout).unwrap_or(self.boot_timeout);
-            sandbox.boot(host, timeout).map_err(|e| e.to_string())?;
+            sandbox.boot(host, timeout)?;
         }
         Ok(Box::new(sandbox))
     }
@@ -402,16 +398,12 @@ impl EnvironmentFactory for LocalFactory {
         _chain: &[&Recipe],
         host: Option<&str>,
         _from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String> {
+    ) -> Result<Box<dyn Environment>, EnvError> {
         if let Some(host) = host {
-            return Err(format!(
-                "booting the host `{host}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
-            ));
+            return Err(EnvError::HostNeedsRoot(host.to_string()));
         }
         if fixture != EMPTY_FIXTURE {
-            return Err(format!(
-                "running a recipe on the fixture `{fixture}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
-            ));
+            return Err(EnvError::FixtureNeedsRoot(fixture.to_string()));
         }
         Ok(Box::new(Direct::new(self.keep)?))
     }

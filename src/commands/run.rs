@@ -194,7 +194,7 @@ fn prepare(
     installer: &Installer,
     supervisor: &Arc<Supervisor>,
     quiet: bool,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> Result<crate::factory::Unbuilt, String> {
     // What every sandbox needs, as `recipes doctor` checks it: one clear
     // message instead of an error per recipe.
     let say = |notices: Vec<crate::doctor::Notice>| {
@@ -245,11 +245,11 @@ fn prepare(
             .filter_map(|(name, build)| {
                 let why = match build.join() {
                     Ok(Ok(_)) => return None,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "its build panicked".to_string(),
+                    Ok(Err(e)) => e,
+                    Err(_) => crate::fixture::FixtureError::Panicked,
                 };
                 eprintln!("recipes: {why}; the recipes on `{name}` cannot run");
-                Some((name.to_string(), why))
+                Some((name.to_string(), Arc::new(why)))
             })
             .collect()
     });
@@ -332,7 +332,7 @@ fn environment_factory(
     config: &RunConfig,
     supervisor: &Arc<Supervisor>,
     installer: Installer,
-    unbuilt: std::collections::BTreeMap<String, String>,
+    unbuilt: crate::factory::Unbuilt,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {

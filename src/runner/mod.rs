@@ -21,7 +21,7 @@ use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
 use crate::outcome::{Blessed, Outcome, Reporter, Status};
 use crate::plan::RecipeRun;
 use crate::provenance::Provenance;
-pub use env::{Direct, Environment, StepProgram};
+pub use env::{Direct, EnvError, Environment, StepProgram};
 use process::Supervisor;
 pub use shell::ShellAt;
 use step::Prepared;
@@ -59,7 +59,7 @@ pub trait EnvironmentFactory: Sync {
         chain: &[&Recipe],
         host: Option<&str>,
         from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String>;
+    ) -> Result<Box<dyn Environment>, EnvError>;
     /// Where the state at the end of `prerequisites` on `fixture` is kept,
     /// if this environment keeps checkpoints.
     fn checkpoint(&self, _fixture: &str, _prerequisites: &[&Recipe]) -> Option<Checkpoint> {
@@ -254,7 +254,7 @@ impl Runner<'_> {
         let env = match created {
             Ok(env) => env,
             Err(message) => {
-                outcome.status = Status::Error(message);
+                outcome.status = Status::Error(message.to_string());
                 outcome.duration = start.elapsed();
                 return outcome;
             }
@@ -447,7 +447,7 @@ impl Runner<'_> {
             Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
         };
         let fail = |message: String| StepError::failed(step, &text, message);
-        let mut command = env.command(&program).map_err(fail)?;
+        let mut command = env.command(&program).map_err(|e| fail(e.to_string()))?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
         command.envs(captures);
         // A session bounds each of its waits itself.

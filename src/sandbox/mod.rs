@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::fsutil::FsError;
 use crate::model::Where;
-use crate::runner::{Environment, StepProgram};
+use crate::runner::{EnvError, Environment, StepProgram};
 use checkpoint::CheckpointError;
 pub use plan::SandboxSpec;
 
@@ -59,12 +59,6 @@ pub enum SandboxError {
     Ended,
     #[error("cannot remove the sandbox's cgroups: {0}")]
     Cleanup(std::io::Error),
-}
-
-impl From<SandboxError> for String {
-    fn from(e: SandboxError) -> String {
-        e.to_string()
-    }
 }
 
 /// What a command run inside the sandbox reads.
@@ -441,7 +435,7 @@ impl Environment for Sandbox {
         vec![("container", "lxc")]
     }
 
-    fn command(&self, step: &StepProgram) -> Result<Command, String> {
+    fn command(&self, step: &StepProgram) -> Result<Command, EnvError> {
         Ok(self.enter(step))
     }
 
@@ -453,8 +447,8 @@ impl Environment for Sandbox {
             .collect()
     }
 
-    fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
-        self.keep_checkpoint(dir).map_err(|e| e.to_string())
+    fn capture(&self, dir: &Path) -> Result<Option<String>, EnvError> {
+        Ok(self.keep_checkpoint(dir)?)
     }
 
     fn booted(&self) -> Option<String> {
@@ -465,7 +459,7 @@ impl Environment for Sandbox {
         self.restored.clone()
     }
 
-    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {
+    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, EnvError> {
         self.stop()?;
         Ok(self.keep.take())
     }
