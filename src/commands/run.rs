@@ -385,7 +385,7 @@ fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result
         let (location, message) = match (&o.status, &o.failure) {
             (Status::Passed | Status::Skipped(_) | Status::Interrupted, _) => continue,
             (_, Some(f)) => (f.step.to_string(), f.message.clone()),
-            (Status::Error(reason), None) => (o.location.to_string(), reason.clone()),
+            (Status::Error(reason), None) => (o.location.to_string(), reason.to_string()),
             (status, None) => (o.location.to_string(), status.as_str().to_string()),
         };
         match format {
