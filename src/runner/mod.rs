@@ -437,7 +437,7 @@ impl Runner<'_> {
         ) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(Passed::default()),
-            Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
+            Err(e) => return Err(StepError::failed(step, &e.command, e.to_string())),
         };
         let fail = |message: String| StepError::failed(step, &text, message);
         let mut command = env.command(&program).map_err(|e| fail(e.to_string()))?;
