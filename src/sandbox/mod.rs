@@ -55,6 +55,9 @@ pub enum SandboxError {
     /// its system error).
     #[error("{0}")]
     Setup(String),
+    /// PID 1, gone as soon as it was said.
+    #[error(transparent)]
+    Gone(#[from] helper::HelperError),
     #[error("the sandbox helper ended before the sandbox was ready")]
     Ended,
     #[error("cannot remove the sandbox's cgroups: {0}")]
@@ -182,8 +185,7 @@ impl Sandbox {
                     .parse()
                     .map_err(|_| SandboxError::Setup(format!("sandbox helper said {line:?}")))?;
                 sandbox.start = helper::start_time(sandbox.pid1).ok_or(SandboxError::Ended)?;
-                sandbox.pidfd =
-                    Some(helper::pidfd(sandbox.pid1, sandbox.start).map_err(SandboxError::Setup)?);
+                sandbox.pidfd = Some(helper::pidfd(sandbox.pid1, sandbox.start)?);
             } else if line == "ready" {
                 ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
