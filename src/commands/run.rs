@@ -194,7 +194,7 @@ fn prepare(
     installer: &Installer,
     supervisor: &Arc<Supervisor>,
     quiet: bool,
-) -> Result<crate::factory::Unbuilt, String> {
+) -> anyhow::Result<crate::factory::Unbuilt> {
     // What every sandbox needs, as `recipes doctor` checks it: one clear
     // message instead of an error per recipe.
     let say = |notices: Vec<crate::doctor::Notice>| {
@@ -202,21 +202,20 @@ fn prepare(
             eprintln!("{notice}");
         }
     };
-    say(
-        crate::doctor::preflight(&crate::doctor::HostDescription::read_live())
-            .map_err(|e| e.to_string())?,
-    );
+    say(crate::doctor::preflight(
+        &crate::doctor::HostDescription::read_live(),
+    )?);
     // A sandbox cannot load modules; a stock kernel loads them on first use.
-    say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES).map_err(|e| e.to_string())?);
+    say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES)?);
     let store = ws.store();
     if installer.allowed {
-        install(&store, plan, installer).map_err(|e| e.to_string())?;
+        install(&store, plan, installer)?;
     }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the recipes binary: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find the recipes binary: {e}"))?;
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)
-        .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
+        .map_err(crate::fsutil::FsError::at("create the cache", &cache))?;
     let builder = crate::factory::BaseBuilder {
         installer,
         supervisor,
