@@ -235,12 +235,11 @@ impl Runner<'_> {
         let host = run.host.as_deref();
         let mut created = self.factory.create(recipe, fixture, chain, host, from);
         let mut keep_checkpoint = true;
-        if let (Err(_), Some(broken)) = (&created, from) {
+        if let Some(broken) = from.filter(|_| created.is_err()) {
             // A checkpoint that cannot be brought back is removed, and the
             // chain replayed: never a run that fails for it, again and again.
             let _ = std::fs::remove_dir_all(&broken.dir);
-            let replayed = self.factory.create(recipe, fixture, chain, host, None);
-            if let Err(why) = std::mem::replace(&mut created, replayed) {
+            if let Err(why) = created {
                 outcome.checkpoint = Some(CheckpointNote::Removed {
                     chain: ids(prerequisites),
                     why: Arc::new(why),
@@ -248,6 +247,7 @@ impl Runner<'_> {
             }
             from = None;
             keep_checkpoint = false;
+            created = self.factory.create(recipe, fixture, chain, host, None);
         }
         let env = match created {
             Ok(env) => env,

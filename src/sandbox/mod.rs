@@ -382,6 +382,60 @@ impl Sandbox {
         Ok(())
     }
 
+    /// A command that runs `step` in the sandbox (in its booted host, if
+    /// there is one) through `__enter`.
+    pub fn enter(&self, step: &StepProgram) -> Command {
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("__enter")
+            .arg("--pid")
+            .arg(self.pid1.to_string())
+            .arg("--start")
+            .arg(self.start.to_string())
+            .arg("--cwd")
+            .arg(plan::SCRATCH);
+        for dir in self.cgroups.iter().flat_map(|c| &c.join) {
+            command.arg("--cgroup").arg(dir);
+        }
+        if self.net_host {
+            command.arg("--net-host");
+        }
+        if let Some((name, _)) = &self.booted {
+            command.arg("--").args(self.attach_args(name, step));
+            return command;
+        }
+        if step.where_ == Where::Chroot {
+            command.arg("--chroot").arg(&self.rootfs);
+        }
+        command.arg("--").arg(&step.program).args(&step.args);
+        command
+    }
+
+    /// Keeps the state of the fixture as a checkpoint layer at `dir`; the
+    /// note says what it keeps beyond files (its network).
+    fn keep_checkpoint(&self, dir: &Path) -> Result<Option<String>, CheckpointError> {
+        let upper = self.upper_fd.as_ref().ok_or(CheckpointError::NoOverlay)?;
+        if let Some(why) = self.live_state() {
+            return Err(why);
+        }
+        let net = self.inspect_network()?;
+        // The layer opened before the first step, through this process's
+        // descriptor: nothing a step did to the sandbox's paths redirects it.
+        let upper = PathBuf::from(format!(
+            "/proc/{}/fd/{}/.",
+            std::process::id(),
+            upper.as_raw_fd()
+        ));
+        let capture = checkpoint::Capture {
+            upper: &upper,
+            files: &|archive: &Path| self.archive_kept(archive),
+            ids: self.ids,
+            network: net.as_ref(),
+        };
+        checkpoint::keep(&capture, dir)?;
+        Ok(net.map(|n| format!("with its network: {}", n.summary())))
+    }
+
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
     /// for the helper, then removes the cgroups, killing what is left.
     pub fn stop(&mut self) -> Result<(), SandboxError> {
@@ -464,62 +518,6 @@ impl Environment for Sandbox {
     fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, EnvError> {
         self.stop()?;
         Ok(self.keep.take())
-    }
-}
-
-impl Sandbox {
-    /// A command that runs `step` in the sandbox (in its booted host, if
-    /// there is one) through `__enter`.
-    pub fn enter(&self, step: &StepProgram) -> Command {
-        let mut command = Command::new(&self.exe);
-        command
-            .arg("__enter")
-            .arg("--pid")
-            .arg(self.pid1.to_string())
-            .arg("--start")
-            .arg(self.start.to_string())
-            .arg("--cwd")
-            .arg(plan::SCRATCH);
-        for dir in self.cgroups.iter().flat_map(|c| &c.join) {
-            command.arg("--cgroup").arg(dir);
-        }
-        if self.net_host {
-            command.arg("--net-host");
-        }
-        if let Some((name, _)) = &self.booted {
-            command.arg("--").args(self.attach_args(name, step));
-            return command;
-        }
-        if step.where_ == Where::Chroot {
-            command.arg("--chroot").arg(&self.rootfs);
-        }
-        command.arg("--").arg(&step.program).args(&step.args);
-        command
-    }
-
-    /// Keeps the state of the fixture as a checkpoint layer at `dir`; the
-    /// note says what it keeps beyond files (its network).
-    fn keep_checkpoint(&self, dir: &Path) -> Result<Option<String>, CheckpointError> {
-        let upper = self.upper_fd.as_ref().ok_or(CheckpointError::NoOverlay)?;
-        if let Some(why) = self.live_state() {
-            return Err(why);
-        }
-        let net = self.inspect_network()?;
-        // The layer opened before the first step, through this process's
-        // descriptor: nothing a step did to the sandbox's paths redirects it.
-        let upper = PathBuf::from(format!(
-            "/proc/{}/fd/{}/.",
-            std::process::id(),
-            upper.as_raw_fd()
-        ));
-        let capture = checkpoint::Capture {
-            upper: &upper,
-            files: &|archive: &Path| self.archive_kept(archive),
-            ids: self.ids,
-            network: net.as_ref(),
-        };
-        checkpoint::keep(&capture, dir)?;
-        Ok(net.map(|n| format!("with its network: {}", n.summary())))
     }
 }
 
