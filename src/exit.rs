@@ -30,6 +30,7 @@ pub fn of_run(outcomes: &[Outcome], interrupted: bool) -> i32 {
 mod tests {
     use super::*;
     use crate::model::Location;
+    use crate::outcome::RunError;
 
     fn outcome(status: Status) -> Outcome {
         Outcome {
@@ -58,7 +59,7 @@ mod tests {
     #[test]
     fn the_worst_outcome_decides() {
         let skipped = || outcome(Status::Skipped("no lxc".into()));
-        let error = || outcome(Status::Error("x".into()));
+        let error = || outcome(Status::Error(RunError::Required("x".into())));
         let cases: Vec<(Vec<Outcome>, bool, i32)> = vec![
             (vec![], false, OK),
             (vec![outcome(Status::Passed), skipped()], false, OK),

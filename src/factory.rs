@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::fixture::{Builder, Definition, Store};
-use crate::host::{self, Installer};
+use crate::fixture::{BuildError, Builder, Definition, FixtureError, Store};
+use crate::fsutil::FsError;
+use crate::host::{self, InstallError, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
 use crate::runner::process::{Exit, Supervisor};
-use crate::runner::{Checkpoint, Direct, Environment, EnvironmentFactory, StepProgram};
+use crate::runner::{Checkpoint, Direct, EnvError, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
 use crate::sandbox::plan::{self, Guest, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
@@ -53,13 +54,13 @@ impl BaseBuilder<'_> {
         args: &[&str],
         stdin: Option<Vec<u8>>,
         what: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), BuildError> {
         let step = StepProgram {
             program: program.into(),
             args: args.iter().map(Into::into).collect(),
             where_: Where::Chroot,
         };
-        let mut command = sandbox.command(&step)?;
+        let mut command = sandbox.enter(&step);
         command
             .env_clear()
             .env("PATH", STEP_PATH)
@@ -68,24 +69,32 @@ impl BaseBuilder<'_> {
         let out = self
             .supervisor
             .run(command, stdin, SETUP_TIMEOUT)
-            .map_err(|e| format!("cannot run {what}: {e}"))?;
+            .map_err(|source| BuildError::CannotRun {
+                what: what.to_string(),
+                source,
+            })?;
         if out.exit != Exit::Code(0) {
-            return Err(format!(
-                "{what} ended with {}:\n{}",
-                out.exit,
-                String::from_utf8_lossy(&out.output)
-            ));
+            return Err(BuildError::Failed {
+                what: what.to_string(),
+                exit: out.exit,
+                output: String::from_utf8_lossy(&out.output).into_owned(),
+            });
         }
         Ok(())
     }
 }
 
 impl Builder for BaseBuilder<'_> {
-    fn install(&self, needs: &[(&str, &str)]) -> Result<(), String> {
+    fn install(&self, needs: &[(&str, &str)]) -> Result<(), InstallError> {
         self.installer.ensure(needs)
     }
 
-    fn run(&self, command: Command, timeout: Duration, line: &dyn Fn(&str)) -> Result<(), String> {
+    fn run(
+        &self,
+        command: Command,
+        timeout: Duration,
+        line: &dyn Fn(&str),
+    ) -> Result<(), BuildError> {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let finished = std::thread::scope(|scope| {
             let run = scope.spawn(|| {
@@ -105,22 +114,20 @@ impl Builder for BaseBuilder<'_> {
             run.join()
         });
         let finished = finished
-            .map_err(|_| "the supervising thread panicked".to_string())?
-            .map_err(|e| format!("cannot start: {e}"))?;
+            .map_err(|_| BuildError::Panicked)?
+            .map_err(BuildError::Start)?;
         if finished.exit == Exit::Code(0) {
             return Ok(());
         }
         let output = String::from_utf8_lossy(&finished.output);
-        let tail: Vec<&str> = output.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(format!(
-            "ended with {}; its last lines:\n{}",
-            finished.exit,
-            tail.join("\n")
-        ))
+        let tail: Vec<String> = output.lines().rev().take(30).map(str::to_string).collect();
+        Err(BuildError::Ended {
+            exit: finished.exit,
+            tail: tail.into_iter().rev().collect(),
+        })
     }
 
-    fn setup(&self, rootfs: &Path, script: &str) -> Result<(), String> {
+    fn setup(&self, rootfs: &Path, script: &str) -> Result<(), BuildError> {
         let spec = SandboxSpec {
             parent: 0,
             ids: IdRange { base: 0, count: 0 },
@@ -137,7 +144,7 @@ impl Builder for BaseBuilder<'_> {
             shares: Vec::new(),
             guest: None,
         };
-        let sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
+        let mut sandbox = Sandbox::start(spec, self.exe.to_path_buf(), self.cache)?;
         self.chrooted(
             &sandbox,
             "/bin/sh",
@@ -145,9 +152,13 @@ impl Builder for BaseBuilder<'_> {
             None,
             "the setup script",
         )?;
-        Box::new(sandbox).close().map(drop)
+        Ok(sandbox.stop()?)
     }
 }
+
+/// The bases the prepare stage could not build, by name, with why (shared
+/// by every run on them).
+pub type Unbuilt = std::collections::BTreeMap<String, Arc<FixtureError>>;
 
 /// Sandboxed environments on cached fixtures (needs root).
 pub struct SandboxFactory {
@@ -168,17 +179,16 @@ pub struct SandboxFactory {
     pub boot_timeout: Duration,
     /// Bases the prepare stage could not build, with why: their runs fail
     /// with that reason instead of building again.
-    pub unbuilt: std::collections::BTreeMap<String, String>,
+    pub unbuilt: Unbuilt,
 }
 
 impl SandboxFactory {
     /// Host folders shown read-only inside at fixed paths: the compiled
     /// Rust programs and the shell helpers (a host path may lie under a
     /// folder the sandbox hides, or one its root may not enter).
-    fn shares(&self) -> Result<Vec<Share>, String> {
+    fn shares(&self) -> Result<Vec<Share>, FsError> {
         let rust = self.cache.join("rust");
-        std::fs::create_dir_all(&rust)
-            .map_err(|e| format!("cannot create {}: {e}", rust.display()))?;
+        std::fs::create_dir_all(&rust).map_err(FsError::at("create", &rust))?;
         let mut shares = vec![Share {
             host: rust,
             inside: Path::new(plan::RUN).join("rust"),
@@ -211,7 +221,7 @@ impl EnvironmentFactory for SandboxFactory {
         chain: &[&Recipe],
         host: Option<&str>,
         from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String> {
+    ) -> Result<Box<dyn Environment>, EnvError> {
         self.installer.ensure(&host::needs_of(chain))?;
         let builder = BaseBuilder {
             installer: &self.installer,
@@ -219,17 +229,14 @@ impl EnvironmentFactory for SandboxFactory {
             exe: &self.exe,
             cache: &self.cache,
         };
-        let base = |name: &str| -> Result<Option<PathBuf>, String> {
+        let base = |name: &str| -> Result<Option<PathBuf>, EnvError> {
             if name == EMPTY_FIXTURE {
                 return Ok(None);
             }
             if let Some(why) = self.unbuilt.get(name) {
-                return Err(why.clone());
+                return Err(EnvError::Unbuilt(Arc::clone(why)));
             }
-            self.store
-                .ensure(name, &builder)
-                .map(Some)
-                .map_err(|e| e.to_string())
+            Ok(Some(self.store.ensure(name, &builder)?))
         };
         let at = chain.iter().rev().find_map(|r| r.at.clone());
         // With a booted host, its tree is the sandbox's fixture and the
@@ -247,12 +254,11 @@ impl EnvironmentFactory for SandboxFactory {
         };
         let keep = match &self.keep {
             Some(parent) => {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(FsError::at("create", parent))?;
                 let dir = tempfile::Builder::new()
                     .prefix(&format!("{}-", recipe.id))
                     .tempdir_in(parent)
-                    .map_err(|e| format!("cannot create a folder in {}: {e}", parent.display()))?;
+                    .map_err(FsError::at("create a folder in", parent))?;
                 Some(dir.keep())
             }
             None => None,
@@ -392,16 +398,12 @@ impl EnvironmentFactory for LocalFactory {
         _chain: &[&Recipe],
         host: Option<&str>,
         _from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String> {
+    ) -> Result<Box<dyn Environment>, EnvError> {
         if let Some(host) = host {
-            return Err(format!(
-                "booting the host `{host}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
-            ));
+            return Err(EnvError::HostNeedsRoot(host.to_string()));
         }
         if fixture != EMPTY_FIXTURE {
-            return Err(format!(
-                "running a recipe on the fixture `{fixture}` needs root (the sandbox uses namespaces and mounts): run recipes as root"
-            ));
+            return Err(EnvError::FixtureNeedsRoot(fixture.to_string()));
         }
         Ok(Box::new(Direct::new(self.keep)?))
     }

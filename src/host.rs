@@ -51,6 +51,53 @@ pub fn is_root() -> bool {
 /// Which host commands a recipe calls is decided by the plan.
 pub use crate::plan::needs_of;
 
+/// Why the host commands asked for are not all there.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// Missing, and not installed, with why not.
+    #[error(
+        "missing host commands: {}; install the Debian packages: apt-get install {}{}",
+        .commands.join(", "),
+        .packages.join(" "),
+        .why.suffix()
+    )]
+    Missing {
+        commands: Vec<String>,
+        packages: Vec<String>,
+        why: NotInstalled,
+    },
+    #[error("cannot run apt-get: {0}")]
+    Apt(std::io::Error),
+    /// apt-get ran and failed, with its output.
+    #[error("apt-get install {} ended with {exit}:\n{output}", .packages.join(" "))]
+    Failed {
+        packages: Vec<String>,
+        exit: Exit,
+        output: String,
+    },
+}
+
+/// Why missing commands were not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotInstalled {
+    /// `--no-install`.
+    Refused,
+    NotRoot,
+    /// apt-get is for Debian only.
+    NotDebian,
+}
+
+impl NotInstalled {
+    /// What the error adds after the packages.
+    fn suffix(self) -> &'static str {
+        match self {
+            NotInstalled::Refused => " (--no-install)",
+            NotInstalled::NotRoot => " (not root)",
+            NotInstalled::NotDebian => "",
+        }
+    }
+}
+
 /// Installs what is missing, once per run.
 pub struct Installer {
     pub allowed: bool,
@@ -72,7 +119,7 @@ impl Installer {
     }
 
     /// Makes sure every command exists, installing its package if allowed.
-    pub fn ensure(&self, needs: &[(&str, &str)]) -> Result<(), String> {
+    pub fn ensure(&self, needs: &[(&str, &str)]) -> Result<(), InstallError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let missing: Vec<(&str, &str)> = needs
             .iter()
@@ -89,17 +136,17 @@ impl Installer {
         let debian = Path::new("/etc/debian_version").exists();
         if !(self.allowed && is_root() && debian) {
             let why = if !self.allowed {
-                " (--no-install)"
+                NotInstalled::Refused
             } else if !is_root() {
-                " (not root)"
+                NotInstalled::NotRoot
             } else {
-                ""
+                NotInstalled::NotDebian
             };
-            return Err(format!(
-                "missing host commands: {}; install the Debian packages: apt-get install {}{why}",
-                commands.join(", "),
-                packages.join(" ")
-            ));
+            return Err(InstallError::Missing {
+                commands: commands.iter().map(|c| c.to_string()).collect(),
+                packages: packages.iter().map(|p| p.to_string()).collect(),
+                why,
+            });
         }
         eprintln!(
             "recipes: installing {} with apt-get (for {}; --no-install turns this off)",
@@ -114,7 +161,7 @@ impl Installer {
                 .stdin(Stdio::null());
             self.supervisor
                 .run(command, None, APT_TIMEOUT)
-                .map_err(|e| format!("cannot run apt-get: {e}"))
+                .map_err(InstallError::Apt)
         };
         let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
         install.extend(&packages);
@@ -124,12 +171,11 @@ impl Installer {
             out = apt(&install)?;
         }
         if out.exit != Exit::Code(0) {
-            return Err(format!(
-                "apt-get install {} ended with {}:\n{}",
-                packages.join(" "),
-                out.exit,
-                String::from_utf8_lossy(&out.output)
-            ));
+            return Err(InstallError::Failed {
+                packages: packages.iter().map(|p| p.to_string()).collect(),
+                exit: out.exit,
+                output: String::from_utf8_lossy(&out.output).into_owned(),
+            });
         }
         Ok(())
     }
@@ -197,6 +243,26 @@ fn first_archive_host(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_commands_name_their_packages_and_why_they_were_not_installed() {
+        let missing = |why| InstallError::Missing {
+            commands: vec!["debootstrap".into(), "busybox".into()],
+            packages: vec!["busybox-static".into(), "debootstrap".into()],
+            why,
+        };
+        assert_eq!(
+            missing(NotInstalled::Refused).to_string(),
+            "missing host commands: debootstrap, busybox; install the Debian packages: \
+             apt-get install busybox-static debootstrap (--no-install)"
+        );
+        assert!(missing(NotInstalled::NotRoot)
+            .to_string()
+            .ends_with("debootstrap (not root)"));
+        assert!(missing(NotInstalled::NotDebian)
+            .to_string()
+            .ends_with("apt-get install busybox-static debootstrap"));
+    }
 
     #[test]
     fn only_entries_of_runs_that_are_gone_are_left_over() {

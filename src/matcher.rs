@@ -22,6 +22,40 @@ pub const LITERAL: &str = " (literal)";
 pub const ESCAPED: &str = " (escaped)";
 const REGEX: &str = " (re)";
 
+/// Why an expected line is not a pattern. A message about the book: checks
+/// locate it (`path:line:`), runs fail the step with it.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    /// A ` (re)` line whose expression is not one.
+    #[error("invalid regular expression `{re}`: {source}")]
+    Regex { re: String, source: regex::Error },
+    #[error(
+        "unknown placeholder `{token}` (known: [..], {}; end the line with `{}` to match it as plain text)",
+        known_placeholders(),
+        LITERAL
+    )]
+    UnknownPlaceholder { token: String },
+    #[error("malformed capture `{token}`: the name must be an environment variable name (letters, digits, `_`)")]
+    MalformedCapture { token: String },
+    /// A capture named like a variable the runner sets.
+    #[error("capture `{token}` would replace the variable `{name}` the runner sets; choose another name")]
+    ReservedCapture { token: String, name: String },
+    /// A ` (escaped)` line with an escape it does not know.
+    #[error(
+        "malformed escape `{what}` in an `{}` line (use \\t, \\r, \\e, \\\\, \\xNN or \\u{{N}})",
+        ESCAPED
+    )]
+    Escape { what: String },
+    /// A line with placeholders whose expression does not compile.
+    #[error("cannot compile `{line}`: {source}")]
+    Compile { line: String, source: regex::Error },
+}
+
+fn known_placeholders() -> String {
+    let known: Vec<String> = PLACEHOLDERS.iter().map(|(k, _)| format!("[{k}]")).collect();
+    known.join(", ")
+}
+
 /// The placeholders and the text each one matches.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     (
@@ -93,10 +127,17 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    /// [`Pattern::parse`], with the error as the text a located problem of
+    /// `parse` holds.
+    // String: parse/ (frozen on this branch) makes it a `Problem` message.
+    pub fn new(line: &str, bound: &Captures) -> Result<Pattern, String> {
+        Pattern::parse(line, bound).map_err(|e| e.to_string())
+    }
+
     /// Compiles a line; `bound` holds the captures already set, which match
     /// only their value. An invalid regular expression, an unknown
-    /// placeholder or a malformed capture name is an error message.
-    pub fn new(line: &str, bound: &Captures) -> Result<Pattern, String> {
+    /// placeholder or a malformed capture name is an error.
+    pub fn parse(line: &str, bound: &Captures) -> Result<Pattern, PatternError> {
         if line == "..." {
             return Ok(Pattern::Any);
         }
@@ -112,7 +153,10 @@ impl Pattern {
                     re,
                     names: Vec::new(),
                 })
-                .map_err(|e| format!("invalid regular expression `{re}`: {e}"));
+                .map_err(|source| PatternError::Regex {
+                    re: re.to_string(),
+                    source,
+                });
         }
         if !TOKEN.is_match(line) {
             return Ok(Pattern::Exact(line.to_string()));
@@ -129,7 +173,9 @@ impl Pattern {
                 continue;
             };
             let Some(&(_, class)) = PLACEHOLDERS.iter().find(|(k, _)| *k == kind.as_str()) else {
-                return Err(unknown_placeholder(whole.as_str()));
+                return Err(PatternError::UnknownPlaceholder {
+                    token: whole.as_str().to_string(),
+                });
             };
             match token.get(2).map(|m| m.as_str()) {
                 None => re.push_str(&format!("(?:{class})")),
@@ -149,7 +195,10 @@ impl Pattern {
         re.push('$');
         Regex::new(&re)
             .map(|re| Pattern::Regex { re, names })
-            .map_err(|e| format!("cannot compile `{line}`: {e}"))
+            .map_err(|source| PatternError::Compile {
+                line: line.to_string(),
+                source,
+            })
     }
 
     /// Whether this pattern matches one actual line (`...` matches any line).
@@ -179,29 +228,23 @@ impl Pattern {
     }
 }
 
-fn unknown_placeholder(token: &str) -> String {
-    let known: Vec<String> = PLACEHOLDERS.iter().map(|(k, _)| format!("[{k}]")).collect();
-    format!(
-        "unknown placeholder `{token}` (known: [..], {}; end the line with `{LITERAL}` to match it as plain text)",
-        known.join(", ")
-    )
-}
-
-fn check_name(name: &str, token: &str) -> Result<(), String> {
+fn check_name(name: &str, token: &str) -> Result<(), PatternError> {
     if !valid_name(name) {
-        return Err(format!(
-            "malformed capture `{token}`: the name must be an environment variable name (letters, digits, `_`)"
-        ));
+        return Err(PatternError::MalformedCapture {
+            token: token.to_string(),
+        });
     }
     if RESERVED.contains(&name) {
-        return Err(format!(
-            "capture `{token}` would replace the variable `{name}` the runner sets; choose another name"
-        ));
+        return Err(PatternError::ReservedCapture {
+            token: token.to_string(),
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
 /// The capture names a line sets (in order), or why it does not compile.
+// String: parse/ (frozen on this branch) makes it a `Problem` message.
 pub fn capture_names(line: &str) -> Result<Vec<String>, String> {
     match Pattern::new(line, &Captures::new())? {
         Pattern::Regex { names, .. } => Ok(names),
@@ -210,8 +253,8 @@ pub fn capture_names(line: &str) -> Result<Vec<String>, String> {
 }
 
 /// Compiles every expected line; the first invalid one is an error.
-pub fn compile(expected: &[String], bound: &Captures) -> Result<Vec<Pattern>, String> {
-    expected.iter().map(|l| Pattern::new(l, bound)).collect()
+pub fn compile(expected: &[String], bound: &Captures) -> Result<Vec<Pattern>, PatternError> {
+    expected.iter().map(|l| Pattern::parse(l, bound)).collect()
 }
 
 /// Which actual line each pattern consumes (`None` for `...`), when the
@@ -423,9 +466,9 @@ fn escape(line: &str) -> String {
 }
 
 /// The inverse of [`escape`].
-fn unescape(text: &str) -> Result<String, String> {
-    let bad = |what: &str| {
-        format!("malformed escape `{what}` in an `{ESCAPED}` line (use \\t, \\r, \\e, \\\\, \\xNN or \\u{{N}})")
+fn unescape(text: &str) -> Result<String, PatternError> {
+    let bad = |what: &str| PatternError::Escape {
+        what: what.to_string(),
     };
     let mut out = String::new();
     let mut chars = text.chars();
@@ -566,6 +609,20 @@ mod tests {
         assert!(bad("x [IP:1st]").contains("malformed capture"));
         assert!(bad("x [IP:PATH]").contains("replace the variable `PATH`"));
         assert!(bad("\\q (escaped)").contains("malformed escape"));
+        assert_eq!(
+            bad("\\q (escaped)"),
+            "malformed escape `\\q` in an ` (escaped)` line (use \\t, \\r, \\e, \\\\, \\xNN or \\u{N})"
+        );
+        let unknown = bad("x [PID] y");
+        assert!(
+            unknown.starts_with("unknown placeholder `[PID]` (known: [..], [IP], [MAC], ")
+                && unknown.ends_with("; end the line with ` (literal)` to match it as plain text)"),
+            "{unknown}"
+        );
+        assert!(matches!(
+            Pattern::parse("x [IP:PATH]", &Captures::new()),
+            Err(PatternError::ReservedCapture { name, .. }) if name == "PATH"
+        ));
         // Lower case, digits and the like are text.
         assert!(one("[ ok ] [info] [0] [a-z]", "[ ok ] [info] [0] [a-z]"));
     }

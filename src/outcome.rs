@@ -4,6 +4,7 @@
 //! and their [`Tally`]. Pure data, like the model.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{Location, Recipe, StepKind};
@@ -25,8 +26,57 @@ pub enum Status {
     Skipped(String),
     Interrupted,
     /// The run could not even try (a fixture that cannot be built, say).
-    Error(String),
+    Error(RunError),
 }
+
+/// An error of the layers a run goes through (an environment's), as the
+/// outcome keeps it: shared, and said by its `Display`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why a recipe run could not even try. Its `Display` is the `reason` of
+/// every report.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    /// Requirements the machine cannot meet (as `Skipped` says them), with
+    /// `--require-all`.
+    #[error("{0} (and --require-all is set)")]
+    Required(String),
+    /// `shell ID:LINE` names a line that opens no step of the recipe.
+    #[error(
+        "{}:{line}: line {line} opens no step of recipe `{recipe}` (its steps open at lines {})",
+        .path.display(),
+        lines_list(.lines)
+    )]
+    NoStepAt {
+        path: PathBuf,
+        line: usize,
+        recipe: String,
+        /// The lines its steps open at.
+        lines: Vec<usize>,
+    },
+    /// Its environment could not be made.
+    #[error(transparent)]
+    Environment(Cause),
+    /// Its environment could not be released after the steps passed.
+    #[error("cannot clean up: {0}")]
+    Cleanup(Cause),
+}
+
+fn lines_list(lines: &[usize]) -> String {
+    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    lines.join(", ")
+}
+
+/// Reasons are equal when they are of one kind and say the same (the
+/// errors they hold compare no other way).
+impl PartialEq for RunError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for RunError {}
 
 impl Status {
     pub fn as_str(&self) -> &'static str {
@@ -37,6 +87,15 @@ impl Status {
             Status::Skipped(_) => "skipped",
             Status::Interrupted => "interrupted",
             Status::Error(_) => "error",
+        }
+    }
+
+    /// Why it was skipped, or could not even try.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Status::Skipped(reason) => Some(reason.clone()),
+            Status::Error(error) => Some(error.to_string()),
+            _ => None,
         }
     }
 }
@@ -76,13 +135,67 @@ pub struct Outcome {
     /// New expected bodies, with `--bless`.
     pub blessed: Vec<Blessed>,
     /// How its `needs` chain ran: from a checkpoint, or replayed and why.
-    pub checkpoint: Option<String>,
+    pub checkpoint: Option<CheckpointNote>,
     /// Where the result was proven.
     pub provenance: crate::provenance::Provenance,
     /// Which attempt this was, from 1 (`--repeat`).
     pub attempt: u32,
     /// How the booted host came up (`host=`): its state and failed units.
     pub booted: Option<String>,
+}
+
+/// How a recipe's `needs` chain ran, as the report says it under the
+/// result: from a checkpoint, or replayed and why. `chain` holds the ids of
+/// the prerequisites, in order.
+#[derive(Debug, Clone)]
+pub enum CheckpointNote {
+    /// Started from the chain's checkpoint, with what was made again
+    /// beyond its files (its network).
+    StartedFrom {
+        chain: Vec<String>,
+        restored: Option<String>,
+    },
+    /// The chain's checkpoint was kept, with what it keeps beyond files.
+    Kept {
+        chain: Vec<String>,
+        note: Option<String>,
+    },
+    /// No checkpoint could be kept: the chain is replayed next time.
+    NotKept { chain: Vec<String>, why: Cause },
+    /// Its checkpoint could not be brought back: removed, and the chain
+    /// replayed.
+    Removed { chain: Vec<String>, why: Cause },
+}
+
+impl std::fmt::Display for CheckpointNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `a` → `b`
+        let ids = |chain: &[String]| {
+            let ids: Vec<String> = chain.iter().map(|id| format!("`{id}`")).collect();
+            ids.join(" → ")
+        };
+        let more =
+            |note: &Option<String>| note.as_ref().map(|n| format!(", {n}")).unwrap_or_default();
+        match self {
+            CheckpointNote::StartedFrom { chain, restored } => write!(
+                f,
+                "started from the checkpoint of {}{}",
+                ids(chain),
+                more(restored)
+            ),
+            CheckpointNote::Kept { chain, note } => {
+                write!(f, "kept a checkpoint of {}{}", ids(chain), more(note))
+            }
+            CheckpointNote::NotKept { chain, why } => {
+                write!(f, "{} is replayed: {why}", ids(chain))
+            }
+            CheckpointNote::Removed { chain, why } => write!(
+                f,
+                "{} is replayed: its checkpoint could not be brought back ({why}), so it was removed",
+                ids(chain)
+            ),
+        }
+    }
 }
 
 /// A step whose expected output `--bless` rewrote.
@@ -168,5 +281,100 @@ impl Tally {
             }
         }
         tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("`tar` failed in the sandbox")]
+    struct Said;
+
+    #[test]
+    fn a_checkpoint_note_names_the_chain_and_why() {
+        let chain = vec!["a".to_string(), "b".to_string()];
+        let why: Cause = Arc::new(Said);
+        let notes = [
+            (
+                CheckpointNote::StartedFrom {
+                    chain: chain.clone(),
+                    restored: None,
+                },
+                "started from the checkpoint of `a` → `b`",
+            ),
+            (
+                CheckpointNote::StartedFrom {
+                    chain: chain.clone(),
+                    restored: Some("its network made again: br0".into()),
+                },
+                "started from the checkpoint of `a` → `b`, its network made again: br0",
+            ),
+            (
+                CheckpointNote::Kept {
+                    chain: chain.clone(),
+                    note: None,
+                },
+                "kept a checkpoint of `a` → `b`",
+            ),
+            (
+                CheckpointNote::Kept {
+                    chain: vec!["a".into()],
+                    note: Some("with its network: br0".into()),
+                },
+                "kept a checkpoint of `a`, with its network: br0",
+            ),
+            (
+                CheckpointNote::NotKept {
+                    chain: chain.clone(),
+                    why: Arc::clone(&why),
+                },
+                "`a` → `b` is replayed: `tar` failed in the sandbox",
+            ),
+            (
+                CheckpointNote::Removed { chain, why },
+                "`a` → `b` is replayed: its checkpoint could not be brought back (`tar` failed in the sandbox), so it was removed",
+            ),
+        ];
+        for (note, said) in notes {
+            assert_eq!(note.to_string(), said);
+        }
+    }
+
+    #[test]
+    fn a_run_that_could_not_try_says_why() {
+        let why: Cause = Arc::new(Said);
+        let required = RunError::Required("requires lxc: not running as root".into());
+        assert_eq!(
+            required.to_string(),
+            "requires lxc: not running as root (and --require-all is set)"
+        );
+        let no_step = RunError::NoStepAt {
+            path: "book/en/p.md".into(),
+            line: 7,
+            recipe: "r".into(),
+            lines: vec![3, 9],
+        };
+        assert_eq!(
+            no_step.to_string(),
+            "book/en/p.md:7: line 7 opens no step of recipe `r` (its steps open at lines 3, 9)"
+        );
+        let environment = Status::Error(RunError::Environment(Arc::clone(&why)));
+        assert_eq!(
+            environment.reason().as_deref(),
+            Some("`tar` failed in the sandbox")
+        );
+        let cleanup = Status::Error(RunError::Cleanup(why));
+        assert_eq!(
+            cleanup.reason().as_deref(),
+            Some("cannot clean up: `tar` failed in the sandbox")
+        );
+        assert_eq!(
+            environment,
+            Status::Error(RunError::Environment(Arc::new(Said)))
+        );
+        assert_ne!(environment, cleanup);
+        assert_eq!(Status::Passed.reason(), None);
     }
 }

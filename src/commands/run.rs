@@ -194,7 +194,7 @@ fn prepare(
     installer: &Installer,
     supervisor: &Arc<Supervisor>,
     quiet: bool,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> anyhow::Result<crate::factory::Unbuilt> {
     // What every sandbox needs, as `recipes doctor` checks it: one clear
     // message instead of an error per recipe.
     let say = |notices: Vec<crate::doctor::Notice>| {
@@ -202,21 +202,20 @@ fn prepare(
             eprintln!("{notice}");
         }
     };
-    say(
-        crate::doctor::preflight(&crate::doctor::HostDescription::read_live())
-            .map_err(|e| e.to_string())?,
-    );
+    say(crate::doctor::preflight(
+        &crate::doctor::HostDescription::read_live(),
+    )?);
     // A sandbox cannot load modules; a stock kernel loads them on first use.
-    say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES).map_err(|e| e.to_string())?);
+    say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES)?);
     let store = ws.store();
     if installer.allowed {
         install(&store, plan, installer)?;
     }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the recipes binary: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find the recipes binary: {e}"))?;
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)
-        .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
+        .map_err(crate::fsutil::FsError::at("create the cache", &cache))?;
     let builder = crate::factory::BaseBuilder {
         installer,
         supervisor,
@@ -245,11 +244,11 @@ fn prepare(
             .filter_map(|(name, build)| {
                 let why = match build.join() {
                     Ok(Ok(_)) => return None,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "its build panicked".to_string(),
+                    Ok(Err(e)) => e,
+                    Err(_) => crate::fixture::FixtureError::Panicked,
                 };
                 eprintln!("recipes: {why}; the recipes on `{name}` cannot run");
-                Some((name.to_string(), why))
+                Some((name.to_string(), Arc::new(why)))
             })
             .collect()
     });
@@ -262,7 +261,7 @@ fn install(
     store: &crate::fixture::Store,
     plan: &Plan,
     installer: &Installer,
-) -> Result<(), String> {
+) -> Result<(), crate::host::InstallError> {
     let mut needs = plan.host_commands();
     for fixture in plan.fixtures() {
         if let Ok(def) = store.definition(fixture) {
@@ -332,7 +331,7 @@ fn environment_factory(
     config: &RunConfig,
     supervisor: &Arc<Supervisor>,
     installer: Installer,
-    unbuilt: std::collections::BTreeMap<String, String>,
+    unbuilt: crate::factory::Unbuilt,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {
@@ -385,7 +384,7 @@ fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result
         let (location, message) = match (&o.status, &o.failure) {
             (Status::Passed | Status::Skipped(_) | Status::Interrupted, _) => continue,
             (_, Some(f)) => (f.step.to_string(), f.message.clone()),
-            (Status::Error(reason), None) => (o.location.to_string(), reason.clone()),
+            (Status::Error(reason), None) => (o.location.to_string(), reason.to_string()),
             (status, None) => (o.location.to_string(), status.as_str().to_string()),
         };
         match format {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::modules;
 use super::DoctorError;
+use crate::fsutil::FsError;
 use crate::sandbox::{cgroup, linux, userns};
 
 /// Every fact the checks read.
@@ -545,29 +546,56 @@ fn probe_sandbox(cache: &Path) -> (Probe, Probe, Probe) {
     )
 }
 
+/// Why the idmapped view of the probe's folder failed.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("open_tree and mount_setattr(MOUNT_ATTR_IDMAP) on {}: {source}", .dir.display())]
+    Idmap {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the idmapped view of {}: {source}", .file.display())]
+    Read {
+        file: PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error(
+        "the idmapped view of {} shows it owned by {uid}, not by the sandbox's root ({owner})",
+        .file.display()
+    )]
+    Owner { file: PathBuf, uid: u32, owner: u32 },
+}
+
 /// An idmapped view of a fresh folder in `cache`, whose file (owned by the
 /// host's root) must show `owner` (the slot's first id) through it.
-fn idmapped_view(cache: &Path, userns: &std::os::fd::OwnedFd, owner: u32) -> Result<(), String> {
+fn idmapped_view(
+    cache: &Path,
+    userns: &std::os::fd::OwnedFd,
+    owner: u32,
+) -> Result<(), ProbeError> {
     let dir = tempfile::Builder::new()
         .prefix(".doctor-")
         .tempdir_in(cache)
-        .map_err(|e| format!("cannot create a folder in {}: {e}", cache.display()))?;
+        .map_err(FsError::at("create a folder in", cache))?;
     let file = dir.path().join("probe");
-    std::fs::write(&file, "").map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    let view = linux::idmapped_view(dir.path(), userns).map_err(|e| {
-        format!(
-            "open_tree and mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}",
-            dir.path().display()
-        )
+    std::fs::write(&file, "").map_err(FsError::at("write", &file))?;
+    let view = linux::idmapped_view(dir.path(), userns).map_err(|source| ProbeError::Idmap {
+        dir: dir.path().to_path_buf(),
+        source,
     })?;
     let stat = nix::sys::stat::fstatat(&view, "probe", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| format!("cannot read the idmapped view of {}: {e}", file.display()))?;
+        .map_err(|source| ProbeError::Read {
+            file: file.clone(),
+            source,
+        })?;
     if stat.st_uid != owner {
-        return Err(format!(
-            "the idmapped view of {} shows it owned by {}, not by the sandbox's root ({owner})",
-            file.display(),
-            stat.st_uid
-        ));
+        return Err(ProbeError::Owner {
+            file,
+            uid: stat.st_uid,
+            owner,
+        });
     }
     Ok(())
 }

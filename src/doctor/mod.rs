@@ -22,7 +22,9 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 pub use host::{HostDescription, KernelFacts, ModuleFacts, Probe};
-pub use modules::{kernel_lacks, lacks, load_modules, module_state, ModuleState, RUNNER_MODULES};
+pub use modules::{
+    kernel_lacks, lacks, load_modules, module_state, ModprobeError, ModuleState, RUNNER_MODULES,
+};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,7 +117,7 @@ pub enum DoctorError {
         /// Modules loaded before (or beside) the failures.
         loaded: Vec<String>,
         /// Each module that failed, with modprobe's own words.
-        failed: Vec<(String, String)>,
+        failed: Vec<(String, ModprobeError)>,
     },
 }
 
@@ -132,7 +134,7 @@ fn unmet(checks: &[Check]) -> String {
     text
 }
 
-fn modprobe_failed(loaded: &[String], failed: &[(String, String)]) -> String {
+fn modprobe_failed(loaded: &[String], failed: &[(String, ModprobeError)]) -> String {
     let mut text = failed
         .iter()
         .map(|(module, said)| format!("cannot load the kernel module {module}: {said}"))

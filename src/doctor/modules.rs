@@ -201,7 +201,7 @@ pub fn load_modules(names: &[&str]) -> Result<Vec<Notice>, DoctorError> {
             loaded: Vec::new(),
             failed: wanted
                 .iter()
-                .map(|name| (name.to_string(), "only root loads kernel modules".into()))
+                .map(|name| (name.to_string(), ModprobeError::NotRoot))
                 .collect(),
         });
     }
@@ -210,7 +210,7 @@ pub fn load_modules(names: &[&str]) -> Result<Vec<Notice>, DoctorError> {
     for name in wanted {
         match modprobe(name) {
             Ok(()) => loaded.push(name.to_string()),
-            Err(message) => failed.push((name.to_string(), message)),
+            Err(why) => failed.push((name.to_string(), why)),
         }
     }
     if failed.is_empty() {
@@ -227,26 +227,47 @@ pub fn loading(name: &str) -> Notice {
     ))
 }
 
+/// Why a kernel module was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModprobeError {
+    #[error("only root loads kernel modules")]
+    NotRoot,
+    #[error("modprobe is not installed (apt-get install kmod)")]
+    NotInstalled,
+    #[error("cannot run modprobe: {0}")]
+    Run(std::io::Error),
+    /// modprobe's own words.
+    #[error("{0}")]
+    Said(String),
+    /// modprobe failed without a word.
+    #[error("modprobe {module} ended with {status}")]
+    Ended {
+        module: String,
+        status: std::process::ExitStatus,
+    },
+}
+
 /// `modprobe NAME`; on failure its own words.
-fn modprobe(name: &str) -> Result<(), String> {
+fn modprobe(name: &str) -> Result<(), ModprobeError> {
     let out = Command::new("modprobe")
         .arg(name)
         .env("PATH", STEP_PATH)
         .output()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "modprobe is not installed (apt-get install kmod)".to_string()
-            }
-            _ => format!("cannot run modprobe: {e}"),
+            std::io::ErrorKind::NotFound => ModprobeError::NotInstalled,
+            _ => ModprobeError::Run(e),
         })?;
     if out.status.success() {
         return Ok(());
     }
     let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Err(if said.is_empty() {
-        format!("modprobe {name} ended with {}", out.status)
+        ModprobeError::Ended {
+            module: name.to_string(),
+            status: out.status,
+        }
     } else {
-        said
+        ModprobeError::Said(said)
     })
 }
 

@@ -346,8 +346,10 @@ fn modprobe_failures_are_told_in_its_words() {
         loaded: vec!["veth".into()],
         failed: vec![(
             "dummy".into(),
-            "modprobe: FATAL: Module dummy not found in directory /lib/modules/6.1.0-28-amd64"
-                .into(),
+            ModprobeError::Said(
+                "modprobe: FATAL: Module dummy not found in directory /lib/modules/6.1.0-28-amd64"
+                    .into(),
+            ),
         )],
     };
     assert_eq!(

@@ -45,7 +45,8 @@ fn test_case(o: &Outcome, many: bool) -> TestCase {
         }
         (Status::Error(reason), None) => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-            s.set_message(xml_text(reason)).set_type("error");
+            s.set_message(xml_text(&reason.to_string()))
+                .set_type("error");
             s
         }
         (status, failure) => {

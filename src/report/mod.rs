@@ -230,8 +230,8 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
         "steps_run": o.steps_run,
         "attempt": o.attempt,
     });
-    if let Status::Skipped(reason) | Status::Error(reason) = &o.status {
-        event["reason"] = reason.clone().into();
+    if let Some(reason) = o.status.reason() {
+        event["reason"] = reason.into();
     }
     if let Some(f) = &o.failure {
         event["failure"] = serde_json::json!({
@@ -249,7 +249,7 @@ pub fn json_event(o: &Outcome) -> serde_json::Value {
         event["kept"] = kept.display().to_string().into();
     }
     if let Some(checkpoint) = &o.checkpoint {
-        event["checkpoint"] = checkpoint.clone().into();
+        event["checkpoint"] = checkpoint.to_string().into();
     }
     if let Some(booted) = &o.booted {
         event["booted"] = booted.clone().into();
@@ -271,7 +271,10 @@ fn human(o: &Outcome, style: &Style) -> String {
         }
     };
     if let Some(checkpoint) = &o.checkpoint {
-        text.push_str(&format!("  {}\n", style.paint("2", checkpoint)));
+        text.push_str(&format!(
+            "  {}\n",
+            style.paint("2", &checkpoint.to_string())
+        ));
     }
     if let Some(booted) = &o.booted {
         text.push_str(&format!("  {}\n", style.paint("2", booted)));

@@ -6,8 +6,57 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
+use crate::fixture::FixtureError;
+use crate::fsutil::FsError;
+use crate::host::InstallError;
 use crate::model::Where;
+use crate::sandbox::boot::BootError;
+use crate::sandbox::checkpoint::CheckpointError;
+use crate::sandbox::SandboxError;
+
+/// Why an environment could not be made, run a step, keep a checkpoint or
+/// be released. Its words are those a recipe's `error` shows.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("`where=chroot` needs the sandbox, which needs root")]
+    ChrootNeedsSandbox,
+    /// A booted host (`host=`), without root.
+    #[error("booting the host `{0}` needs root (the sandbox uses namespaces and mounts): run recipes as root")]
+    HostNeedsRoot(String),
+    /// A fixture other than `empty`, without root.
+    #[error("running a recipe on the fixture `{0}` needs root (the sandbox uses namespaces and mounts): run recipes as root")]
+    FixtureNeedsRoot(String),
+    #[error("this environment keeps no checkpoints")]
+    NoCheckpoints,
+    /// One of the temporary folders of [`Direct`].
+    #[error("cannot {doing} a temporary directory: {source}")]
+    TempDir {
+        doing: &'static str,
+        source: std::io::Error,
+    },
+    /// Host commands the recipes call.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// A fixture whose base cannot be had.
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
+    /// A base the prepare stage could not build: the same words, shared by
+    /// every run on it.
+    #[error(transparent)]
+    Unbuilt(Arc<FixtureError>),
+    /// A sandbox that cannot start, or be stopped.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// A checkpoint that cannot be kept, or brought back.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
 
 /// A program to run for a step.
 #[derive(Debug, Clone)]
@@ -35,7 +84,7 @@ pub trait Environment: Send {
         Vec::new()
     }
     /// A command that runs `step` in this environment (env vars not set).
-    fn command(&self, step: &StepProgram) -> Result<Command, String>;
+    fn command(&self, step: &StepProgram) -> Result<Command, EnvError>;
     /// What may explain a failure beyond the step's own output (a limit
     /// the environment ran into).
     fn diagnose(&self) -> Vec<String> {
@@ -45,8 +94,8 @@ pub trait Environment: Send {
     /// a note on what it keeps beyond files; fails with the reason when the
     /// environment holds live state a checkpoint cannot (processes, mounts,
     /// network state it cannot make again).
-    fn capture(&self, _dir: &std::path::Path) -> Result<Option<String>, String> {
-        Err("this environment keeps no checkpoints".into())
+    fn capture(&self, _dir: &std::path::Path) -> Result<Option<String>, EnvError> {
+        Err(EnvError::NoCheckpoints)
     }
     /// What was made again from a checkpoint beyond its files.
     fn restored(&self) -> Option<String> {
@@ -57,7 +106,7 @@ pub trait Environment: Send {
         None
     }
     /// Releases the environment; returns where it was kept, with `--keep`.
-    fn close(self: Box<Self>) -> Result<Option<PathBuf>, String>;
+    fn close(self: Box<Self>) -> Result<Option<PathBuf>, EnvError>;
 }
 
 /// Steps as ordinary child processes, with a temporary directory as the
@@ -69,12 +118,15 @@ pub struct Direct {
 }
 
 impl Direct {
-    pub fn new(keep: bool) -> Result<Self, String> {
+    pub fn new(keep: bool) -> Result<Self, EnvError> {
         let make = |kind: &str| {
             tempfile::Builder::new()
                 .prefix(&temp_prefix(kind))
                 .tempdir()
-                .map_err(|e| format!("cannot create a temporary directory: {e}"))
+                .map_err(|source| EnvError::TempDir {
+                    doing: "create",
+                    source,
+                })
         };
         Ok(Direct {
             rootfs: make("recipes-rootfs")?,
@@ -106,16 +158,16 @@ impl Environment for Direct {
         self.rootfs.path().display().to_string()
     }
 
-    fn command(&self, step: &StepProgram) -> Result<Command, String> {
+    fn command(&self, step: &StepProgram) -> Result<Command, EnvError> {
         if step.where_ == Where::Chroot {
-            return Err("`where=chroot` needs the sandbox, which needs root".into());
+            return Err(EnvError::ChrootNeedsSandbox);
         }
         let mut command = Command::new(&step.program);
         command.args(&step.args).current_dir(self.scratch.path());
         Ok(command)
     }
 
-    fn close(self: Box<Self>) -> Result<Option<PathBuf>, String> {
+    fn close(self: Box<Self>) -> Result<Option<PathBuf>, EnvError> {
         if self.keep {
             let _ = self.scratch.keep();
             return Ok(Some(self.rootfs.keep()));
@@ -126,7 +178,36 @@ impl Environment for Direct {
         rootfs
             .close()
             .and(scratch.close())
-            .map_err(|e| format!("cannot remove a temporary directory: {e}"))?;
+            .map_err(|source| EnvError::TempDir {
+                doing: "remove",
+                source,
+            })?;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_processes_run_no_chroot_step_and_keep_no_checkpoint() {
+        let env = Direct::new(false).unwrap();
+        let step = StepProgram {
+            program: "true".into(),
+            args: Vec::new(),
+            where_: Where::Chroot,
+        };
+        let refused = env.command(&step).unwrap_err();
+        assert!(matches!(refused, EnvError::ChrootNeedsSandbox));
+        assert_eq!(
+            refused.to_string(),
+            "`where=chroot` needs the sandbox, which needs root"
+        );
+        let kept = env
+            .capture(std::path::Path::new("/nonexistent"))
+            .unwrap_err();
+        assert_eq!(kept.to_string(), "this environment keeps no checkpoints");
+        assert_eq!(Box::new(env).close().unwrap(), None);
     }
 }

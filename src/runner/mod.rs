@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
-use crate::outcome::{Blessed, Outcome, Reporter, Status};
+use crate::outcome::{Blessed, CheckpointNote, Outcome, Reporter, RunError, Status};
 use crate::plan::RecipeRun;
 use crate::provenance::Provenance;
-pub use env::{Direct, Environment, StepProgram};
+pub use env::{Direct, EnvError, Environment, StepProgram};
 use process::Supervisor;
 pub use shell::ShellAt;
 use step::Prepared;
@@ -59,7 +59,7 @@ pub trait EnvironmentFactory: Sync {
         chain: &[&Recipe],
         host: Option<&str>,
         from: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Environment>, String>;
+    ) -> Result<Box<dyn Environment>, EnvError>;
     /// Where the state at the end of `prerequisites` on `fixture` is kept,
     /// if this environment keeps checkpoints.
     fn checkpoint(&self, _fixture: &str, _prerequisites: &[&Recipe]) -> Option<Checkpoint> {
@@ -156,13 +156,9 @@ impl Checkpoint {
     }
 }
 
-/// `a`, `a → b`: the ids of a chain.
-fn ids(chain: &[&Recipe]) -> String {
-    chain
-        .iter()
-        .map(|r| format!("`{}`", r.id))
-        .collect::<Vec<_>>()
-        .join(" → ")
+/// The ids of a chain, in order.
+fn ids(chain: &[&Recipe]) -> Vec<String> {
+    chain.iter().map(|r| r.id.clone()).collect()
 }
 
 struct Runner<'a> {
@@ -189,7 +185,7 @@ impl Runner<'_> {
         }
         let reason = unmet.join("; ");
         Some(if self.config.require_all {
-            Status::Error(format!("{reason} (and --require-all is set)"))
+            Status::Error(RunError::Required(reason))
         } else {
             Status::Skipped(reason)
         })
@@ -239,22 +235,24 @@ impl Runner<'_> {
         let host = run.host.as_deref();
         let mut created = self.factory.create(recipe, fixture, chain, host, from);
         let mut keep_checkpoint = true;
-        if let (Err(message), Some(broken)) = (&created, from) {
+        if let Some(broken) = from.filter(|_| created.is_err()) {
             // A checkpoint that cannot be brought back is removed, and the
             // chain replayed: never a run that fails for it, again and again.
             let _ = std::fs::remove_dir_all(&broken.dir);
-            outcome.checkpoint = Some(format!(
-                "{} is replayed: its checkpoint could not be brought back ({message}), so it was removed",
-                ids(prerequisites)
-            ));
+            if let Err(why) = created {
+                outcome.checkpoint = Some(CheckpointNote::Removed {
+                    chain: ids(prerequisites),
+                    why: Arc::new(why),
+                });
+            }
             from = None;
             keep_checkpoint = false;
             created = self.factory.create(recipe, fixture, chain, host, None);
         }
         let env = match created {
             Ok(env) => env,
-            Err(message) => {
-                outcome.status = Status::Error(message);
+            Err(why) => {
+                outcome.status = Status::Error(RunError::Environment(Arc::new(why)));
                 outcome.duration = start.elapsed();
                 return outcome;
             }
@@ -266,11 +264,10 @@ impl Runner<'_> {
         };
         outcome.booted = env.booted();
         if from.is_some() {
-            let restored = env.restored().map(|r| format!(", {r}")).unwrap_or_default();
-            outcome.checkpoint = Some(format!(
-                "started from the checkpoint of {}{restored}",
-                ids(prerequisites)
-            ));
+            outcome.checkpoint = Some(CheckpointNote::StartedFrom {
+                chain: ids(prerequisites),
+                restored: env.restored(),
+            });
         }
         let skip = if from.is_some() {
             prerequisites.len()
@@ -295,8 +292,8 @@ impl Runner<'_> {
         }
         match env.close() {
             Ok(kept) => outcome.kept = kept,
-            Err(message) if outcome.status == Status::Passed => {
-                outcome.status = Status::Error(format!("cannot clean up: {message}"))
+            Err(why) if outcome.status == Status::Passed => {
+                outcome.status = Status::Error(RunError::Cleanup(Arc::new(why)))
             }
             Err(_) => {}
         }
@@ -320,12 +317,13 @@ impl Runner<'_> {
         'recipes: for (position, r) in chain.iter().enumerate().skip(skip) {
             if let Some((checkpoint, prerequisites)) = capture.filter(|(_, p)| position == p.len())
             {
+                let chain = ids(prerequisites);
                 outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
-                    Ok(None) => format!("kept a checkpoint of {}", ids(prerequisites)),
-                    Ok(Some(note)) => {
-                        format!("kept a checkpoint of {}, {note}", ids(prerequisites))
-                    }
-                    Err(why) => format!("{} is replayed: {why}", ids(prerequisites)),
+                    Ok(note) => CheckpointNote::Kept { chain, note },
+                    Err(why) => CheckpointNote::NotKept {
+                        chain,
+                        why: Arc::new(why),
+                    },
                 });
             }
             // Captures reach the later steps of their own recipe only.
@@ -387,24 +385,19 @@ impl Runner<'_> {
     }
 
     /// A `shell ID:LINE` whose line opens no step of the recipe.
-    fn shell_line_problem(&self, recipe: &Recipe) -> Option<String> {
+    fn shell_line_problem(&self, recipe: &Recipe) -> Option<RunError> {
         let Some(ShellAt::Before(line)) = self.config.shell else {
             return None;
         };
         if recipe.steps.iter().any(|s| s.location.line == line) {
             return None;
         }
-        let lines: Vec<String> = recipe
-            .steps
-            .iter()
-            .map(|s| s.location.line.to_string())
-            .collect();
-        Some(format!(
-            "{}:{line}: line {line} opens no step of recipe `{}` (its steps open at lines {})",
-            recipe.location.path.display(),
-            recipe.id,
-            lines.join(", ")
-        ))
+        Some(RunError::NoStepAt {
+            path: recipe.location.path.clone(),
+            line,
+            recipe: recipe.id.clone(),
+            lines: recipe.steps.iter().map(|s| s.location.line).collect(),
+        })
     }
 
     /// Opens a shell in `env`; a shell that cannot start is said, and the
@@ -444,10 +437,10 @@ impl Runner<'_> {
         ) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Ok(Passed::default()),
-            Err(e) => return Err(StepError::failed(step, &e.command, e.message)),
+            Err(e) => return Err(StepError::failed(step, &e.command, e.to_string())),
         };
         let fail = |message: String| StepError::failed(step, &text, message);
-        let mut command = env.command(&program).map_err(fail)?;
+        let mut command = env.command(&program).map_err(|e| fail(e.to_string()))?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
         command.envs(captures);
         // A session bounds each of its waits itself.

@@ -8,6 +8,19 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::process::{Exit, Supervisor};
+use crate::fsutil::FsError;
+
+/// Why a rust step has no program to run.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot run rustc (is a Rust toolchain installed?): {0}")]
+    Rustc(std::io::Error),
+    /// The compiler's output, its paths those of the recipe's program.
+    #[error("the program does not compile ({exit}):\n{output}")]
+    DoesNotCompile { exit: Exit, output: String },
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
 
 /// Edition the programs are compiled with.
 const EDITION: &str = "2021";
@@ -16,7 +29,11 @@ const RUSTC_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Compiles `source` unless a binary for it is cached; returns its path, or
 /// the compiler's output when it does not compile.
-pub fn compile(cache: &Path, source: &str, supervisor: &Supervisor) -> Result<PathBuf, String> {
+pub fn compile(
+    cache: &Path,
+    source: &str,
+    supervisor: &Supervisor,
+) -> Result<PathBuf, CompileError> {
     let mut hasher = Sha256::new();
     hasher.update(EDITION.as_bytes());
     hasher.update([0]);
@@ -31,14 +48,14 @@ pub fn compile(cache: &Path, source: &str, supervisor: &Supervisor) -> Result<Pa
     if binary.is_file() {
         return Ok(binary);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(FsError::at("create", &dir))?;
     super::env::remove_stale_temp(&dir, ".build");
     let work = tempfile::Builder::new()
         .prefix(&super::env::temp_prefix(".build"))
         .tempdir_in(&dir)
-        .map_err(|e| format!("cannot create a build folder in {}: {e}", dir.display()))?;
+        .map_err(FsError::at("create a build folder in", &dir))?;
     let src = work.path().join("main.rs");
-    std::fs::write(&src, source).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+    std::fs::write(&src, source).map_err(FsError::at("write", &src))?;
     let out = work.path().join("main");
     let mut rustc = Command::new("rustc");
     rustc
@@ -55,17 +72,15 @@ pub fn compile(cache: &Path, source: &str, supervisor: &Supervisor) -> Result<Pa
         .arg(&src);
     let result = supervisor
         .run(rustc, None, RUSTC_TIMEOUT)
-        .map_err(|e| format!("cannot run rustc (is a Rust toolchain installed?): {e}"))?;
+        .map_err(CompileError::Rustc)?;
     if result.exit != Exit::Code(0) {
-        let mut text = String::from_utf8_lossy(&result.output).into_owned();
-        text = text.replace(&src.display().to_string(), "main.rs");
-        return Err(format!(
-            "the program does not compile ({}):\n{text}",
-            result.exit
-        ));
+        let output = String::from_utf8_lossy(&result.output);
+        return Err(CompileError::DoesNotCompile {
+            exit: result.exit,
+            output: output.replace(&src.display().to_string(), "main.rs"),
+        });
     }
     // Rename into place so a concurrent or interrupted build is never half-used.
-    std::fs::rename(&out, &binary)
-        .map_err(|e| format!("cannot move the binary to {}: {e}", binary.display()))?;
+    std::fs::rename(&out, &binary).map_err(FsError::at("move the binary to", &binary))?;
     Ok(binary)
 }

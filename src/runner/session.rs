@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::env::{Environment, StepProgram};
-use super::step::{PrepareError, Prepared};
+use super::step::{PrepareError, PrepareErrorKind, Prepared};
 use super::verdict::{Ran, StepError};
 use crate::model::{Location, Session, Step};
 use crate::outcome::Status;
@@ -20,17 +20,16 @@ pub fn prepare(
     timeout: Duration,
 ) -> Result<Prepared, PrepareError> {
     let command = format!("$ {}", session.command);
-    let error = |message: String| PrepareError {
+    let error = |kind| PrepareError {
         command: command.clone(),
-        message,
+        kind,
     };
-    let exe = std::env::current_exe()
-        .map_err(|e| error(format!("cannot find the recipes binary: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| error(PrepareErrorKind::NoBinary(e)))?;
     let request = Request {
         session: session.clone(),
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
     };
-    let stdin = serde_json::to_vec(&request).map_err(|e| error(e.to_string()))?;
+    let stdin = serde_json::to_vec(&request).map_err(|e| error(PrepareErrorKind::Request(e)))?;
     Ok(Prepared {
         program: StepProgram {
             program: env.inside(&exe).into_os_string(),

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::{getpgrp, tcsetpgrp, Pid};
 
-use super::env::{Environment, StepProgram};
+use super::env::{EnvError, Environment, StepProgram};
 use super::step;
 use crate::matcher::Captures;
 use crate::model::{Recipe, Where};
@@ -27,6 +27,17 @@ pub enum ShellAt {
     Failure,
 }
 
+/// Why a shell could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error("cannot start the shell: {0}")]
+    Start(std::io::Error),
+    #[error("waiting for the shell: {0}")]
+    Wait(std::io::Error),
+}
+
 /// Runs the shell to its end; `why` says where it stands.
 pub fn open(
     env: &dyn Environment,
@@ -34,7 +45,7 @@ pub fn open(
     captures: &Captures,
     lib_dir: &std::path::Path,
     why: &str,
-) -> Result<(), String> {
+) -> Result<(), ShellError> {
     let terminal = std::io::stdin().is_terminal();
     let mut args = vec!["--noprofile", "--norc"];
     if terminal {
@@ -63,16 +74,12 @@ pub fn open(
         recipe.id
     );
     if !terminal {
-        let status = command
-            .status()
-            .map_err(|e| format!("cannot start the shell: {e}"))?;
+        let status = command.status().map_err(ShellError::Start)?;
         eprintln!("recipes: the shell ended ({status})");
         return Ok(());
     }
     command.process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the shell: {e}"))?;
+    let mut child = command.spawn().map_err(ShellError::Start)?;
     let stdin = std::io::stdin();
     let group = Pid::from_raw(child.id() as i32);
     // A background process that takes the terminal back gets SIGTTOU.
@@ -83,6 +90,6 @@ pub fn open(
     let _ = tcsetpgrp(&stdin, getpgrp());
     // SAFETY: restoring the default action installs no handler code.
     let _ = unsafe { signal(Signal::SIGTTOU, SigHandler::SigDfl) };
-    status.map_err(|e| format!("waiting for the shell: {e}"))?;
+    status.map_err(ShellError::Wait)?;
     Ok(())
 }

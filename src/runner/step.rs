@@ -22,9 +22,24 @@ pub struct Prepared {
 
 /// A step that could not be made into a program (a rust step that does not
 /// compile), with the name reports give it.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
 pub struct PrepareError {
     pub command: String,
-    pub message: String,
+    pub kind: PrepareErrorKind,
+}
+
+/// What kept a step from becoming a program.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareErrorKind {
+    #[error(transparent)]
+    Compile(#[from] rust::CompileError),
+    /// A session's driver is this binary, run again.
+    #[error("cannot find the recipes binary: {0}")]
+    NoBinary(std::io::Error),
+    /// A session's request, as JSON.
+    #[error("{0}")]
+    Request(serde_json::Error),
 }
 
 /// The program for `step`; `None` for an `expect` block, which does not
@@ -75,9 +90,9 @@ pub fn prepare(
         StepKind::Rust => {
             let command = "rust program".to_string();
             let binary =
-                rust::compile(cache, &step.body, supervisor).map_err(|message| PrepareError {
+                rust::compile(cache, &step.body, supervisor).map_err(|e| PrepareError {
                     command: command.clone(),
-                    message,
+                    kind: e.into(),
                 })?;
             prepared(
                 &env.inside(&binary).display().to_string(),

@@ -206,8 +206,8 @@ pub struct Failed {
 
 /// Compares output with expected lines; returns what they captured.
 pub fn compare(expected: &[String], actual: &str, bound: &Captures) -> Result<Captures, Failed> {
-    let patterns = matcher::compile(expected, bound).map_err(|message| Failed {
-        message,
+    let patterns = matcher::compile(expected, bound).map_err(|e| Failed {
+        message: e.to_string(),
         blessable: false,
     })?;
     let lines: Vec<&str> = actual.lines().collect();

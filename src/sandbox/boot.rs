@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Sandbox;
 use crate::model::{Where, STEP_PATH};
-use crate::runner::{Environment, StepProgram};
+use crate::runner::StepProgram;
 
 /// Writes the host container's configuration, gives it an uplink bridge
 /// (`uplink0`, standing for the server's network), starts it and waits
@@ -85,6 +85,50 @@ mount --rbind /dev "$root/dev"
 exec chroot "$root" "$@"
 "#;
 
+/// Why a booted host (`host=`) did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("cannot boot the host `{name}`: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    /// systemd did not reach `running` or `degraded` in time (`none`: it
+    /// never answered).
+    #[error("{}", not_booted(.name, .state, *.took_ms, .failed, .journal))]
+    NotBooted {
+        name: String,
+        state: String,
+        took_ms: u64,
+        failed: Vec<String>,
+        /// The last journal lines, or what the boot printed on stderr.
+        journal: Vec<String>,
+    },
+}
+
+fn not_booted(
+    name: &str,
+    state: &str,
+    took_ms: u64,
+    failed: &[String],
+    journal: &[String],
+) -> String {
+    let took = took_ms as f64 / 1000.0;
+    let mut message = if state == "none" {
+        format!("the host `{name}` did not boot: `systemctl is-system-running` never answered in {took:.1} s (is systemd its init?)")
+    } else {
+        format!("the host `{name}` did not boot: systemd still says `{state}` after {took:.1} s")
+    };
+    if !failed.is_empty() {
+        message.push_str(&format!("; failed units: {}", failed.join(", ")));
+    }
+    if !journal.is_empty() {
+        message.push_str("\nits last journal lines:\n");
+        message.push_str(&journal.join("\n"));
+    }
+    message
+}
+
 /// What a boot said: its state, time, failed units and AppArmor note.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Booted {
@@ -144,7 +188,7 @@ impl Sandbox {
     /// every later step in it; fails with the state, the failed units and
     /// the last journal lines when it does not reach `running` or
     /// `degraded` within `timeout`.
-    pub fn boot(&mut self, name: &str, timeout: Duration) -> Result<(), String> {
+    pub fn boot(&mut self, name: &str, timeout: Duration) -> Result<(), BootError> {
         // A host's own set-user-ID helpers (`newuidmap` for an unprivileged
         // user's containers) work in it, up to the sandbox's root; the
         // seccomp filter stays.
@@ -161,40 +205,33 @@ impl Sandbox {
             where_: Where::Host,
         };
         let out = self
-            .command(&program)?
+            .enter(&program)
             .env_clear()
             .env("PATH", STEP_PATH)
             .env("LANG", "C.UTF-8")
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| format!("cannot boot the host `{name}`: {e}"))?;
+            .map_err(|source| BootError::Spawn {
+                name: name.to_string(),
+                source,
+            })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let booted = Booted::parse(&text);
         if !out.status.success() {
-            let took = booted.took_ms as f64 / 1000.0;
-            let mut message = if booted.state == "none" {
-                format!("the host `{name}` did not boot: `systemctl is-system-running` never answered in {took:.1} s (is systemd its init?)")
-            } else {
-                format!(
-                    "the host `{name}` did not boot: systemd still says `{}` after {took:.1} s",
-                    booted.state
-                )
-            };
-            if !booted.failed.is_empty() {
-                message.push_str(&format!("; failed units: {}", booted.failed.join(", ")));
-            }
-            let mut tail: Vec<String> = booted.journal.clone();
-            if tail.is_empty() {
-                tail = String::from_utf8_lossy(&out.stderr)
+            let mut journal = booted.journal;
+            if journal.is_empty() {
+                journal = String::from_utf8_lossy(&out.stderr)
                     .lines()
                     .map(str::to_string)
                     .collect();
             }
-            if !tail.is_empty() {
-                message.push_str("\nits last journal lines:\n");
-                message.push_str(&tail.join("\n"));
-            }
-            return Err(message);
+            return Err(BootError::NotBooted {
+                name: name.to_string(),
+                state: booted.state,
+                took_ms: booted.took_ms,
+                failed: booted.failed,
+                journal,
+            });
         }
         self.booted = Some((name.to_string(), booted.note(name)));
         Ok(())
@@ -254,5 +291,32 @@ mod tests {
         assert!(bad
             .note("h")
             .contains("failed units: lxc-net.service, x.service"));
+    }
+
+    #[test]
+    fn a_host_that_did_not_boot_says_its_state_units_and_journal() {
+        let stuck = BootError::NotBooted {
+            name: "h".into(),
+            state: "starting".into(),
+            took_ms: 60012,
+            failed: vec!["lxc-net.service".into(), "x.service".into()],
+            journal: vec!["Dec 06 a".into(), "Dec 06 b".into()],
+        };
+        assert_eq!(
+            stuck.to_string(),
+            "the host `h` did not boot: systemd still says `starting` after 60.0 s; \
+             failed units: lxc-net.service, x.service\nits last journal lines:\nDec 06 a\nDec 06 b"
+        );
+        let silent = BootError::NotBooted {
+            name: "h".into(),
+            state: "none".into(),
+            took_ms: 1500,
+            failed: Vec::new(),
+            journal: Vec::new(),
+        };
+        assert_eq!(
+            silent.to_string(),
+            "the host `h` did not boot: `systemctl is-system-running` never answered in 1.5 s (is systemd its init?)"
+        );
     }
 }

@@ -15,8 +15,69 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::network::Network;
+use super::network::{Network, NetworkError};
 use super::plan::IdRange;
+use crate::fsutil::FsError;
+
+/// Why a checkpoint could not be kept, or brought back in a sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("its fixture has no overlay to keep")]
+    NoOverlay,
+    /// Processes left in the sandbox's PID namespace, by command name.
+    #[error("it leaves processes running ({})", .0.join(", "))]
+    Processes(Vec<String>),
+    #[error("it leaves its mounts changed")]
+    Mounts,
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// A command run inside the sandbox (`tar`, `ip`, `nft`) that could
+    /// not start.
+    #[error("cannot run {program}: {source}")]
+    Run {
+        program: String,
+        source: std::io::Error,
+    },
+    /// A command run inside the sandbox that failed, with its stderr.
+    #[error("`{command}` failed in the sandbox ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    /// The archive of the files outside the fixture.
+    #[error("cannot keep the files outside the fixture: {0}")]
+    Files(Box<CheckpointError>),
+    #[error("a checkpoint needs a parent folder")]
+    NoParent,
+    #[error("cannot run cp: {0}")]
+    Cp(std::io::Error),
+    /// `cp` failed, with its stderr.
+    #[error("cannot copy the fixture's changes: {0}")]
+    Copy(String),
+    #[error("{0}")]
+    Walk(#[from] walkdir::Error),
+    /// A file of the layer that cannot be looked at: the kernel's words
+    /// only (the path is kept, not said).
+    #[error("{source}")]
+    Metadata {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NetworkJson(serde_json::Error),
+    #[error("cannot keep the network: {0}")]
+    KeepNetwork(std::io::Error),
+    #[error("cannot move the checkpoint to {}", .0.display())]
+    Move(PathBuf),
+    #[error("{}: not a checkpoint's network: {source}", path.display())]
+    BadNetwork {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
 
 /// Where a checkpoint keeps the network it makes again.
 const NETWORK: &str = "network.json";
@@ -29,7 +90,7 @@ pub struct Capture<'a> {
     /// The overlay's upper layer, as the host reaches it.
     pub upper: &'a Path,
     /// Writes the archive of the files outside the fixture to a path.
-    pub files: &'a dyn Fn(&Path) -> Result<(), String>,
+    pub files: &'a dyn Fn(&Path) -> Result<(), CheckpointError>,
     pub ids: IdRange,
     pub network: Option<&'a Network>,
 }
@@ -37,13 +98,12 @@ pub struct Capture<'a> {
 /// Copies the upper layer (whiteouts and overlay attributes included) to
 /// `dir/upper`, the archive of the files outside the fixture and the
 /// network to make again beside it, unless another run kept it first.
-pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
+pub fn keep(capture: &Capture, dir: &Path) -> Result<(), CheckpointError> {
     if dir.is_dir() {
         return Ok(());
     }
-    let parent = dir.parent().ok_or("a checkpoint needs a parent folder")?;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let parent = dir.parent().ok_or(CheckpointError::NoParent)?;
+    std::fs::create_dir_all(parent).map_err(FsError::at("create", parent))?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -54,16 +114,16 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
         .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".partial")
         .tempdir_in(parent)
-        .map_err(|e| format!("cannot create a folder in {}: {e}", parent.display()))?
+        .map_err(FsError::at("create a folder in", parent))?
         .keep();
     let result = copy(capture.upper, &partial.join("upper"))
         .and_then(|()| unshift(&partial.join("upper"), capture.ids))
         .and_then(|()| (capture.files)(&partial.join(FILES)))
         .and_then(|()| match capture.network {
             Some(net) => {
-                let json = serde_json::to_string_pretty(net).map_err(|e| e.to_string())?;
-                std::fs::write(partial.join(NETWORK), json)
-                    .map_err(|e| format!("cannot keep the network: {e}"))
+                let json =
+                    serde_json::to_string_pretty(net).map_err(CheckpointError::NetworkJson)?;
+                std::fs::write(partial.join(NETWORK), json).map_err(CheckpointError::KeepNetwork)
             }
             None => Ok(()),
         });
@@ -75,7 +135,7 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), String> {
         // Another run renamed the same layer into place first: keep theirs.
         let _ = std::fs::remove_dir_all(&partial);
         if !dir.is_dir() {
-            return Err(format!("cannot move the checkpoint to {}", dir.display()));
+            return Err(CheckpointError::Move(dir.to_path_buf()));
         }
     }
     Ok(())
@@ -87,21 +147,21 @@ pub fn files(dir: &Path) -> Option<PathBuf> {
 }
 
 /// The network a checkpoint at `dir` makes again, if it keeps one.
-pub fn network(dir: &Path) -> Result<Option<Network>, String> {
+pub fn network(dir: &Path) -> Result<Option<Network>, CheckpointError> {
     let path = dir.join(NETWORK);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| format!("{}: not a checkpoint's network: {e}", path.display())),
+            .map_err(|source| CheckpointError::BadNetwork { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(FsError::at("read", &path)(e).into()),
     }
 }
 
 /// `cp -a` with extended attributes: overlayfs marks opaque folders with
 /// them, and whiteouts are character devices, which `cp -a` recreates. It
 /// stays on the source's file system.
-fn copy(source: &Path, target: &Path) -> Result<(), String> {
+fn copy(source: &Path, target: &Path) -> Result<(), CheckpointError> {
     let out = Command::new("cp")
         .args([
             "-a",
@@ -112,11 +172,10 @@ fn copy(source: &Path, target: &Path) -> Result<(), String> {
         .arg(source)
         .arg(target)
         .output()
-        .map_err(|e| format!("cannot run cp: {e}"))?;
+        .map_err(CheckpointError::Cp)?;
     if !out.status.success() {
-        return Err(format!(
-            "cannot copy the fixture's changes: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        return Err(CheckpointError::Copy(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
     Ok(())
@@ -127,16 +186,21 @@ const CAPABILITY: &str = "security.capability";
 /// Owners in the sandbox's slot become the ids inside (`0..`). `chown`
 /// clears set-user-ID and set-group-ID bits and file capabilities: they are
 /// put back, capabilities with their root shifted too (as bases keep them).
-fn unshift(tree: &Path, ids: IdRange) -> Result<(), String> {
+fn unshift(tree: &Path, ids: IdRange) -> Result<(), CheckpointError> {
     let inside = |id: u32| {
         (ids.base..ids.base + ids.count)
             .contains(&id)
             .then(|| id - ids.base)
     };
     for entry in walkdir::WalkDir::new(tree) {
-        let entry = entry.map_err(|e| e.to_string())?;
+        let entry = entry?;
         let path = entry.path();
-        let meta = path.symlink_metadata().map_err(|e| e.to_string())?;
+        let meta = path
+            .symlink_metadata()
+            .map_err(|source| CheckpointError::Metadata {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let (uid, gid) = (inside(meta.uid()), inside(meta.gid()));
         if uid.is_none() && gid.is_none() {
             continue;
@@ -145,15 +209,14 @@ fn unshift(tree: &Path, ids: IdRange) -> Result<(), String> {
             .is_file()
             .then(|| get_xattr(path, CAPABILITY))
             .flatten();
-        std::os::unix::fs::lchown(path, uid, gid)
-            .map_err(|e| format!("cannot shift {}: {e}", path.display()))?;
+        std::os::unix::fs::lchown(path, uid, gid).map_err(FsError::at("shift", path))?;
         if meta.is_file() && meta.mode() & 0o6000 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(|e| format!("cannot keep the mode of {}: {e}", path.display()))?;
+                .map_err(FsError::at("keep the mode of", path))?;
         }
         if let Some(caps) = caps {
             set_xattr(path, CAPABILITY, &unshift_caps(caps, inside))
-                .map_err(|e| format!("cannot keep the capabilities of {}: {e}", path.display()))?;
+                .map_err(FsError::at("keep the capabilities of", path))?;
         }
     }
     Ok(())
@@ -266,7 +329,9 @@ mod tests {
             base: 1 << 30,
             count: 1 << 18,
         };
-        let archived = |archive: &Path| std::fs::write(archive, "tar").map_err(|e| e.to_string());
+        let archived = |archive: &Path| -> Result<(), CheckpointError> {
+            Ok(std::fs::write(archive, "tar").map_err(FsError::at("write", archive))?)
+        };
         let network = Network {
             links: vec!["br0".into()],
             ip: vec!["link add name br0 type bridge".into()],
@@ -287,7 +352,7 @@ mod tests {
                 })
                 .collect();
             for job in jobs {
-                assert_eq!(job.join().unwrap(), Ok(()));
+                job.join().unwrap().unwrap();
             }
         });
         assert_eq!(network_of(&dir), Some(network));
@@ -314,7 +379,9 @@ mod tests {
             base: 1 << 30,
             count: 1 << 18,
         };
-        let archived = |archive: &Path| std::fs::write(archive, "tar").map_err(|e| e.to_string());
+        let archived = |archive: &Path| -> Result<(), CheckpointError> {
+            Ok(std::fs::write(archive, "tar").map_err(FsError::at("write", archive))?)
+        };
         let capture = Capture {
             upper: &source,
             files: &archived,

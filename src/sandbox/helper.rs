@@ -15,22 +15,75 @@
 //! forwarding nothing and waiting: a SIGTERM to the step's process group
 //! reaches the step itself, whose traps run during the grace period.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, NulError, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{chdir, chroot, execvp, fork, getppid, ForkResult, Pid};
 
-use super::cgroup;
-use super::linux::{apply_all, Linux};
+use super::cgroup::{self, CgroupError};
+use super::linux::{apply_all, Linux, SetupError};
 use super::plan::{host_ops, inner_ops, SandboxSpec};
-use super::seccomp;
+use super::seccomp::{self, SeccompError};
 use super::userns;
+
+/// Why the helper, its child, PID 1 or `__enter` could not do their part.
+/// They say it as an `error: ...` line to the runner, which reads it back
+/// as [`super::SandboxError::Setup`], or on stderr (`__enter`).
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// A system call, as named (`prctl`, `fork`, `unshare(user)`).
+    #[error("{call}: {errno}")]
+    Call { call: &'static str, errno: Errno },
+    /// The first `unshare`, which only root may make.
+    #[error("unshare: {0} (running recipes needs root)")]
+    NotRoot(Errno),
+    #[error("the runner is gone")]
+    RunnerGone,
+    #[error("the sandbox child stopped before making its user namespace")]
+    ChildStopped,
+    /// The pipe that tells the child to go on.
+    #[error("sandbox child: {0}")]
+    Child(std::io::Error),
+    #[error("cannot write the id maps of the sandbox: {0}")]
+    Maps(std::io::Error),
+    #[error("cannot open the sandbox's user namespace: {0}")]
+    UserNamespace(std::io::Error),
+    #[error("cannot become root in the sandbox: {0}")]
+    Root(Errno),
+    #[error("cannot join the sandbox: {0}")]
+    Join(Errno),
+    #[error("the sandbox is gone: {0}")]
+    Gone(std::io::Error),
+    #[error("the sandbox is gone (its pid now names another process)")]
+    PidReused,
+    /// The kernel's words only (a pipe, `/dev/null`).
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// The kernel's words only (`dup2`, a signal's action).
+    #[error("{0}")]
+    Errno(Errno),
+    /// An argument of the step's program.
+    #[error("{0}")]
+    Nul(NulError),
+    #[error(transparent)]
+    Cgroup(CgroupError),
+    #[error(transparent)]
+    Setup(SetupError),
+    #[error(transparent)]
+    Seccomp(SeccompError),
+}
+
+/// A `map_err` adapter for a system call named `call`.
+fn call(call: &'static str) -> impl FnOnce(Errno) -> HelperError {
+    move |errno| HelperError::Call { call, errno }
+}
 
 /// Capabilities no step needs, even inside its user namespace: dropped
 /// from the bounding set of every step.
@@ -75,8 +128,8 @@ pub fn sandbox_main(spec: &str) -> i32 {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+fn pipe() -> Result<(OwnedFd, OwnedFd), HelperError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(call("pipe"))
 }
 
 fn wait_code(child: Pid) -> i32 {
@@ -91,27 +144,26 @@ fn wait_code(child: Pid) -> i32 {
 }
 
 /// The helper: host root, private mount namespace.
-fn outer(spec: &SandboxSpec) -> Result<i32, String> {
-    die_with_parent().map_err(|e| format!("prctl: {e}"))?;
+fn outer(spec: &SandboxSpec) -> Result<i32, HelperError> {
+    die_with_parent().map_err(call("prctl"))?;
     if getppid().as_raw() != spec.parent {
-        return Err("the runner is gone".into());
+        return Err(HelperError::RunnerGone);
     }
     if let Some(cgroups) = &spec.cgroups {
-        cgroup::join(&cgroups.join).map_err(|e| e.to_string())?;
+        cgroup::join(&cgroups.join).map_err(HelperError::Cgroup)?;
     }
     // A session keyring of its own: the runner's (the host root's) is out
     // of reach.
     // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers
     // but a null name.
     unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
-    unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare: {e} (running recipes needs root)"))?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(HelperError::NotRoot)?;
     let (up_r, up_w) = pipe()?;
     let (down_r, down_w) = pipe()?;
     let _ = std::io::stdout().flush();
     // SAFETY: this process is single-threaded (freshly exec'd), so the
     // child may run arbitrary code after fork.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { fork() }.map_err(call("fork"))? {
         ForkResult::Child => {
             drop(up_r);
             drop(down_w);
@@ -135,8 +187,7 @@ fn outer(spec: &SandboxSpec) -> Result<i32, String> {
                 return Err(message);
             }
             let mut down = std::fs::File::from(down_w);
-            down.write_all(b"g")
-                .map_err(|e| format!("sandbox child: {e}"))?;
+            down.write_all(b"g").map_err(HelperError::Child)?;
             drop(down);
             Ok(wait_code(child))
         }
@@ -145,32 +196,31 @@ fn outer(spec: &SandboxSpec) -> Result<i32, String> {
 
 /// The host's side: maps the child's user namespace, then builds the
 /// locked part of the sandbox's file system.
-fn prepare(spec: &SandboxSpec, child: Pid, up: OwnedFd) -> Result<(), String> {
+fn prepare(spec: &SandboxSpec, child: Pid, up: OwnedFd) -> Result<(), HelperError> {
     let mut byte = [0u8; 1];
     let mut up = std::fs::File::from(up);
-    if up.read(&mut byte).map_err(|e| e.to_string())? != 1 {
-        return Err("the sandbox child stopped before making its user namespace".into());
+    if up.read(&mut byte).map_err(HelperError::Io)? != 1 {
+        return Err(HelperError::ChildStopped);
     }
-    userns::write_maps(child.as_raw(), spec.ids)
-        .map_err(|e| format!("cannot write the id maps of the sandbox: {e}"))?;
+    userns::write_maps(child.as_raw(), spec.ids).map_err(HelperError::Maps)?;
     let userns = std::fs::File::open(format!("/proc/{child}/ns/user"))
-        .map_err(|e| format!("cannot open the sandbox's user namespace: {e}"))?;
+        .map_err(HelperError::UserNamespace)?;
     let mut linux = Linux::with_userns(userns.into());
-    apply_all(&mut linux, &host_ops(spec)).map_err(|e| e.to_string())
+    apply_all(&mut linux, &host_ops(spec)).map_err(HelperError::Setup)
 }
 
 /// The child: user namespace, then the others; forks PID 1.
-fn namespaces(spec: &SandboxSpec, up: OwnedFd, down: OwnedFd) -> Result<i32, String> {
-    die_with_parent().map_err(|e| format!("prctl: {e}"))?;
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(user): {e}"))?;
+fn namespaces(spec: &SandboxSpec, up: OwnedFd, down: OwnedFd) -> Result<i32, HelperError> {
+    die_with_parent().map_err(call("prctl"))?;
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(call("unshare(user)"))?;
     std::fs::File::from(up)
         .write_all(b"u")
-        .map_err(|e| e.to_string())?;
+        .map_err(HelperError::Io)?;
     let mut byte = [0u8; 1];
     if std::fs::File::from(down).read(&mut byte).unwrap_or(0) != 1 {
         return Ok(1);
     }
-    userns::become_root().map_err(|e| format!("cannot become root in the sandbox: {e}"))?;
+    userns::become_root().map_err(HelperError::Root)?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
@@ -179,10 +229,10 @@ fn namespaces(spec: &SandboxSpec, up: OwnedFd, down: OwnedFd) -> Result<i32, Str
     if !spec.net_host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+    unshare(flags).map_err(call("unshare"))?;
     let _ = std::io::stdout().flush();
     // SAFETY: single-threaded, as above.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { fork() }.map_err(call("fork"))? {
         ForkResult::Child => {
             let code = match pid1(spec) {
                 Ok(()) => 0,
@@ -203,22 +253,22 @@ fn namespaces(spec: &SandboxSpec, up: OwnedFd, down: OwnedFd) -> Result<i32, Str
 /// PID 1 of the sandbox: build the inside, say so, then hold it until the
 /// runner closes our stdin or kills us. Orphans re-parented here are reaped
 /// by the kernel because SIGCHLD is ignored.
-fn pid1(spec: &SandboxSpec) -> Result<(), String> {
-    die_with_parent().map_err(|e| format!("prctl: {e}"))?;
+fn pid1(spec: &SandboxSpec) -> Result<(), HelperError> {
+    die_with_parent().map_err(call("prctl"))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    apply_all(&mut Linux::default(), &inner_ops(spec)).map_err(|e| e.to_string())?;
+    apply_all(&mut Linux::default(), &inner_ops(spec)).map_err(HelperError::Setup)?;
     say("ready");
     // Nothing of the runner's stays reachable through /proc/1/fd.
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| e.to_string())?;
-    nix::unistd::dup2_stdout(null.as_fd()).map_err(|e| e.to_string())?;
-    nix::unistd::dup2_stderr(null.as_fd()).map_err(|e| e.to_string())?;
+        .map_err(HelperError::Io)?;
+    nix::unistd::dup2_stdout(null.as_fd()).map_err(HelperError::Errno)?;
+    nix::unistd::dup2_stderr(null.as_fd()).map_err(HelperError::Errno)?;
     let _ = nix::unistd::setsid();
     // SAFETY: SIG_IGN for SIGCHLD has no handler code to run.
-    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map_err(|e| e.to_string())?;
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map_err(HelperError::Errno)?;
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();
     while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
@@ -259,19 +309,16 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// A pidfd for `pid`, if it is still the process that started at `start`.
-pub fn pidfd(pid: i32, start: u64) -> Result<OwnedFd, String> {
+pub fn pidfd(pid: i32, start: u64) -> Result<OwnedFd, HelperError> {
     // SAFETY: pidfd_open(2) takes no pointers; the descriptor is owned below.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
-        return Err(format!(
-            "the sandbox is gone: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(HelperError::Gone(std::io::Error::last_os_error()));
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     if start_time(pid) != Some(start) {
-        return Err("the sandbox is gone (its pid now names another process)".into());
+        return Err(HelperError::PidReused);
     }
     Ok(fd)
 }
@@ -285,10 +332,10 @@ const FORWARDED: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-fn enter(request: &EnterRequest) -> Result<i32, String> {
+fn enter(request: &EnterRequest) -> Result<i32, HelperError> {
     // Joined first, while still the host's root: the limits' folders
     // belong to it.
-    cgroup::join(request.cgroups).map_err(|e| e.to_string())?;
+    cgroup::join(request.cgroups).map_err(HelperError::Cgroup)?;
     let fd = pidfd(request.pid, request.start)?;
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -299,15 +346,15 @@ fn enter(request: &EnterRequest) -> Result<i32, String> {
     if !request.net_host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    setns(&fd, flags).map_err(|e| format!("cannot join the sandbox: {e}"))?;
+    setns(&fd, flags).map_err(HelperError::Join)?;
     drop(fd);
-    userns::become_root().map_err(|e| format!("cannot become root in the sandbox: {e}"))?;
+    userns::become_root().map_err(HelperError::Root)?;
     let args: Vec<CString> = request
         .argv
         .iter()
-        .map(|a| CString::new(a.as_encoded_bytes()).map_err(|e| e.to_string()))
+        .map(|a| CString::new(a.as_encoded_bytes()).map_err(HelperError::Nul))
         .collect::<Result<_, _>>()?;
-    let filter = seccomp::filter().map_err(|e| e.to_string())?;
+    let filter = seccomp::filter().map_err(HelperError::Seccomp)?;
     // The step's process group gets the runner's signals; this process
     // outlives them to report how the step ended.
     let handler = SigAction::new(
@@ -317,10 +364,10 @@ fn enter(request: &EnterRequest) -> Result<i32, String> {
     );
     for sig in FORWARDED {
         // SAFETY: the handler does nothing, which is async-signal-safe.
-        unsafe { sigaction(sig, &handler) }.map_err(|e| e.to_string())?;
+        unsafe { sigaction(sig, &handler) }.map_err(HelperError::Errno)?;
     }
     // SAFETY: single-threaded process (freshly exec'd).
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { fork() }.map_err(call("fork"))? {
         ForkResult::Child => {
             let err = run_in_sandbox(request, &args, &filter);
             eprintln!("recipes: {err}");
@@ -337,7 +384,7 @@ fn enter(request: &EnterRequest) -> Result<i32, String> {
                     return Ok(128 + sig as i32);
                 }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(format!("waitpid: {e}")),
+                Err(e) => return Err(call("waitpid")(e)),
             }
         },
     }

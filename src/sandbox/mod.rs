@@ -28,8 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::fsutil::FsError;
 use crate::model::Where;
-use crate::runner::{Environment, StepProgram};
+use crate::runner::{EnvError, Environment, StepProgram};
+use checkpoint::CheckpointError;
 pub use plan::SandboxSpec;
 
 /// Why a sandbox could not be made or closed.
@@ -53,16 +55,13 @@ pub enum SandboxError {
     /// its system error).
     #[error("{0}")]
     Setup(String),
+    /// PID 1, gone as soon as it was said.
+    #[error(transparent)]
+    Gone(#[from] helper::HelperError),
     #[error("the sandbox helper ended before the sandbox was ready")]
     Ended,
     #[error("cannot remove the sandbox's cgroups: {0}")]
     Cleanup(std::io::Error),
-}
-
-impl From<SandboxError> for String {
-    fn from(e: SandboxError) -> String {
-        e.to_string()
-    }
 }
 
 /// What a command run inside the sandbox reads.
@@ -189,8 +188,7 @@ impl Sandbox {
                     .parse()
                     .map_err(|_| SandboxError::Setup(format!("sandbox helper said {line:?}")))?;
                 sandbox.start = helper::start_time(sandbox.pid1).ok_or(SandboxError::Ended)?;
-                sandbox.pidfd =
-                    Some(helper::pidfd(sandbox.pid1, sandbox.start).map_err(SandboxError::Setup)?);
+                sandbox.pidfd = Some(helper::pidfd(sandbox.pid1, sandbox.start)?);
             } else if line == "ready" {
                 ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
@@ -246,7 +244,7 @@ impl Sandbox {
 
     /// What neither a layer of files nor a network description can hold:
     /// processes left in the sandbox's PID namespace, mounts made by steps.
-    fn live_state(&self) -> Option<String> {
+    fn live_state(&self) -> Option<CheckpointError> {
         let proc_ = PathBuf::from(format!("/proc/{}/root/proc", self.pid1));
         let mut running: Vec<String> = std::fs::read_dir(&proc_)
             .into_iter()
@@ -263,13 +261,10 @@ impl Sandbox {
         running.sort();
         running.dedup();
         if !running.is_empty() {
-            return Some(format!(
-                "it leaves processes running ({})",
-                running.join(", ")
-            ));
+            return Some(CheckpointError::Processes(running));
         }
         if self.mount_ids() != self.mounts {
-            return Some("it leaves its mounts changed".into());
+            return Some(CheckpointError::Mounts);
         }
         None
     }
@@ -282,13 +277,13 @@ impl Sandbox {
         argv: &[&str],
         input: Input,
         output: Option<std::fs::File>,
-    ) -> Result<String, String> {
+    ) -> Result<String, CheckpointError> {
         use std::io::Write;
-        let mut command = self.command(&StepProgram {
+        let mut command = self.enter(&StepProgram {
             program: argv[0].into(),
             args: argv[1..].iter().map(Into::into).collect(),
             where_: Where::Host,
-        })?;
+        });
         let (stdin, text) = match input {
             Input::Text(text) => (Stdio::piped(), Some(text)),
             Input::File(file) => (Stdio::from(file), None),
@@ -302,28 +297,25 @@ impl Sandbox {
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+            .map_err(cannot_run(argv[0]))?;
         let written = match (child.stdin.take(), text) {
             (Some(mut pipe), Some(text)) => pipe.write_all(text.as_bytes()).is_ok(),
             _ => true,
         };
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        let out = child.wait_with_output().map_err(cannot_run(argv[0]))?;
         if !out.status.success() || !written {
-            return Err(format!(
-                "`{}` failed in the sandbox ({}): {}",
-                argv.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(CheckpointError::Failed {
+                command: argv.join(" "),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The sandbox's network, as a checkpoint can make it again (nothing
     /// when the sandbox shares the host's).
-    fn inspect_network(&self) -> Result<Option<network::Network>, String> {
+    fn inspect_network(&self) -> Result<Option<network::Network>, CheckpointError> {
         if self.net_host {
             return Ok(None);
         }
@@ -336,9 +328,8 @@ impl Sandbox {
     /// inside the sandbox, as its root, so paths resolve in the sandbox's
     /// view alone and owners, modes and capabilities are its own. Mount
     /// points (the fixture at `at=`) are left out.
-    fn archive_kept(&self, archive: &Path) -> Result<(), String> {
-        let file = std::fs::File::create(archive)
-            .map_err(|e| format!("cannot create {}: {e}", archive.display()))?;
+    fn archive_kept(&self, archive: &Path) -> Result<(), CheckpointError> {
+        let file = std::fs::File::create(archive).map_err(FsError::at("create", archive))?;
         let mut argv: Vec<String> = ["tar", "--create", "--one-file-system"]
             .iter()
             .chain(&TAR_FILES)
@@ -361,16 +352,15 @@ impl Sandbox {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.run_inside(&argv, Input::Text(""), Some(file))
             .map(drop)
-            .map_err(|e| format!("cannot keep the files outside the fixture: {e}"))
+            .map_err(|e| CheckpointError::Files(Box::new(e)))
     }
 
     /// Brings back what a checkpoint kept in `dir` beside its layer: the
     /// files written outside the fixture (unpacked by `tar` inside the
     /// sandbox, as its root), then the network.
-    pub fn restore(&mut self, dir: &Path) -> Result<(), String> {
+    pub fn restore(&mut self, dir: &Path) -> Result<(), CheckpointError> {
         if let Some(archive) = checkpoint::files(dir) {
-            let file = std::fs::File::open(&archive)
-                .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+            let file = std::fs::File::open(&archive).map_err(FsError::at("read", &archive))?;
             let argv: Vec<&str> = ["tar", "--extract", "--same-owner", "--same-permissions"]
                 .iter()
                 .chain(&TAR_FILES)
@@ -395,9 +385,66 @@ impl Sandbox {
         Ok(())
     }
 
+    /// A command that runs `step` in the sandbox (in its booted host, if
+    /// there is one) through `__enter`.
+    pub fn enter(&self, step: &StepProgram) -> Command {
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("__enter")
+            .arg("--pid")
+            .arg(self.pid1.to_string())
+            .arg("--start")
+            .arg(self.start.to_string())
+            .arg("--cwd")
+            .arg(plan::SCRATCH);
+        for dir in self.cgroups.iter().flat_map(|c| &c.join) {
+            command.arg("--cgroup").arg(dir);
+        }
+        if self.net_host {
+            command.arg("--net-host");
+        }
+        if self.setuid {
+            command.arg("--allow-setuid");
+        }
+        if let Some((name, _)) = &self.booted {
+            command.arg("--").args(self.attach_args(name, step));
+            return command;
+        }
+        if step.where_ == Where::Chroot {
+            command.arg("--chroot").arg(&self.rootfs);
+        }
+        command.arg("--").arg(&step.program).args(&step.args);
+        command
+    }
+
+    /// Keeps the state of the fixture as a checkpoint layer at `dir`; the
+    /// note says what it keeps beyond files (its network).
+    fn keep_checkpoint(&self, dir: &Path) -> Result<Option<String>, CheckpointError> {
+        let upper = self.upper_fd.as_ref().ok_or(CheckpointError::NoOverlay)?;
+        if let Some(why) = self.live_state() {
+            return Err(why);
+        }
+        let net = self.inspect_network()?;
+        // The layer opened before the first step, through this process's
+        // descriptor: nothing a step did to the sandbox's paths redirects it.
+        let upper = PathBuf::from(format!(
+            "/proc/{}/fd/{}/.",
+            std::process::id(),
+            upper.as_raw_fd()
+        ));
+        let capture = checkpoint::Capture {
+            upper: &upper,
+            files: &|archive: &Path| self.archive_kept(archive),
+            ids: self.ids,
+            network: net.as_ref(),
+        };
+        checkpoint::keep(&capture, dir)?;
+        Ok(net.map(|n| format!("with its network: {}", n.summary())))
+    }
+
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
     /// for the helper, then removes the cgroups, killing what is left.
-    fn stop(&mut self) -> Result<(), SandboxError> {
+    pub fn stop(&mut self) -> Result<(), SandboxError> {
         drop(self.control.take());
         if let Some(fd) = self.pidfd.take() {
             helper::kill(&fd);
@@ -450,34 +497,8 @@ impl Environment for Sandbox {
         vec![("container", "lxc")]
     }
 
-    fn command(&self, step: &StepProgram) -> Result<Command, String> {
-        let mut command = Command::new(&self.exe);
-        command
-            .arg("__enter")
-            .arg("--pid")
-            .arg(self.pid1.to_string())
-            .arg("--start")
-            .arg(self.start.to_string())
-            .arg("--cwd")
-            .arg(plan::SCRATCH);
-        for dir in self.cgroups.iter().flat_map(|c| &c.join) {
-            command.arg("--cgroup").arg(dir);
-        }
-        if self.net_host {
-            command.arg("--net-host");
-        }
-        if self.setuid {
-            command.arg("--allow-setuid");
-        }
-        if let Some((name, _)) = &self.booted {
-            command.arg("--").args(self.attach_args(name, step));
-            return Ok(command);
-        }
-        if step.where_ == Where::Chroot {
-            command.arg("--chroot").arg(&self.rootfs);
-        }
-        command.arg("--").arg(&step.program).args(&step.args);
-        Ok(command)
+    fn command(&self, step: &StepProgram) -> Result<Command, EnvError> {
+        Ok(self.enter(step))
     }
 
     fn diagnose(&self) -> Vec<String> {
@@ -488,30 +509,8 @@ impl Environment for Sandbox {
             .collect()
     }
 
-    fn capture(&self, dir: &Path) -> Result<Option<String>, String> {
-        let upper = self
-            .upper_fd
-            .as_ref()
-            .ok_or("its fixture has no overlay to keep")?;
-        if let Some(why) = self.live_state() {
-            return Err(why);
-        }
-        let net = self.inspect_network()?;
-        // The layer opened before the first step, through this process's
-        // descriptor: nothing a step did to the sandbox's paths redirects it.
-        let upper = PathBuf::from(format!(
-            "/proc/{}/fd/{}/.",
-            std::process::id(),
-            upper.as_raw_fd()
-        ));
-        let capture = checkpoint::Capture {
-            upper: &upper,
-            files: &|archive: &Path| self.archive_kept(archive),
-            ids: self.ids,
-            network: net.as_ref(),
-        };
-        checkpoint::keep(&capture, dir)?;
-        Ok(net.map(|n| format!("with its network: {}", n.summary())))
+    fn capture(&self, dir: &Path) -> Result<Option<String>, EnvError> {
+        Ok(self.keep_checkpoint(dir)?)
     }
 
     fn booted(&self) -> Option<String> {
@@ -522,9 +521,17 @@ impl Environment for Sandbox {
         self.restored.clone()
     }
 
-    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, String> {
+    fn close(mut self: Box<Self>) -> Result<Option<PathBuf>, EnvError> {
         self.stop()?;
         Ok(self.keep.take())
+    }
+}
+
+/// A `map_err` adapter for a command run inside that could not start.
+fn cannot_run(program: &str) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Run {
+        program: program.to_string(),
+        source,
     }
 }
 

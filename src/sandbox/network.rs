@@ -165,17 +165,39 @@ fn sections(report: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// Why a sandbox's network cannot be kept in a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// A section of the report that is not `ip -j` output.
+    #[error("cannot read `ip -j` on {section}: {source}")]
+    Json {
+        section: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot inspect its network (`ip -j link show` listed no loopback)")]
+    NoLoopback,
+    /// Each thing a description cannot make again, named.
+    #[error(
+        "it leaves network state a checkpoint cannot make again ({})",
+        .0.join(", ")
+    )]
+    Unkept(Vec<String>),
+}
+
 /// `ip -j` output: an empty report is an empty list.
-fn json<T: for<'de> Deserialize<'de>>(section: &str, body: &str) -> Result<Vec<T>, String> {
+fn json<T: for<'de> Deserialize<'de>>(section: &str, body: &str) -> Result<Vec<T>, NetworkError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_str(body).map_err(|e| format!("cannot read `ip -j` on {section}: {e}"))
+    serde_json::from_str(body).map_err(|source| NetworkError::Json {
+        section: section.to_string(),
+        source,
+    })
 }
 
 /// Reads what [`INSPECT`] printed: the network to make again, or why it
 /// cannot be (each thing a description cannot make again, named).
-pub fn read(report: &str) -> Result<Network, String> {
+pub fn read(report: &str) -> Result<Network, NetworkError> {
     let mut net = Network::default();
     let mut cannot: Vec<String> = Vec::new();
     let mut masters = Vec::new();
@@ -304,16 +326,13 @@ pub fn read(report: &str) -> Result<Network, String> {
         }
     }
     if !seen_lo {
-        return Err("cannot inspect its network (`ip -j link show` listed no loopback)".into());
+        return Err(NetworkError::NoLoopback);
     }
     // `ip route show table all` lists IPv6 routes too on some versions.
     let mut seen = std::collections::BTreeSet::new();
     cannot.retain(|c| seen.insert(c.clone()));
     if !cannot.is_empty() {
-        return Err(format!(
-            "it leaves network state a checkpoint cannot make again ({})",
-            cannot.join(", ")
-        ));
+        return Err(NetworkError::Unkept(cannot));
     }
     net.ip.extend(masters);
     net.ip.extend(up);
@@ -393,7 +412,7 @@ mod tests {
 filter
 nat
 "#;
-        let why = read(report).unwrap_err();
+        let why = read(report).unwrap_err().to_string();
         assert_eq!(
             why,
             "it leaves network state a checkpoint cannot make again (veth0 (veth), sit0, \
@@ -420,7 +439,7 @@ nat
 table ip mangle {
 }
 "#;
-        let why = read(report).unwrap_err();
+        let why = read(report).unwrap_err().to_string();
         assert_eq!(
             why,
             "it leaves network state a checkpoint cannot make again (a link named \"b#x\", \
@@ -432,9 +451,15 @@ table ip mangle {
 
     #[test]
     fn output_that_is_not_ip_json_is_an_error_not_an_empty_network() {
-        let why = read("== links\nip: command not found\n").unwrap_err();
+        let why = read("== links\nip: command not found\n")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("cannot read `ip -j` on links"), "{why}");
         let why = read("== links\n== addresses\n").unwrap_err();
-        assert!(why.contains("cannot inspect its network"), "{why}");
+        assert!(matches!(why, NetworkError::NoLoopback), "{why}");
+        assert!(
+            why.to_string().contains("cannot inspect its network"),
+            "{why}"
+        );
     }
 }

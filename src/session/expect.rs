@@ -69,11 +69,11 @@ impl<'a> Expecter<'a> {
             .lines
             .iter()
             .map(|l| match l.action {
-                SessionAction::Expect => Pattern::new(&l.text, &crate::matcher::Captures::new())
+                SessionAction::Expect => Pattern::parse(&l.text, &crate::matcher::Captures::new())
                     .map(Some)
-                    .map_err(|message| Mismatch {
+                    .map_err(|e| Mismatch {
                         line: l.line,
-                        message,
+                        message: e.to_string(),
                     }),
                 _ => Ok(None),
             })

@@ -10,7 +10,7 @@
 pub mod expect;
 pub mod screen;
 
-use std::ffi::CString;
+use std::ffi::{CString, NulError};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -84,6 +84,24 @@ fn failed(line: usize, message: String, screen: String) -> Report {
     }
 }
 
+/// Why the program could not be started on its terminal, or be waited
+/// for, or typed to. The report says it, as text, to the runner.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("the command holds a NUL byte: {0}")]
+    Nul(NulError),
+    #[error("cannot open a pseudo-terminal: {0}")]
+    Pty(Errno),
+    #[error("fork: {0}")]
+    Fork(Errno),
+    #[error("pidfd_open: {0}")]
+    Pidfd(std::io::Error),
+    #[error("poll: {0}")]
+    Poll(Errno),
+    #[error("cannot type into the terminal: {0}")]
+    Type(Errno),
+}
+
 /// The program started on the terminal.
 struct Program {
     pid: Pid,
@@ -98,17 +116,16 @@ struct Program {
 impl Program {
     /// Starts `bash -c COMMAND` on a new terminal, as the leader of a new
     /// session whose controlling terminal it is.
-    fn start(command: &str) -> Result<Program, String> {
+    fn start(command: &str) -> Result<Program, SessionError> {
         let argv: Vec<CString> = ["bash", "--noprofile", "--norc", "-c", command]
             .iter()
-            .map(|a| CString::new(*a).map_err(|e| format!("the command holds a NUL byte: {e}")))
+            .map(|a| CString::new(*a).map_err(SessionError::Nul))
             .collect::<Result<_, _>>()?;
-        let pty =
-            openpty(&SIZE, None).map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?;
+        let pty = openpty(&SIZE, None).map_err(SessionError::Pty)?;
         // SAFETY: this process is single-threaded (a freshly exec'd
         // `__session` that started no thread), and the child only makes
         // async-signal-safe calls before exec.
-        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        match unsafe { fork() }.map_err(SessionError::Fork)? {
             ForkResult::Child => {
                 let slave = pty.slave.as_raw_fd();
                 // SAFETY: setsid, ioctl, dup2, prctl, signal and execvp are
@@ -142,7 +159,7 @@ impl Program {
                     let e = std::io::Error::last_os_error();
                     let _ = kill(child, Signal::SIGKILL);
                     let _ = waitpid(child, None);
-                    return Err(format!("pidfd_open: {e}"));
+                    return Err(SessionError::Pidfd(e));
                 }
                 Ok(Program {
                     pid: child,
@@ -162,7 +179,7 @@ impl Program {
 
     /// Waits up to `timeout` for output or the program's end, feeding the
     /// screen. Returns false when the time is up with nothing new.
-    fn wait(&mut self, screen: &mut Screen, timeout: Duration) -> Result<bool, String> {
+    fn wait(&mut self, screen: &mut Screen, timeout: Duration) -> Result<bool, SessionError> {
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         let (readable, exited) = {
             let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
@@ -174,7 +191,7 @@ impl Program {
                 Ok(0) => return Ok(false),
                 Ok(_) => {}
                 Err(Errno::EINTR) => return Ok(true),
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(SessionError::Poll(e)),
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             (fds.get(1).is_some_and(ready), ready(&fds[0]))
@@ -259,14 +276,14 @@ impl Program {
         }
     }
 
-    fn send(&self, bytes: &[u8]) -> Result<(), String> {
+    fn send(&self, bytes: &[u8]) -> Result<(), SessionError> {
         self.settle();
         let mut rest = bytes;
         while !rest.is_empty() {
             match nix::unistd::write(&self.master, rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(format!("cannot type into the terminal: {e}")),
+                Err(e) => return Err(SessionError::Type(e)),
             }
         }
         Ok(())
@@ -330,7 +347,7 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
     };
     let mut program = match Program::start(&session.command) {
         Ok(p) => p,
-        Err(message) => return failed(session.line, message, String::new()),
+        Err(e) => return failed(session.line, e.to_string(), String::new()),
     };
     let mut screen = Screen::new();
     let mut position = expecter.position();
@@ -356,7 +373,7 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
                 if let Err(e) = program.send(&bytes) {
                     let line = expecter.position().saturating_sub(1);
                     let line = session.lines.get(line).map_or(session.line, |l| l.line);
-                    return fail(line, e, &screen, false);
+                    return fail(line, e.to_string(), &screen, false);
                 }
             }
             Ok(Next::Wait) => {
@@ -383,7 +400,7 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let progressed = program.wait(&mut screen, left);
                 match progressed {
-                    Err(e) => return fail(line, e, &screen, false),
+                    Err(e) => return fail(line, e.to_string(), &screen, false),
                     Ok(false) => {
                         let message = format!(
                             "timed out after {after} waiting for {}",
@@ -402,7 +419,9 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
     let mut hung_up_by_us = false;
     if session.exit.is_none() {
         program.settle();
-        while program.status.is_none() && program.wait(&mut screen, Duration::ZERO) == Ok(true) {}
+        while program.status.is_none()
+            && matches!(program.wait(&mut screen, Duration::ZERO), Ok(true))
+        {}
         if program.status.is_none() {
             hung_up_by_us = true;
             let _ = kill(Pid::from_raw(-program.pid.as_raw()), Signal::SIGHUP);
@@ -420,7 +439,7 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
                 let line = session.lines.last().map_or(session.line, |l| l.line);
                 return fail(line, message, &screen, true);
             }
-            Err(e) => return fail(session.line, e, &screen, false),
+            Err(e) => return fail(session.line, e.to_string(), &screen, false),
         }
     }
     let want = session.exit.unwrap_or(0);

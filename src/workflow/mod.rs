@@ -35,12 +35,26 @@ pub enum WorkflowError {
     NotBlessed { location: Location, message: String },
     #[error("{}:{line}: cannot find the block to bless", path.display())]
     NoBlock { path: PathBuf, line: usize },
+    #[error("--changed needs a git work tree ({0})")]
+    NoWorkTree(GitError),
+    #[error("--changed finds no main (or master) branch to compare with")]
+    NoMain,
     #[error("{0}")]
-    Git(String),
+    Git(GitError),
     #[error(transparent)]
     Book(#[from] BookError),
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+/// Why git did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}")]
+    Run(std::io::Error),
+    /// git failed, with its stderr.
+    #[error("git {} failed: {stderr}", .args.join(" "))]
+    Failed { args: Vec<String>, stderr: String },
 }
 
 /// `recipes new ID`: a page per language with a first recipe, and its entry
@@ -127,32 +141,29 @@ pub fn changed_since_main(
     fixtures_dir: &Path,
     lib_dir: &Path,
 ) -> Result<Changed, WorkflowError> {
-    let git = |args: &[&str]| -> Result<Vec<u8>, String> {
+    let git = |args: &[&str]| -> Result<Vec<u8>, GitError> {
         let out = Command::new("git")
             .args(args)
             .current_dir(book_dir)
             .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
+            .map_err(GitError::Run)?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(format!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            Err(GitError::Failed {
+                args: args.iter().map(|a| a.to_string()).collect(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
         }
     };
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
     let top = git(&["rev-parse", "--show-toplevel"])
         .map(text)
-        .map_err(|e| WorkflowError::Git(format!("--changed needs a git work tree ({e})")))?;
+        .map_err(WorkflowError::NoWorkTree)?;
     let base = ["main", "origin/main", "master", "origin/master"]
         .iter()
         .find_map(|branch| git(&["merge-base", "HEAD", branch]).ok().map(text))
-        .ok_or_else(|| {
-            WorkflowError::Git("--changed finds no main (or master) branch to compare with".into())
-        })?;
+        .ok_or(WorkflowError::NoMain)?;
     // Both list paths from the top (ls-files lists from where it runs).
     let mut names = git(&[
         "-C",
