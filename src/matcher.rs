@@ -92,33 +92,60 @@ pub enum Pattern {
     Any,
 }
 
-impl Pattern {
-    /// Compiles a line; `bound` holds the captures already set, which match
-    /// only their value. An invalid regular expression, an unknown
-    /// placeholder or a malformed capture name is an error message.
-    pub fn new(line: &str, bound: &Captures) -> Result<Pattern, String> {
+/// An expected line as the grammar reads it, before any regular
+/// expression is compiled.
+enum Reading {
+    Any,
+    Exact(String),
+    /// A regular expression the author wrote (` (re)`), anchored.
+    Written {
+        source: String,
+        re: String,
+    },
+    /// The regular expression of a line with placeholders.
+    Placeholders {
+        source: String,
+        names: Vec<String>,
+        /// How many `[KIND]` placeholders it holds (`[..]` not counted).
+        typed: usize,
+    },
+}
+
+/// A line with placeholders up to this long, with up to
+/// [`SURELY_COMPILES_TYPED`] typed placeholders, is known to compile: its
+/// text is escaped and its placeholders are known classes, so only the
+/// regex crate's size limit (10 MiB compiled) could refuse it, and such a
+/// line stays far below it (`surely_compiling_lines_do` proves the
+/// largest). Longer lines are compiled to find out.
+const SURELY_COMPILES_LEN: usize = 4096;
+const SURELY_COMPILES_TYPED: usize = 8;
+
+impl Reading {
+    /// Reads a line; `bound` holds the captures already set, which match
+    /// only their value. An unknown placeholder or a malformed capture name
+    /// is an error message.
+    fn new(line: &str, bound: &Captures) -> Result<Reading, String> {
         if line == "..." {
-            return Ok(Pattern::Any);
+            return Ok(Reading::Any);
         }
         if let Some(text) = line.strip_suffix(LITERAL) {
-            return Ok(Pattern::Exact(text.to_string()));
+            return Ok(Reading::Exact(text.to_string()));
         }
         if let Some(text) = line.strip_suffix(ESCAPED) {
-            return unescape(text).map(Pattern::Exact);
+            return unescape(text).map(Reading::Exact);
         }
         if let Some(re) = line.strip_suffix(REGEX) {
-            return Regex::new(&format!("^(?:{re})$"))
-                .map(|re| Pattern::Regex {
-                    re,
-                    names: Vec::new(),
-                })
-                .map_err(|e| format!("invalid regular expression `{re}`: {e}"));
+            return Ok(Reading::Written {
+                source: format!("^(?:{re})$"),
+                re: re.to_string(),
+            });
         }
         if !TOKEN.is_match(line) {
-            return Ok(Pattern::Exact(line.to_string()));
+            return Ok(Reading::Exact(line.to_string()));
         }
         let mut re = String::from("^");
         let mut names = Vec::new();
+        let mut typed = 0;
         let mut last = 0;
         for token in TOKEN.captures_iter(line) {
             let whole = token.get(0).expect("group 0");
@@ -131,6 +158,7 @@ impl Pattern {
             let Some(&(_, class)) = PLACEHOLDERS.iter().find(|(k, _)| *k == kind.as_str()) else {
                 return Err(unknown_placeholder(whole.as_str()));
             };
+            typed += 1;
             match token.get(2).map(|m| m.as_str()) {
                 None => re.push_str(&format!("(?:{class})")),
                 Some(name) => {
@@ -147,9 +175,37 @@ impl Pattern {
         }
         re.push_str(&regex::escape(&line[last..]));
         re.push('$');
-        Regex::new(&re)
-            .map(|re| Pattern::Regex { re, names })
-            .map_err(|e| format!("cannot compile `{line}`: {e}"))
+        Ok(Reading::Placeholders {
+            source: re,
+            names,
+            typed,
+        })
+    }
+
+    /// The compiled pattern, or why the line does not compile.
+    fn compile(self, line: &str) -> Result<Pattern, String> {
+        match self {
+            Reading::Any => Ok(Pattern::Any),
+            Reading::Exact(text) => Ok(Pattern::Exact(text)),
+            Reading::Written { source, re } => Regex::new(&source)
+                .map(|re| Pattern::Regex {
+                    re,
+                    names: Vec::new(),
+                })
+                .map_err(|e| format!("invalid regular expression `{re}`: {e}")),
+            Reading::Placeholders { source, names, .. } => Regex::new(&source)
+                .map(|re| Pattern::Regex { re, names })
+                .map_err(|e| format!("cannot compile `{line}`: {e}")),
+        }
+    }
+}
+
+impl Pattern {
+    /// Compiles a line; `bound` holds the captures already set, which match
+    /// only their value. An invalid regular expression, an unknown
+    /// placeholder or a malformed capture name is an error message.
+    pub fn new(line: &str, bound: &Captures) -> Result<Pattern, String> {
+        Reading::new(line, bound)?.compile(line)
     }
 
     /// Whether this pattern matches one actual line (`...` matches any line).
@@ -202,10 +258,22 @@ fn check_name(name: &str, token: &str) -> Result<(), String> {
 }
 
 /// The capture names a line sets (in order), or why it does not compile.
+/// What `check` calls on every expected line of the book, so a line is
+/// compiled only when it might not compile: a written regular expression,
+/// or a line too large to be sure of (see [`SURELY_COMPILES_LEN`]).
 pub fn capture_names(line: &str) -> Result<Vec<String>, String> {
-    match Pattern::new(line, &Captures::new())? {
-        Pattern::Regex { names, .. } => Ok(names),
-        _ => Ok(Vec::new()),
+    match Reading::new(line, &Captures::new())? {
+        Reading::Any | Reading::Exact(_) => Ok(Vec::new()),
+        reading @ Reading::Written { .. } => reading.compile(line).map(|_| Vec::new()),
+        Reading::Placeholders { names, typed, .. }
+            if line.len() <= SURELY_COMPILES_LEN && typed <= SURELY_COMPILES_TYPED =>
+        {
+            Ok(names)
+        }
+        reading => match reading.compile(line)? {
+            Pattern::Regex { names, .. } => Ok(names),
+            _ => Ok(Vec::new()),
+        },
     }
 }
 
@@ -568,6 +636,58 @@ mod tests {
         assert!(bad("\\q (escaped)").contains("malformed escape"));
         // Lower case, digits and the like are text.
         assert!(one("[ ok ] [info] [0] [a-z]", "[ ok ] [info] [0] [a-z]"));
+    }
+
+    #[test]
+    fn capture_names_agrees_with_compiling() {
+        let compiled = |line: &str| match Pattern::new(line, &Captures::new()) {
+            Ok(Pattern::Regex { names, .. }) => Ok(names),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        let huge = format!("{} [INT:n]", "[DATE] ".repeat(80));
+        let long = format!("{}[INT:n]", "x".repeat(SURELY_COMPILES_LEN));
+        for line in [
+            "plain",
+            "...",
+            "[..]",
+            "a [IP:addr] b [MAC] c [INT:n] [..]",
+            "( (re)",
+            "(?P<x>a) (re)",
+            "x [PID] y",
+            "x [IP:1st]",
+            "x [IP:PATH]",
+            "\\q (escaped)",
+            "[IP:a] (literal)",
+            huge.as_str(),
+            long.as_str(),
+        ] {
+            assert_eq!(capture_names(line), compiled(line), "{line}");
+        }
+        assert!(capture_names(&huge).unwrap_err().contains("cannot compile"));
+    }
+
+    /// The lines `capture_names` does not compile must compile: the
+    /// largest of them, for each placeholder and with wide characters.
+    #[test]
+    fn surely_compiling_lines_do() {
+        for (kind, _) in PLACEHOLDERS {
+            let typed: String = (0..SURELY_COMPILES_TYPED)
+                .map(|k| format!("[{kind}:c{k}]"))
+                .collect();
+            for filler in ["[..]", "\u{1d11e}", "."] {
+                let mut line = typed.clone();
+                while line.len() + filler.len() <= SURELY_COMPILES_LEN {
+                    line.push_str(filler);
+                }
+                let names = capture_names(&line).unwrap();
+                assert_eq!(names.len(), SURELY_COMPILES_TYPED);
+                assert!(
+                    Pattern::new(&line, &Captures::new()).is_ok(),
+                    "{kind} with {filler}"
+                );
+            }
+        }
     }
 
     #[test]
