@@ -7,6 +7,7 @@ use crate::check::check_parity;
 use crate::cli::CheckFormat;
 use crate::exit;
 use crate::fixture::FixtureError;
+use crate::links::{check_links, PageLinks};
 use crate::model::Location;
 use crate::parse::{languages, Problem};
 use crate::workspace::Workspace;
@@ -26,9 +27,9 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
     let mut problems = Vec::new();
     let mut books = Vec::new();
     for lang in &langs {
-        let (book, p) = ws.load(lang)?;
+        let (book, p, links) = ws.load_with(lang, PageLinks::scan)?;
         problems.extend(p);
-        problems.extend(crate::links::check_links(&book));
+        problems.extend(check_links(&book, &links));
         books.push(book);
     }
     for translation in &books[1..] {

@@ -19,7 +19,7 @@ use crate::model::{
     AttrValue, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where, EMPTY_FIXTURE,
 };
 use blocks::fenced_blocks;
-pub use book::{languages, load_book, summary_entries, BookError};
+pub use book::{languages, load_book, load_book_with, summary_entries, BookError};
 use info::{parse_info, valid_id, ID_KEY, RECIPE_KEYS};
 
 /// A problem in the book, reported as `path:line: message`.
