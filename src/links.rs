@@ -57,7 +57,7 @@ pub fn check_links(book: &Book, scanned: &[PageLinks]) -> Vec<Problem> {
         let dir = Path::new(&page.rel).parent().unwrap_or(Path::new(""));
         let at = |line, message| Problem {
             location: Location {
-                path: page.path.clone(),
+                path: page.path.as_path().into(),
                 line,
             },
             message,

@@ -8,6 +8,7 @@
 //! one ending in ` (escaped)` is plain text with `\t`, `\r`, `\e`, `\\` and
 //! `\xNN` escapes, for control characters. Pure: no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -94,21 +95,85 @@ pub enum Pattern {
 
 /// An expected line as the grammar reads it, before any regular
 /// expression is compiled.
-enum Reading {
+enum Reading<'a> {
     Any,
-    Exact(String),
-    /// A regular expression the author wrote (` (re)`), anchored.
-    Written {
-        source: String,
-        re: String,
-    },
-    /// The regular expression of a line with placeholders.
-    Placeholders {
-        source: String,
-        names: Vec<String>,
-        /// How many `[KIND]` placeholders it holds (`[..]` not counted).
-        typed: usize,
-    },
+    Exact(Cow<'a, str>),
+    /// A regular expression the author wrote (` (re)`).
+    Written(&'a str),
+    /// A line with placeholders (`[..]`, `[KIND]`, `[KIND:name]`).
+    Placeholders,
+}
+
+impl<'a> Reading<'a> {
+    fn new(line: &'a str) -> Result<Reading<'a>, String> {
+        if line == "..." {
+            return Ok(Reading::Any);
+        }
+        if let Some(text) = line.strip_suffix(LITERAL) {
+            return Ok(Reading::Exact(Cow::Borrowed(text)));
+        }
+        if let Some(text) = line.strip_suffix(ESCAPED) {
+            return unescape(text).map(|text| Reading::Exact(Cow::Owned(text)));
+        }
+        if let Some(re) = line.strip_suffix(REGEX) {
+            return Ok(Reading::Written(re));
+        }
+        // A placeholder starts with `[`; most lines have none.
+        if !line.contains('[') || !TOKEN.is_match(line) {
+            return Ok(Reading::Exact(Cow::Borrowed(line)));
+        }
+        Ok(Reading::Placeholders)
+    }
+}
+
+/// The placeholders of a line, in order: their capture names and how many
+/// are typed (`[KIND]`, not `[..]`), or why the line is wrong (an unknown
+/// placeholder, a malformed capture name). With `source`, also the
+/// regular expression for the whole line; `bound` holds the captures
+/// already set, which match only their value.
+fn placeholders(
+    line: &str,
+    bound: &Captures,
+    mut source: Option<&mut String>,
+) -> Result<(Vec<String>, usize), String> {
+    let mut names = Vec::new();
+    let mut typed = 0;
+    let mut last = 0;
+    for token in TOKEN.captures_iter(line) {
+        let whole = token.get(0).expect("group 0");
+        if let Some(re) = source.as_deref_mut() {
+            re.push_str(&regex::escape(&line[last..whole.start()]));
+        }
+        last = whole.end();
+        let Some(kind) = token.get(1) else {
+            if let Some(re) = source.as_deref_mut() {
+                re.push_str(".*?");
+            }
+            continue;
+        };
+        let Some(&(_, class)) = PLACEHOLDERS.iter().find(|(k, _)| *k == kind.as_str()) else {
+            return Err(unknown_placeholder(whole.as_str()));
+        };
+        typed += 1;
+        let name = token.get(2).map(|m| m.as_str());
+        if let Some(name) = name {
+            check_name(name, whole.as_str())?;
+        }
+        let unbound = name.filter(|name| !bound.contains_key(*name));
+        if let Some(re) = source.as_deref_mut() {
+            match (name, unbound) {
+                (None, _) => re.push_str(&format!("(?:{class})")),
+                (Some(_), Some(_)) => re.push_str(&format!("(?P<c{}>{class})", names.len())),
+                (Some(name), None) => re.push_str(&regex::escape(&bound[name])),
+            }
+        }
+        names.extend(unbound.map(str::to_string));
+    }
+    if let Some(re) = source {
+        re.push_str(&regex::escape(&line[last..]));
+        re.push('$');
+    }
+    Ok((names, typed))
 }
 
 /// A line with placeholders up to this long, with up to
@@ -120,92 +185,28 @@ enum Reading {
 const SURELY_COMPILES_LEN: usize = 4096;
 const SURELY_COMPILES_TYPED: usize = 8;
 
-impl Reading {
-    /// Reads a line; `bound` holds the captures already set, which match
-    /// only their value. An unknown placeholder or a malformed capture name
-    /// is an error message.
-    fn new(line: &str, bound: &Captures) -> Result<Reading, String> {
-        if line == "..." {
-            return Ok(Reading::Any);
-        }
-        if let Some(text) = line.strip_suffix(LITERAL) {
-            return Ok(Reading::Exact(text.to_string()));
-        }
-        if let Some(text) = line.strip_suffix(ESCAPED) {
-            return unescape(text).map(Reading::Exact);
-        }
-        if let Some(re) = line.strip_suffix(REGEX) {
-            return Ok(Reading::Written {
-                source: format!("^(?:{re})$"),
-                re: re.to_string(),
-            });
-        }
-        if !TOKEN.is_match(line) {
-            return Ok(Reading::Exact(line.to_string()));
-        }
-        let mut re = String::from("^");
-        let mut names = Vec::new();
-        let mut typed = 0;
-        let mut last = 0;
-        for token in TOKEN.captures_iter(line) {
-            let whole = token.get(0).expect("group 0");
-            re.push_str(&regex::escape(&line[last..whole.start()]));
-            last = whole.end();
-            let Some(kind) = token.get(1) else {
-                re.push_str(".*?");
-                continue;
-            };
-            let Some(&(_, class)) = PLACEHOLDERS.iter().find(|(k, _)| *k == kind.as_str()) else {
-                return Err(unknown_placeholder(whole.as_str()));
-            };
-            typed += 1;
-            match token.get(2).map(|m| m.as_str()) {
-                None => re.push_str(&format!("(?:{class})")),
-                Some(name) => {
-                    check_name(name, whole.as_str())?;
-                    match bound.get(name) {
-                        Some(value) => re.push_str(&regex::escape(value)),
-                        None => {
-                            re.push_str(&format!("(?P<c{}>{class})", names.len()));
-                            names.push(name.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        re.push_str(&regex::escape(&line[last..]));
-        re.push('$');
-        Ok(Reading::Placeholders {
-            source: re,
-            names,
-            typed,
-        })
-    }
-
-    /// The compiled pattern, or why the line does not compile.
-    fn compile(self, line: &str) -> Result<Pattern, String> {
-        match self {
-            Reading::Any => Ok(Pattern::Any),
-            Reading::Exact(text) => Ok(Pattern::Exact(text)),
-            Reading::Written { source, re } => Regex::new(&source)
-                .map(|re| Pattern::Regex {
-                    re,
-                    names: Vec::new(),
-                })
-                .map_err(|e| format!("invalid regular expression `{re}`: {e}")),
-            Reading::Placeholders { source, names, .. } => Regex::new(&source)
-                .map(|re| Pattern::Regex { re, names })
-                .map_err(|e| format!("cannot compile `{line}`: {e}")),
-        }
-    }
-}
-
 impl Pattern {
     /// Compiles a line; `bound` holds the captures already set, which match
     /// only their value. An invalid regular expression, an unknown
     /// placeholder or a malformed capture name is an error message.
     pub fn new(line: &str, bound: &Captures) -> Result<Pattern, String> {
-        Reading::new(line, bound)?.compile(line)
+        match Reading::new(line)? {
+            Reading::Any => Ok(Pattern::Any),
+            Reading::Exact(text) => Ok(Pattern::Exact(text.into_owned())),
+            Reading::Written(re) => Regex::new(&format!("^(?:{re})$"))
+                .map(|re| Pattern::Regex {
+                    re,
+                    names: Vec::new(),
+                })
+                .map_err(|e| format!("invalid regular expression `{re}`: {e}")),
+            Reading::Placeholders => {
+                let mut re = String::from("^");
+                let (names, _) = placeholders(line, bound, Some(&mut re))?;
+                Regex::new(&re)
+                    .map(|re| Pattern::Regex { re, names })
+                    .map_err(|e| format!("cannot compile `{line}`: {e}"))
+            }
+        }
     }
 
     /// Whether this pattern matches one actual line (`...` matches any line).
@@ -262,17 +263,20 @@ fn check_name(name: &str, token: &str) -> Result<(), String> {
 /// compiled only when it might not compile: a written regular expression,
 /// or a line too large to be sure of (see [`SURELY_COMPILES_LEN`]).
 pub fn capture_names(line: &str) -> Result<Vec<String>, String> {
-    match Reading::new(line, &Captures::new())? {
+    let compiled = |line| match Pattern::new(line, &Captures::new())? {
+        Pattern::Regex { names, .. } => Ok(names),
+        _ => Ok(Vec::new()),
+    };
+    match Reading::new(line)? {
         Reading::Any | Reading::Exact(_) => Ok(Vec::new()),
-        reading @ Reading::Written { .. } => reading.compile(line).map(|_| Vec::new()),
-        Reading::Placeholders { names, typed, .. }
-            if line.len() <= SURELY_COMPILES_LEN && typed <= SURELY_COMPILES_TYPED =>
-        {
-            Ok(names)
-        }
-        reading => match reading.compile(line)? {
-            Pattern::Regex { names, .. } => Ok(names),
-            _ => Ok(Vec::new()),
+        Reading::Written(_) => compiled(line),
+        Reading::Placeholders => match placeholders(line, &Captures::new(), None)? {
+            (names, typed)
+                if line.len() <= SURELY_COMPILES_LEN && typed <= SURELY_COMPILES_TYPED =>
+            {
+                Ok(names)
+            }
+            _ => compiled(line),
         },
     }
 }

@@ -103,7 +103,7 @@ fn fixture_problems(ws: &Workspace) -> Vec<Problem> {
             problems.push(Problem {
                 location: Location {
                     line: toml_error_line(&message),
-                    path,
+                    path: path.into(),
                 },
                 // The last line of a TOML error says what is wrong.
                 message: message

@@ -1,12 +1,11 @@
 //! `recipes list`: the recipes of one language, as text or JSON.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::exit;
-use crate::model::{chain, declared_fixture, index, AttrValue, Recipe, RecipeIndex};
+use crate::model::{chain, declared_fixture, index, Attrs, Recipe, RecipeIndex};
 use crate::report::Format;
 use crate::workspace::Workspace;
 
@@ -81,7 +80,7 @@ struct Listed<'a> {
 
 #[derive(Serialize)]
 struct ListedStep<'a> {
-    attrs: &'a BTreeMap<String, AttrValue>,
+    attrs: &'a Attrs,
     kind: &'a str,
     line: usize,
     syntax: &'a str,

@@ -135,7 +135,7 @@ pub fn load_book_with<T: Send>(
             }
             Err(message) => problems.push(Problem {
                 location: Location {
-                    path: summary_path.clone(),
+                    path: summary_path.as_path().into(),
                     line: *line,
                 },
                 message: message.clone(),
