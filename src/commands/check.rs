@@ -9,7 +9,7 @@ use crate::exit;
 use crate::fixture::FixtureError;
 use crate::links::{check_links, PageLinks};
 use crate::model::Location;
-use crate::parse::{languages, Problem};
+use crate::parse::{languages, BookError, Problem};
 use crate::workspace::Workspace;
 
 use super::{count, print_problems};
@@ -24,12 +24,29 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
             ws.book_dir.display()
         );
     }
+    // The languages are read side by side, so that one's checks run while
+    // the other's pages are parsed.
+    let loaded = std::thread::scope(|scope| {
+        let loads: Vec<_> = langs
+            .iter()
+            .map(|lang| {
+                scope.spawn(move || {
+                    let (book, mut problems, links) = ws.load_with(lang, PageLinks::scan)?;
+                    problems.extend(check_links(&book, &links));
+                    Ok::<_, BookError>((book, problems))
+                })
+            })
+            .collect();
+        loads
+            .into_iter()
+            .map(|load| load.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Vec<_>>()
+    });
     let mut problems = Vec::new();
     let mut books = Vec::new();
-    for lang in &langs {
-        let (book, p, links) = ws.load_with(lang, PageLinks::scan)?;
+    for load in loaded {
+        let (book, p) = load?;
         problems.extend(p);
-        problems.extend(check_links(&book, &links));
         books.push(book);
     }
     for translation in &books[1..] {
