@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
+use crate::model::{index, Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
 use crate::parse::Problem;
 
 fn problem(location: &Location, message: String) -> Problem {
@@ -162,15 +162,10 @@ pub fn check_book(
 }
 
 /// FR/EN parity between the original book and a translation.
-pub fn check_parity(original: &Book, translation: &Book) -> Vec<Problem> {
-    let index = |book: &Book| -> BTreeMap<String, Recipe> {
-        let mut map = BTreeMap::new();
-        for r in book.pages.iter().flat_map(|p| &p.recipes) {
-            map.entry(r.id.clone()).or_insert_with(|| r.clone());
-        }
-        map
-    };
-    let (a, b) = (index(original), index(translation));
+pub fn check_parity<'a>(original: &'a Book, translation: &'a Book) -> Vec<Problem> {
+    let recipes = |book: &'a Book| book.pages.iter().flat_map(|p| &p.recipes);
+    // The first recipe of each id (`check_book` reports the others).
+    let (a, b) = (index(recipes(original)), index(recipes(translation)));
     let mut problems = Vec::new();
     for (id, ra) in &a {
         let Some(rb) = b.get(id) else {

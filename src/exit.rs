@@ -38,7 +38,7 @@ mod tests {
             lang: "fr".into(),
             page: "p.md".into(),
             location: Location {
-                path: "p.md".into(),
+                path: std::path::Path::new("p.md").into(),
                 line: 1,
             },
             fixture: "empty".into(),

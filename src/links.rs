@@ -6,8 +6,9 @@
 //! Heading ids follow mdBook's own rules (`mdbook-html`'s `id_from_content`
 //! and `unique_id`), on Markdown parsed with mdBook's options.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
+use std::sync::LazyLock;
 
 use mdbook_markdown::pulldown_cmark::{Event, LinkType, Tag, TagEnd};
 use mdbook_markdown::{new_cmark_parser, MarkdownOptions};
@@ -17,61 +18,62 @@ use crate::model::{Book, Location};
 use crate::parse::blocks::LineIndex;
 use crate::parse::Problem;
 
-/// Every broken include, link and anchor of one language's pages.
-pub fn check_links(book: &Book) -> Vec<Problem> {
-    let (texts, mut problems) = read_pages(book);
-    let mut checker = LinkChecker {
+/// What the checks need of one page, from one pass of mdBook's parser over
+/// its text: its directives, its links into the book and the heading ids
+/// it makes.
+#[derive(Debug, Default)]
+pub struct PageLinks {
+    includes: Vec<Include>,
+    links: Vec<Link>,
+    ids: BTreeSet<String>,
+}
+
+impl PageLinks {
+    /// Reads what the checks need of one page's text.
+    pub fn scan(text: &str) -> PageLinks {
+        let (links, ids) = links_and_ids(text);
+        PageLinks {
+            includes: includes(text),
+            links,
+            ids,
+        }
+    }
+}
+
+/// Every broken include, link and anchor of one language's pages, from
+/// what [`PageLinks::scan`] found on each (in the order of `book.pages`).
+pub fn check_links(book: &Book, scanned: &[PageLinks]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let checker = LinkChecker {
         book,
-        listed: book.pages.iter().map(|p| p.rel.as_str()).collect(),
-        texts: &texts,
-        ids: BTreeMap::new(),
+        pages: book
+            .pages
+            .iter()
+            .zip(scanned)
+            .map(|(page, found)| (page.rel.as_str(), found))
+            .collect(),
     };
-    for page in &book.pages {
-        let Some(text) = texts.get(&page.rel) else {
-            continue;
-        };
+    for (page, found) in book.pages.iter().zip(scanned) {
         let dir = Path::new(&page.rel).parent().unwrap_or(Path::new(""));
         let at = |line, message| Problem {
             location: Location {
-                path: page.path.clone(),
+                path: page.path.as_path().into(),
                 line,
             },
             message,
         };
-        for include in includes(text) {
-            if let Some(message) = include_problem(book, dir, &include) {
+        for include in &found.includes {
+            if let Some(message) = include_problem(book, dir, include) {
                 problems.push(at(include.line, message));
             }
         }
-        for link in links(text) {
+        for link in &found.links {
             if let Some(message) = checker.link_problem(&page.rel, dir, &link.dest) {
                 problems.push(at(link.line, message));
             }
         }
     }
     problems
-}
-
-/// The pages' texts by their path relative to `src/`, and a problem for
-/// each page that cannot be read.
-fn read_pages(book: &Book) -> (BTreeMap<String, String>, Vec<Problem>) {
-    let mut texts = BTreeMap::new();
-    let mut problems = Vec::new();
-    for page in &book.pages {
-        match std::fs::read_to_string(&page.path) {
-            Ok(text) => {
-                texts.insert(page.rel.clone(), text);
-            }
-            Err(e) => problems.push(Problem {
-                location: Location {
-                    path: page.path.clone(),
-                    line: 1,
-                },
-                message: format!("cannot read the page: {e}"),
-            }),
-        }
-    }
-    (texts, problems)
 }
 
 /// What is broken in `include`, a directive of a page in the folder `dir`:
@@ -100,22 +102,19 @@ fn include_problem(book: &Book, dir: &Path, include: &Include) -> Option<String>
     }
 }
 
-/// Checks the links of one language's pages, working out each linked
-/// page's heading ids once.
+/// Checks the links of one language's pages.
 struct LinkChecker<'a> {
     book: &'a Book,
-    /// The pages SUMMARY.md lists, relative to `src/`.
-    listed: BTreeSet<&'a str>,
-    /// The pages that could be read, by their path relative to `src/`.
-    texts: &'a BTreeMap<String, String>,
-    ids: BTreeMap<String, BTreeSet<String>>,
+    /// The book's pages, by their path relative to `src/`: the pages the
+    /// site has.
+    pages: HashMap<&'a str, &'a PageLinks>,
 }
 
 impl LinkChecker<'_> {
     /// What is broken in the link `dest` of the page `rel`, in the folder
     /// `dir`: a place outside the book, a missing page or file, or an anchor
     /// no heading makes.
-    fn link_problem(&mut self, rel: &str, dir: &Path, dest: &str) -> Option<String> {
+    fn link_problem(&self, rel: &str, dir: &Path, dest: &str) -> Option<String> {
         let (target, anchor) = match dest.split_once('#') {
             Some((target, anchor)) => (target, Some(anchor)),
             None => (dest, None),
@@ -149,7 +148,7 @@ impl LinkChecker<'_> {
     /// exist, or SUMMARY.md does not list it.
     fn page_problem(&self, dest: &str, md: &str) -> Option<String> {
         // The site makes one page of its own (where results were proven).
-        if md == crate::site::proven::PAGE || self.listed.contains(md) {
+        if md == crate::site::proven::PAGE || self.pages.contains_key(md) {
             return None;
         }
         let path = self.book.src.join(md);
@@ -170,26 +169,16 @@ impl LinkChecker<'_> {
     }
 
     /// A link from the page `rel` to an anchor that no heading of the page
-    /// `md` makes; none when `md` could not be read.
-    fn anchor_problem(&mut self, rel: &str, dest: &str, md: &str, anchor: &str) -> Option<String> {
+    /// `md` makes; none when `md` is not one of the book's pages.
+    fn anchor_problem(&self, rel: &str, dest: &str, md: &str, anchor: &str) -> Option<String> {
         let anchor = percent_encoding::percent_decode_str(anchor).decode_utf8_lossy();
-        if self.ids_of(md)?.contains(anchor.as_ref()) {
+        if self.pages.get(md)?.ids.contains(anchor.as_ref()) {
             return None;
         }
         let place = if md == rel { "this page" } else { md };
         Some(format!(
             "link to `{dest}`: no heading of {place} makes the anchor `#{anchor}`"
         ))
-    }
-
-    /// The heading ids of the page `rel`, worked out on first use; `None`
-    /// when that page could not be read.
-    fn ids_of(&mut self, rel: &str) -> Option<&BTreeSet<String>> {
-        if !self.ids.contains_key(rel) {
-            let found = heading_ids(self.texts.get(rel)?);
-            self.ids.insert(rel.to_string(), found);
-        }
-        self.ids.get(rel)
     }
 }
 
@@ -228,11 +217,12 @@ struct Include {
 /// The directives mdBook's `links` preprocessor expands, with its own
 /// pattern (escaped `\{{#...}}` ones are left alone, as mdBook does).
 fn includes(text: &str) -> Vec<Include> {
-    let pattern = Regex::new(r"\\\{\{#.*\}\}|\{\{\s*#([a-zA-Z0-9_]+)\s+([^}]+)\}\}")
-        .expect("a valid pattern");
+    static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\\\{\{#.*\}\}|\{\{\s*#([a-zA-Z0-9_]+)\s+([^}]+)\}\}").expect("a valid pattern")
+    });
     let index = LineIndex::new(text);
     let mut found = Vec::new();
-    for capture in pattern.captures_iter(text) {
+    for capture in PATTERN.captures_iter(text) {
         let (Some(kind), Some(rest)) = (capture.get(1), capture.get(2)) else {
             continue;
         };
@@ -283,50 +273,38 @@ struct Link {
     dest: String,
 }
 
-fn links(text: &str) -> Vec<Link> {
+/// The links of a page into the book, and the ids mdBook gives its
+/// headings (and definition terms), plus ids written in its raw HTML.
+fn links_and_ids(text: &str) -> (Vec<Link>, BTreeSet<String>) {
+    static HTML_ID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"\b(?:id|name)\s*=\s*["']([^"']+)["']"#).expect("a valid pattern")
+    });
     let index = LineIndex::new(text);
-    let mut found = Vec::new();
-    let parser = new_cmark_parser(text, &MarkdownOptions::default());
-    for (event, range) in parser.into_offset_iter() {
-        let (Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            ..
-        })
-        | Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            ..
-        })) = event
-        else {
-            continue;
-        };
-        if matches!(link_type, LinkType::Autolink | LinkType::Email) {
-            continue;
-        }
-        let external = dest_url.starts_with("//")
-            || dest_url
-                .split_once(':')
-                .is_some_and(|(scheme, _)| !scheme.contains('/') && !scheme.contains('#'));
-        if external || dest_url.is_empty() {
-            continue;
-        }
-        found.push(Link {
-            line: index.line(range.start),
-            dest: dest_url.to_string(),
-        });
-    }
-    found
-}
-
-/// The ids mdBook gives a page's headings (and definition terms), plus ids
-/// written in its raw HTML.
-fn heading_ids(text: &str) -> BTreeSet<String> {
-    let html_id = Regex::new(r#"\b(?:id|name)\s*=\s*["']([^"']+)["']"#).expect("a valid pattern");
+    let mut links = Vec::new();
     let mut used = BTreeSet::new();
     let mut heading: Option<(String, Option<String>)> = None;
-    for event in new_cmark_parser(text, &MarkdownOptions::default()) {
+    let parser = new_cmark_parser(text, &MarkdownOptions::default());
+    for (event, range) in parser.into_offset_iter() {
         match event {
+            Event::Start(
+                Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                }
+                | Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                },
+            ) => {
+                if let Some(dest) = into_the_book(link_type, &dest_url) {
+                    links.push(Link {
+                        line: index.line(range.start),
+                        dest: dest.to_string(),
+                    });
+                }
+            }
             Event::Start(Tag::Heading { id, .. }) => {
                 heading = Some((String::new(), id.map(|i| i.to_string())));
             }
@@ -355,14 +333,27 @@ fn heading_ids(text: &str) -> BTreeSet<String> {
                 }
             }
             Event::Html(html) | Event::InlineHtml(html) => {
-                for capture in html_id.captures_iter(&html) {
+                for capture in HTML_ID.captures_iter(&html) {
                     used.insert(capture[1].to_string());
                 }
             }
             _ => {}
         }
     }
-    used
+    (links, used)
+}
+
+/// The destination of a link or image when it is a place in the book (not
+/// another site, an e-mail address or nothing).
+fn into_the_book(link_type: LinkType, dest_url: &str) -> Option<&str> {
+    if matches!(link_type, LinkType::Autolink | LinkType::Email) {
+        return None;
+    }
+    let external = dest_url.starts_with("//")
+        || dest_url
+            .split_once(':')
+            .is_some_and(|(scheme, _)| !scheme.contains('/') && !scheme.contains('#'));
+    (!external && !dest_url.is_empty()).then_some(dest_url)
 }
 
 /// mdBook's heading id: trimmed, lower-cased, whitespace to `-`, only
@@ -423,7 +414,7 @@ mod tests {
     #[test]
     fn headings_get_unique_ids_and_explicit_ones_count() {
         let text = "# Intro\n\n## Intro\n\n## Les « réseaux » d'`lxc` {#custom}\n\n## L'hôte -- et le pont\n\n<a id=\"raw\"></a>\n\nTerme\n: définition\n";
-        let ids = heading_ids(text);
+        let (_, ids) = links_and_ids(text);
         for id in [
             "intro",
             "intro-1",
@@ -470,7 +461,7 @@ mod tests {
     #[test]
     fn only_links_into_the_book_are_checked() {
         let text = "[a](other.md#x) [b](https://example.org) <https://x.org> [c](#here)\n[d](mailto:a@b.c) ![img](pic.png) [e](sub/../p.html)\n";
-        let dests: Vec<String> = links(text).into_iter().map(|l| l.dest).collect();
+        let dests: Vec<String> = links_and_ids(text).0.into_iter().map(|l| l.dest).collect();
         assert_eq!(dests, ["other.md#x", "#here", "pic.png", "sub/../p.html"]);
         assert_eq!(resolve(Path::new("sub"), "../a.md"), Some("a.md".into()));
         assert_eq!(resolve(Path::new(""), "../a.md"), None);

@@ -5,15 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// A place in the book: the page as the user names it and a 1-based line.
+/// The path is shared by every place on one page.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Location {
-    pub path: PathBuf,
+    pub path: Arc<Path>,
     pub line: usize,
 }
 
@@ -43,6 +45,9 @@ pub struct Page {
     pub path: PathBuf,
     pub recipes: Vec<Recipe>,
 }
+
+/// A step's attributes, by the grammar's own spelling of each key.
+pub type Attrs = BTreeMap<&'static str, AttrValue>;
 
 /// The value of one info-string attribute: `key=value` or a bare flag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,7 +172,7 @@ pub struct Step {
     /// The info string's first word.
     pub syntax: String,
     /// Every other key of the info string, flags mapped to `true`.
-    pub attrs: BTreeMap<String, AttrValue>,
+    pub attrs: Attrs,
     /// The block's body with `\n` line endings.
     pub body: String,
     pub where_: Where,

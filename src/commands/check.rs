@@ -7,8 +7,9 @@ use crate::check::check_parity;
 use crate::cli::CheckFormat;
 use crate::exit;
 use crate::fixture::FixtureError;
+use crate::links::{check_links, PageLinks};
 use crate::model::Location;
-use crate::parse::{languages, Problem};
+use crate::parse::{languages, BookError, Problem};
 use crate::workspace::Workspace;
 
 use super::{count, print_problems};
@@ -23,14 +24,35 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
             ws.book_dir.display()
         );
     }
+    // The languages are read side by side, so that one's checks run while
+    // the other's pages are parsed.
+    let loaded = std::thread::scope(|scope| {
+        let loads: Vec<_> = langs
+            .iter()
+            .map(|lang| {
+                scope.spawn(move || {
+                    let (book, mut problems, links) = ws.load_with(lang, PageLinks::scan)?;
+                    problems.extend(check_links(&book, &links));
+                    Ok::<_, BookError>((book, problems))
+                })
+            })
+            .collect();
+        loads
+            .into_iter()
+            .map(|load| load.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Vec<_>>()
+    });
     let mut problems = Vec::new();
     let mut books = Vec::new();
-    for lang in &langs {
-        let (book, p) = ws.load(lang)?;
+    for load in loaded {
+        let (book, p) = load?;
         problems.extend(p);
-        problems.extend(crate::links::check_links(&book));
         books.push(book);
     }
+    // The process ends after this command and the system takes the books'
+    // memory back at once: freeing each page, recipe and step would be most
+    // of this thread's work.
+    let books = std::mem::ManuallyDrop::new(books);
     for translation in &books[1..] {
         problems.extend(check_parity(&books[0], translation));
     }
@@ -102,7 +124,7 @@ fn fixture_problems(ws: &Workspace) -> Vec<Problem> {
             problems.push(Problem {
                 location: Location {
                     line: toml_error_line(&message),
-                    path,
+                    path: path.into(),
                 },
                 // The last line of a TOML error says what is wrong.
                 message: message

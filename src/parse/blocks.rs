@@ -2,37 +2,54 @@
 //! only real fences count (not HTML comments, indented code or the body of a
 //! longer fence), with the exact 1-based line of each opening fence.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 /// A fenced block as written in the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Block {
+pub struct Block<'a> {
     /// 1-based line of the opening fence.
     pub line: usize,
     /// The info string as written: CommonMark's own backslash escapes and
     /// entities are not applied, so that quoted values read the same in the
     /// page and in the grammar (`prompt="a \"b\""`).
-    pub info: String,
+    pub info: Cow<'a, str>,
     /// The body with `\n` line endings (CRLF pages are normalised).
     pub body: String,
     /// Byte offsets of the whole block in the page, fences included.
     pub range: std::ops::Range<usize>,
 }
 
-/// Byte offsets of line starts, to turn an offset into a 1-based line once.
-pub struct LineIndex {
-    starts: Vec<usize>,
+/// Byte offsets of line starts, to turn an offset into a 1-based line: found
+/// on the first question (a page without fences or links needs none).
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: OnceCell<Vec<usize>>,
 }
 
-impl LineIndex {
-    pub fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        LineIndex {
+            text,
+            starts: OnceCell::new(),
+        }
     }
 
     pub fn line(&self, offset: usize) -> usize {
-        match self.starts.binary_search(&offset) {
+        let starts = self.starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(
+                self.text
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            );
+            starts
+        });
+        match starts.binary_search(&offset) {
             Ok(i) => i + 1,
             Err(i) => i,
         }
@@ -40,7 +57,7 @@ impl LineIndex {
 }
 
 /// Every fenced code block of `text`, in document order.
-pub fn fenced_blocks(text: &str) -> Vec<Block> {
+pub fn fenced_blocks(text: &str) -> Vec<Block<'_>> {
     let index = LineIndex::new(text);
     let mut blocks = Vec::new();
     let mut current: Option<Block> = None;
@@ -54,8 +71,10 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
                 current = Some(Block {
                     line: index.line(range.start),
-                    info: raw_info(&text[range.start..]).unwrap_or_else(|| info.trim().to_string()),
-                    body: String::new(),
+                    info: raw_info(&text[range.start..])
+                        .map_or_else(|| Cow::Owned(info.trim().to_string()), Cow::Borrowed),
+                    // The whole block's length: one allocation for the body.
+                    body: String::with_capacity(range.len()),
                     range: range.clone(),
                 });
             }
@@ -80,10 +99,10 @@ pub fn fenced_blocks(text: &str) -> Vec<Block> {
 }
 
 /// The info string of the fence that opens `from`, as written.
-fn raw_info(from: &str) -> Option<String> {
+fn raw_info(from: &str) -> Option<&str> {
     let line = from.lines().next()?.trim_start();
     let fence = line.chars().next().filter(|c| *c == '`' || *c == '~')?;
-    Some(line.trim_start_matches(fence).trim().to_string())
+    Some(line.trim_start_matches(fence).trim())
 }
 
 #[cfg(test)]
@@ -93,7 +112,7 @@ mod tests {
     fn lines(text: &str) -> Vec<(usize, String, String)> {
         fenced_blocks(text)
             .into_iter()
-            .map(|b| (b.line, b.info, b.body))
+            .map(|b| (b.line, b.info.into_owned(), b.body))
             .collect()
     }
 

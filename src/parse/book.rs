@@ -4,7 +4,9 @@
 //! that is missing is a located problem; a book that cannot be read at all
 //! is a [`BookError`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pulldown_cmark::{Event, Parser, Tag};
 
@@ -62,6 +64,19 @@ struct BookSection {
 /// Reads one language tree: `book_dir/lang/book.toml`, its `SUMMARY.md` and
 /// every page it lists, in order.
 pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
+    let (book, problems, _) = load_book_with(book_dir, lang, |_| ())?;
+    Ok((book, problems))
+}
+
+/// [`load_book`], also handing each page's text to `also` where it was
+/// parsed, so that other checks of a page need not read it again; what
+/// `also` returns comes in the order of the book's pages. Pages are read
+/// and parsed on every processor.
+pub fn load_book_with<T: Send>(
+    book_dir: &Path,
+    lang: &str,
+    also: impl Fn(&str) -> T + Sync,
+) -> Result<(Book, Vec<Problem>, Vec<T>), BookError> {
     let root = book_dir.join(lang);
     let toml_path = root.join("book.toml");
     if !toml_path.is_file() {
@@ -74,34 +89,58 @@ pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), Bo
     let src = root.join(config.book.src.as_deref().unwrap_or("src"));
     let summary_path = src.join("SUMMARY.md");
     let summary = read(&summary_path)?;
+    let entries = summary_entries(&summary);
+    // A page listed twice is read once.
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut unique: Vec<&str> = Vec::new();
+    for (rel, _) in &entries {
+        first.entry(rel.as_str()).or_insert_with(|| {
+            unique.push(rel);
+            unique.len() - 1
+        });
+    }
+    let mut loaded = map_parallel(&unique, |rel| {
+        let path = src.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let (recipes, problems) = parse_page(&path, rel, lang, &text);
+                let extra = also(&text);
+                let page = Page {
+                    rel: rel.to_string(),
+                    path,
+                    recipes,
+                };
+                Ok(Some((page, problems, extra)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "`{rel}` is listed but {} does not exist",
+                path.display()
+            )),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    });
+    // In SUMMARY's order: a page at its first entry, a page that cannot
+    // be read at each of its entries.
     let mut problems = Vec::new();
     let mut pages = Vec::new();
-    for (rel, line) in summary_entries(&summary) {
-        if pages.iter().any(|p: &Page| p.rel == rel) {
-            continue;
-        }
-        let path = src.join(&rel);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                let message = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("`{rel}` is listed but {} does not exist", path.display())
-                } else {
-                    format!("cannot read {}: {e}", path.display())
-                };
-                problems.push(Problem {
-                    location: Location {
-                        path: summary_path.clone(),
-                        line,
-                    },
-                    message,
-                });
-                continue;
+    let mut extras = Vec::new();
+    for (rel, line) in &entries {
+        match &mut loaded[first[rel.as_str()]] {
+            Ok(done) => {
+                if let Some((page, page_problems, extra)) = done.take() {
+                    problems.extend(page_problems);
+                    pages.push(page);
+                    extras.push(extra);
+                }
             }
-        };
-        let (recipes, page_problems) = parse_page(&path, &rel, lang, &text);
-        problems.extend(page_problems);
-        pages.push(Page { rel, path, recipes });
+            Err(message) => problems.push(Problem {
+                location: Location {
+                    path: summary_path.as_path().into(),
+                    line: *line,
+                },
+                message: message.clone(),
+            }),
+        }
     }
     Ok((
         Book {
@@ -111,7 +150,43 @@ pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), Bo
             pages,
         },
         problems,
+        extras,
     ))
+}
+
+/// `f` over `items` on every processor (threads taking the next item as
+/// they finish one), the results in the order of `items`.
+fn map_parallel<I: Sync, R: Send>(items: &[I], f: impl Fn(&I) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The page links of a `SUMMARY.md` in order, with their lines. Draft

@@ -72,6 +72,10 @@ pub fn check_recipe(recipe: &Recipe) -> Vec<Problem> {
         }
         per_step.push(names);
     }
+    if sets.is_empty() {
+        // No capture, so no `$name` to look for.
+        return problems;
+    }
     // Names set by the steps that have finished.
     let mut set: Vec<&str> = Vec::new();
     for (i, step) in recipe.steps.iter().enumerate() {

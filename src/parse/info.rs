@@ -5,9 +5,10 @@
 //! backslash; any other backslash is kept as written, so that a regular
 //! expression reads as usual (`prompt="\$ "` is the value `\$ `).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::model::AttrValue;
+use crate::model::{AttrValue, Attrs};
 
 /// The key that makes a block a step, and names its recipe.
 pub const ID_KEY: &str = "recipe";
@@ -24,70 +25,61 @@ pub const FLAGS: &[&str] = &["check", "expect", "fold", "pty"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub syntax: String,
-    pub attrs: BTreeMap<String, AttrValue>,
+    pub attrs: Attrs,
 }
 
 /// One word of an info string: `key=value` (the value unquoted) or a flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Word {
-    key: String,
-    value: Option<String>,
+struct Word<'a> {
+    key: &'a str,
+    value: Option<Cow<'a, str>>,
 }
 
 /// Splits an info string into words, honouring double-quoted values. A
 /// malformed quote is a problem; the words read so far are kept.
-fn words(info: &str) -> (Vec<Word>, Vec<String>) {
+fn words(info: &str) -> (Vec<Word<'_>>, Vec<String>) {
     let mut words = Vec::new();
     let mut problems = Vec::new();
-    let mut chars = info.chars().peekable();
     let separator = |c: char| c.is_whitespace() || c == ',';
+    let until_separator = |s: &str| s.find(separator).unwrap_or(s.len());
+    let mut rest = info;
     loop {
-        while chars.next_if(|c| separator(*c)).is_some() {}
-        if chars.peek().is_none() {
+        rest = rest.trim_start_matches(separator);
+        if rest.is_empty() {
             break;
         }
-        let mut key = String::new();
-        while let Some(c) = chars.next_if(|c| !separator(*c) && *c != '=') {
-            key.push(c);
-        }
-        if chars.next_if_eq(&'=').is_none() {
+        let key_end = rest
+            .find(|c: char| separator(c) || c == '=')
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        rest = &rest[key_end..];
+        let Some(after) = rest.strip_prefix('=') else {
             words.push(Word { key, value: None });
             continue;
-        }
-        let mut value = String::new();
-        if chars.next_if_eq(&'"').is_some() {
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    '\\' => match chars.next_if(|n| *n == '"' || *n == '\\') {
-                        Some(escaped) => value.push(escaped),
-                        None => value.push('\\'),
-                    },
-                    c => value.push(c),
-                }
-            }
-            if !closed {
+        };
+        rest = after;
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            let (value, after) = unquote(quoted);
+            rest = after.unwrap_or_default();
+            if after.is_none() {
                 problems.push(format!(
                     "the value of `{key}` opens a quote (`\"`) that is never closed"
                 ));
-            } else if chars.peek().is_some_and(|c| !separator(*c)) {
-                let mut rest = String::new();
-                while let Some(c) = chars.next_if(|c| !separator(*c)) {
-                    rest.push(c);
-                }
+            } else if rest.starts_with(|c: char| !separator(c)) {
+                let end = until_separator(rest);
                 problems.push(format!(
-                    "`{rest}` follows the closing quote of `{key}`: put it inside the quotes, or separate it with a space"
+                    "`{}` follows the closing quote of `{key}`: put it inside the quotes, or separate it with a space",
+                    &rest[..end]
                 ));
+                rest = &rest[end..];
             }
+            value
         } else {
-            while let Some(c) = chars.next_if(|c| !separator(*c)) {
-                value.push(c);
-            }
-        }
+            let end = until_separator(rest);
+            let value = &rest[..end];
+            rest = &rest[end..];
+            Cow::Borrowed(value)
+        };
         words.push(Word {
             key,
             value: Some(value),
@@ -96,36 +88,63 @@ fn words(info: &str) -> (Vec<Word>, Vec<String>) {
     (words, problems)
 }
 
+/// The value of a quoted word, `quoted` starting after its opening quote:
+/// `\"` is a quote and `\\` a backslash, any other backslash is kept. With
+/// what follows the closing quote, `None` when the quote is never closed.
+fn unquote(quoted: &str) -> (Cow<'_, str>, Option<&str>) {
+    let Some(end) = quoted.find(['"', '\\']) else {
+        return (Cow::Borrowed(quoted), None);
+    };
+    if quoted[end..].starts_with('"') {
+        return (Cow::Borrowed(&quoted[..end]), Some(&quoted[end + 1..]));
+    }
+    let mut value = String::from(&quoted[..end]);
+    let mut chars = quoted[end..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (Cow::Owned(value), Some(&quoted[end + i + 1..])),
+            '\\' => match chars.clone().next() {
+                Some((_, escaped @ ('"' | '\\'))) => {
+                    chars.next();
+                    value.push(escaped);
+                }
+                _ => value.push('\\'),
+            },
+            c => value.push(c),
+        }
+    }
+    (Cow::Owned(value), None)
+}
+
 /// Splits an info string. Returns `None` when the block is not a step (no
 /// `recipe=` key). Problems (unknown or repeated keys, a malformed quote)
 /// are returned as messages; the step is still built from what could be
 /// read.
 pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
-    let (mut words, mut problems) = words(info);
-    if words.is_empty() {
+    // Most fences of a page are not steps: no `recipe` anywhere, no step.
+    if !info.contains(ID_KEY) {
         return None;
     }
-    let first = words.remove(0);
+    let (words, mut problems) = words(info);
+    let (first, words) = words.split_first()?;
     // The syntax word is whatever comes first (`rust,ignore` → `rust`).
     let syntax = match &first.value {
-        None => first.key.clone(),
+        None => first.key.to_string(),
         Some(v) => format!("{}={v}", first.key),
     };
     if !words.iter().any(|w| w.key == ID_KEY && w.value.is_some()) {
         return None;
     }
     let mut attrs = BTreeMap::new();
-    for Word { key, value } in words {
-        let key = key.as_str();
-        let value = match value {
-            Some(v) => AttrValue::Value(v),
-            None => AttrValue::Flag(true),
-        };
+    for &Word { key, ref value } in words {
         let known = match value {
-            AttrValue::Value(_) => takes_value(key),
-            AttrValue::Flag(_) => FLAGS.contains(&key),
+            Some(_) => [&[ID_KEY], RECIPE_KEYS, STEP_KEYS]
+                .into_iter()
+                .flatten()
+                .find(|k| **k == key),
+            None => FLAGS.iter().find(|k| **k == key),
         };
-        if !known {
+        let Some(&key) = known else {
             let what = if FLAGS.contains(&key) {
                 format!("flag `{key}` takes no value")
             } else if takes_value(key) {
@@ -139,8 +158,12 @@ pub fn parse_info(info: &str) -> Option<(Info, Vec<String>)> {
             };
             problems.push(what);
             continue;
-        }
-        if attrs.insert(key.to_string(), value).is_some() {
+        };
+        let value = match value {
+            Some(v) => AttrValue::Value(v.to_string()),
+            None => AttrValue::Flag(true),
+        };
+        if attrs.insert(key, value).is_some() {
             problems.push(format!("key `{key}` is given twice"));
         }
     }

@@ -11,15 +11,16 @@ pub mod info;
 pub mod session;
 mod transcript;
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    AttrValue, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where, EMPTY_FIXTURE,
+    AttrValue, Attrs, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where,
+    EMPTY_FIXTURE,
 };
 use blocks::fenced_blocks;
-pub use book::{languages, load_book, summary_entries, BookError};
+pub use book::{languages, load_book, load_book_with, summary_entries, BookError};
 use info::{parse_info, valid_id, ID_KEY, RECIPE_KEYS};
 
 /// A problem in the book, reported as `path:line: message`.
@@ -39,12 +40,14 @@ impl std::fmt::Display for Problem {
 pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut recipes: Vec<Recipe> = Vec::new();
+    // One path for every place on the page.
+    let path: Arc<Path> = Arc::from(path);
     for block in fenced_blocks(text) {
         let Some((info, info_problems)) = parse_info(&block.info) else {
             continue;
         };
         let location = Location {
-            path: path.to_path_buf(),
+            path: Arc::clone(&path),
             line: block.line,
         };
         let mut problem = |message: String| {
@@ -56,27 +59,18 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         for message in info_problems {
             problem(message);
         }
-        let id = info.attrs[ID_KEY].as_str().unwrap_or_default().to_string();
-        if !valid_id(&id) {
+        let id = info.attrs[ID_KEY].as_str().unwrap_or_default();
+        if !valid_id(id) {
             problem(format!(
                 "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-` (like `network-veth`)"
             ));
             continue;
         }
-        let mut located = Vec::new();
-        let step = build_step(
-            location.clone(),
-            info.syntax,
-            info.attrs,
-            block.body,
-            &mut problem,
-            &mut located,
-        );
         let index = match recipes.iter().position(|r| r.id == id) {
             Some(i) => i,
             None => {
                 recipes.push(Recipe {
-                    id: id.clone(),
+                    id: id.to_string(),
                     lang: lang.to_string(),
                     page: rel.to_string(),
                     location: location.clone(),
@@ -93,7 +87,17 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
                 recipes.len() - 1
             }
         };
+        let mut located = Vec::new();
+        let step = build_step(
+            location.clone(),
+            info.syntax,
+            info.attrs,
+            block.body,
+            &mut problem,
+            &mut located,
+        );
         let recipe = &mut recipes[index];
+        let id = &recipe.id;
         if step.kind == StepKind::Expect {
             match recipe.steps.last() {
                 None => problem(format!(
@@ -112,7 +116,7 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         recipe.steps.push(step);
         problems.extend(located.into_iter().map(|(line, message)| Problem {
             location: Location {
-                path: path.to_path_buf(),
+                path: Arc::clone(&path),
                 line,
             },
             message,
@@ -205,7 +209,7 @@ fn apply_recipe_keys(recipe: &mut Recipe, step: &Step, problem: &mut impl FnMut(
 fn build_step(
     location: Location,
     syntax: String,
-    attrs: BTreeMap<String, AttrValue>,
+    attrs: Attrs,
     body: String,
     problem: &mut impl FnMut(String),
     located: &mut Vec<(usize, String)>,
@@ -257,7 +261,7 @@ fn build_step(
 }
 
 /// Whether the flag `key` is set on a block.
-fn flag(attrs: &BTreeMap<String, AttrValue>, key: &str) -> bool {
+fn flag(attrs: &Attrs, key: &str) -> bool {
     matches!(attrs.get(key), Some(AttrValue::Flag(true)))
 }
 
@@ -265,7 +269,7 @@ fn flag(attrs: &BTreeMap<String, AttrValue>, key: &str) -> bool {
 /// `file=` attributes; an unknown syntax counts as a script once reported.
 fn step_kind(
     syntax: &str,
-    attrs: &BTreeMap<String, AttrValue>,
+    attrs: &Attrs,
     has_file: bool,
     problem: &mut impl FnMut(String),
 ) -> StepKind {
@@ -378,7 +382,7 @@ fn check_file_keys(
 fn is_session_step(
     kind: StepKind,
     where_: Where,
-    attrs: &BTreeMap<String, AttrValue>,
+    attrs: &Attrs,
     problem: &mut impl FnMut(String),
 ) -> bool {
     let pty = flag(attrs, "pty");

@@ -13,7 +13,6 @@
 
 use regex::Regex;
 
-use crate::matcher::Pattern;
 use crate::model::{Session, SessionAction, SessionLine};
 
 /// A piece of a line: text, or a key written `<...>`.
@@ -246,7 +245,7 @@ pub fn parse(
             );
             continue;
         } else {
-            if let Err(e) = Pattern::new(text, &crate::matcher::Captures::new()) {
+            if let Err(e) = crate::matcher::capture_names(text) {
                 problem(line, e);
             }
             SessionAction::Expect

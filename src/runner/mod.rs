@@ -393,7 +393,7 @@ impl Runner<'_> {
             return None;
         }
         Some(RunError::NoStepAt {
-            path: recipe.location.path.clone(),
+            path: recipe.location.path.to_path_buf(),
             line,
             recipe: recipe.id.clone(),
             lines: recipe.steps.iter().map(|s| s.location.line).collect(),

@@ -148,7 +148,7 @@ pub fn apply_blessings(
             correspond(&base, &recipe)?;
             let step = &recipe.steps[edit.step];
             files
-                .entry(step.location.path.clone())
+                .entry(step.location.path.to_path_buf())
                 .or_default()
                 .push((step.location.line, edit.body));
         }
