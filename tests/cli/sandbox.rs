@@ -629,7 +629,9 @@ fn passed(
 }
 
 /// The `finished` events of a JSON run, by recipe id.
-fn finished(out: &std::process::Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+pub(crate) fn finished(
+    out: &std::process::Output,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
     stdout(out)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -2,20 +2,8 @@
 //! its init, `apt-get install lxc` as a reader runs it, its services up, and
 //! containers started inside it. They need root, like every sandbox.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
+use crate::sandbox::finished;
 use crate::{require_root, stderr, stdout, Project};
-
-fn finished(out: &std::process::Output) -> BTreeMap<String, Value> {
-    stdout(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "finished")
-        .map(|e| (e["id"].as_str().unwrap_or_default().to_string(), e))
-        .collect()
-}
 
 #[test]
 #[ignore = "needs root (namespaces, mounts, LXC): run as root with --include-ignored"]
