@@ -13,10 +13,10 @@ use crate::fixture::{BuildError, Builder, Definition, FixtureError, Store};
 use crate::fsutil::FsError;
 use crate::host::{self, InstallError, Installer};
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
-use crate::runner::process::{Exit, Supervisor};
+use crate::process::{Exit, Supervisor};
 use crate::runner::{Checkpoint, Direct, EnvError, Environment, EnvironmentFactory, StepProgram};
 use crate::sandbox::cgroup::Limits;
-use crate::sandbox::plan::{self, Guest, IdRange, Share};
+use crate::sandbox::ops::{self, Guest, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
 
 /// The limits of a chain: the highest any of its recipes asks for, or the
@@ -191,21 +191,21 @@ impl SandboxFactory {
         std::fs::create_dir_all(&rust).map_err(FsError::at("create", &rust))?;
         let mut shares = vec![Share {
             host: rust,
-            inside: Path::new(plan::RUN).join("rust"),
+            inside: Path::new(ops::RUN).join("rust"),
             writable: false,
         }];
         // The recipes binary itself (terminal sessions run it inside).
         if let Some(dir) = self.exe.parent() {
             shares.push(Share {
                 host: dir.to_path_buf(),
-                inside: Path::new(plan::RUN).join("bin"),
+                inside: Path::new(ops::RUN).join("bin"),
                 writable: false,
             });
         }
         if self.lib.is_dir() {
             shares.push(Share {
                 host: self.lib.clone(),
-                inside: Path::new(plan::RUN).join("lib"),
+                inside: Path::new(ops::RUN).join("lib"),
                 writable: false,
             });
         }
@@ -246,7 +246,7 @@ impl EnvironmentFactory for SandboxFactory {
                 base(host)?,
                 Some(Guest {
                     lower: base(fixture)?,
-                    path: at.unwrap_or_else(|| plan::GUEST_DEFAULT.to_string()),
+                    path: at.unwrap_or_else(|| ops::GUEST_DEFAULT.to_string()),
                 }),
                 None,
             ),

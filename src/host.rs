@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::model::STEP_PATH;
-use crate::runner::process::{Exit, Supervisor};
+use crate::process::{Exit, Supervisor};
 
 /// Where a host command is, looked up in [`STEP_PATH`].
 pub fn which(name: &str) -> Option<PathBuf> {

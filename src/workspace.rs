@@ -37,7 +37,7 @@ impl Workspace {
     }
 
     pub fn status_path(&self) -> PathBuf {
-        crate::site::status::store_path(&self.project())
+        crate::status::store_path(&self.project())
     }
 
     pub fn fixtures_dir(&self) -> PathBuf {

@@ -4,10 +4,10 @@
 use anyhow::bail;
 
 use crate::check::check_parity;
+use crate::check::links::{check_links, PageLinks};
 use crate::cli::CheckFormat;
 use crate::exit;
 use crate::fixture::FixtureError;
-use crate::links::{check_links, PageLinks};
 use crate::model::Location;
 use crate::parse::{languages, BookError, Problem};
 use crate::workspace::Workspace;

@@ -12,7 +12,7 @@ use crate::factory::{checkpoint_key, lib_digest, BaseBuilder};
 use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
 use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
-use crate::runner::process::Supervisor;
+use crate::process::Supervisor;
 use crate::workspace::{cache_dir, Workspace};
 
 pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {

@@ -146,7 +146,7 @@ fn test(
 /// is written.
 fn merge_status(ws: &Workspace, files: &[PathBuf], into: Option<PathBuf>) -> anyhow::Result<i32> {
     let into = into.unwrap_or_else(|| ws.status_path());
-    match crate::site::status::Store::merge(files, &into) {
+    match crate::status::Store::merge(files, &into) {
         Ok(n) => {
             println!(
                 "merged {} into {} ({})",

@@ -12,9 +12,9 @@ use crate::host::{self, Installer};
 use crate::model::{index, Recipe, RecipeIndex, EMPTY_FIXTURE};
 use crate::outcome::{Outcome, Status};
 use crate::plan::{self, Pick, Plan, Selection};
+use crate::process::Supervisor;
 use crate::provenance::{HostFacts, Provenance};
 use crate::report::{self, Console, Format};
-use crate::runner::process::Supervisor;
 use crate::runner::{self, EnvironmentFactory, RunConfig};
 use crate::workspace::{cache_dir, Workspace};
 
@@ -142,7 +142,7 @@ fn execute(
     // With several jobs, the longest recipes (as last measured) start first;
     // one job keeps the book's order.
     let order = if config.jobs > 1 {
-        let past = crate::site::status::Store::read(&ws.status_path()).unwrap_or_default();
+        let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
         runner::longest_first(&runs, |run| {
             let key = crate::model::result_key(&run.fixture, run.host.as_deref());
             past.duration(&run.recipe.id, &key)
@@ -163,7 +163,7 @@ fn execute(
     if host::is_root() {
         crate::sandbox::cgroup::remove_parent_if_unused();
     } else {
-        crate::runner::process::stop_orphans();
+        crate::process::stop_orphans();
     }
     console.summary(&outcomes);
     // A shell session ran part of a recipe, or ran it by hand: no result.
@@ -174,7 +174,7 @@ fn execute(
     if exploring {
         return Ok(exit::of_run(&outcomes, supervisor.interrupted()));
     }
-    if let Err(e) = crate::site::status::Store::record(&ws.status_path(), &outcomes, all) {
+    if let Err(e) = crate::status::Store::record(&ws.status_path(), &outcomes, all) {
         eprintln!("recipes: cannot record the results for the site: {e}");
     }
     after_run(ws, settings, &outcomes)?;
@@ -358,9 +358,9 @@ fn environment_factory(
     }
     // Orphans of the steps (a daemon that left with setsid) come back to
     // us, so they can be stopped when the run ends.
-    crate::runner::process::adopt_orphans();
+    crate::process::adopt_orphans();
     for kind in ["recipes-rootfs", "recipes-scratch"] {
-        crate::runner::env::remove_stale_temp(&std::env::temp_dir(), kind);
+        crate::env::remove_stale_temp(&std::env::temp_dir(), kind);
     }
     Ok(Box::new(LocalFactory { keep: opts.keep }))
 }

@@ -2,8 +2,6 @@
 //! environment), step by step, under process supervision, in parallel when
 //! asked, and hands each [`Outcome`] to a reporter.
 
-pub mod env;
-pub mod process;
 pub mod rust;
 mod session;
 mod shell;
@@ -16,13 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::env::{Direct, EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
 use crate::outcome::{Blessed, CheckpointNote, Outcome, Reporter, RunError, Status};
 use crate::plan::RecipeRun;
+use crate::process::Supervisor;
 use crate::provenance::Provenance;
-pub use env::{Direct, EnvError, Environment, StepProgram};
-use process::Supervisor;
 pub use shell::ShellAt;
 use step::Prepared;
 use verdict::{Passed, Ran, StepError};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::process::{Exit, Supervisor};
 use crate::fsutil::FsError;
+use crate::process::{Exit, Supervisor};
 
 /// Why a rust step has no program to run.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +49,9 @@ pub fn compile(
         return Ok(binary);
     }
     std::fs::create_dir_all(&dir).map_err(FsError::at("create", &dir))?;
-    super::env::remove_stale_temp(&dir, ".build");
+    crate::env::remove_stale_temp(&dir, ".build");
     let work = tempfile::Builder::new()
-        .prefix(&super::env::temp_prefix(".build"))
+        .prefix(&crate::env::temp_prefix(".build"))
         .tempdir_in(&dir)
         .map_err(FsError::at("create a build folder in", &dir))?;
     let src = work.path().join("main.rs");

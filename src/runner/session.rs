@@ -5,9 +5,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::env::{Environment, StepProgram};
 use super::step::{PrepareError, PrepareErrorKind, Prepared};
 use super::verdict::{Ran, StepError};
+use crate::env::{Environment, StepProgram};
 use crate::model::{Location, Session, Step};
 use crate::outcome::Status;
 use crate::session::{Report, Request, REPORT_MARK};
@@ -45,7 +45,7 @@ pub fn prepare(
 /// driver stops itself at the first that runs out; this is a backstop.
 pub fn overall_timeout(session: &Session, timeout: Duration) -> Duration {
     let waits = u32::try_from(session.lines.len() + 2).unwrap_or(u32::MAX);
-    timeout.saturating_mul(waits) + super::process::GRACE
+    timeout.saturating_mul(waits) + crate::process::GRACE
 }
 
 /// The report the driver printed, if it got that far.

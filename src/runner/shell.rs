@@ -11,8 +11,8 @@ use std::process::Stdio;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::{getpgrp, tcsetpgrp, Pid};
 
-use super::env::{EnvError, Environment, StepProgram};
 use super::step;
+use crate::env::{EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
 use crate::model::{Recipe, Where};
 

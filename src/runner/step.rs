@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::env::{Environment, StepProgram};
-use super::process::Supervisor;
 use super::{rust, session, transcript};
+use crate::env::{Environment, StepProgram};
 use crate::model::{Recipe, Step, StepKind, STEP_PATH};
+use crate::process::Supervisor;
 
 /// What runs for a step, what it reads on stdin, and how reports name it.
 pub struct Prepared {

@@ -2,10 +2,10 @@
 //! command in one shell (as a reader types them in one terminal) and prints
 //! a marker after each, then the output cut back into each command's part.
 
-use super::process::Exit;
 use super::verdict::{blessed_lines, compare};
 use crate::matcher::{Captures, Context};
 use crate::model::Step;
+use crate::process::Exit;
 
 /// Marker printed after each transcript command, with its index and status.
 const MARK: &str = "\u{1}recipes-transcript-mark";

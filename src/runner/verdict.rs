@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use super::process::Exit;
 use super::transcript;
 use crate::matcher::{self, Captures, Context, Shown};
 use crate::model::{ExpectedExit, Location, Step, StepKind};
 use crate::outcome::{Failure, Status};
+use crate::process::Exit;
 
 /// A step that ran, as the supervisor returned it.
 pub struct Ran<'a> {

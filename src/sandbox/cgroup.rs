@@ -48,7 +48,7 @@ impl std::fmt::Display for Hit {
             Hit::Memory(n) => write!(
                 f,
                 "the sandbox reached its memory limit ({}, key `memory=`)",
-                crate::sandbox::plan::format_size(*n)
+                crate::sandbox::ops::format_size(*n)
             ),
         }
     }

@@ -7,7 +7,7 @@
 //! ([`plan::KEPT`], made and unpacked by `tar` inside the sandboxes) and
 //! its network.
 //!
-//! [`plan::KEPT`]: super::plan::KEPT
+//! [`plan::KEPT`]: super::ops::KEPT
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::network::{Network, NetworkError};
-use super::plan::IdRange;
+use super::ops::IdRange;
 use crate::fsutil::FsError;
 
 /// Why a checkpoint could not be kept, or brought back in a sandbox.

@@ -29,7 +29,7 @@ use nix::unistd::{chdir, chroot, execvp, fork, getppid, ForkResult, Pid};
 
 use super::cgroup::{self, CgroupError};
 use super::linux::{apply_all, Linux, SetupError};
-use super::plan::{host_ops, inner_ops, SandboxSpec};
+use super::ops::{host_ops, inner_ops, SandboxSpec};
 use super::seccomp::{self, SeccompError};
 use super::userns;
 
@@ -471,7 +471,7 @@ fn enter_chroot(root: &Path) -> nix::Result<()> {
 
 /// The scratch folder a sandboxed step starts in.
 pub fn scratch() -> PathBuf {
-    PathBuf::from(super::plan::SCRATCH)
+    PathBuf::from(super::ops::SCRATCH)
 }
 
 /// Kills a process through its pidfd (no pid reuse possible).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
-use super::plan::{Clone, Op};
+use super::ops::{Clone, Op};
 
 /// Applies operations; the seam between the plans and the kernel.
 pub trait System {

@@ -16,7 +16,7 @@ pub mod checkpoint;
 pub mod helper;
 pub mod linux;
 pub mod network;
-pub mod plan;
+pub mod ops;
 pub mod seccomp;
 pub mod userns;
 
@@ -32,7 +32,7 @@ use crate::fsutil::FsError;
 use crate::model::Where;
 use crate::runner::{EnvError, Environment, StepProgram};
 use checkpoint::CheckpointError;
-pub use plan::SandboxSpec;
+pub use ops::SandboxSpec;
 
 /// Why a sandbox could not be made or closed.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ pub struct Sandbox {
     keep: Option<PathBuf>,
     net_host: bool,
     cgroups: Option<cgroup::Cgroups>,
-    shares: Vec<plan::Share>,
+    shares: Vec<ops::Share>,
     /// The overlay's upper layer inside, if the fixture has one.
     upper: Option<PathBuf>,
     /// The ids of the mounts of PID 1's namespace once built: another set
@@ -105,7 +105,7 @@ pub struct Sandbox {
     /// The overlay's upper layer, opened before any step ran: a step cannot
     /// redirect the copy a checkpoint makes of it.
     upper_fd: Option<OwnedFd>,
-    ids: plan::IdRange,
+    ids: ops::IdRange,
     /// What was made again from a checkpoint beyond its files.
     restored: Option<String>,
     /// The booted host the steps run in (`host=`): its container's name and
@@ -157,12 +157,12 @@ impl Sandbox {
             start: 0,
             pidfd: None,
             exe,
-            rootfs: plan::rootfs_path(&spec),
+            rootfs: ops::rootfs_path(&spec),
             keep: spec.keep.clone(),
             net_host: spec.net_host,
             cgroups: spec.cgroups.clone(),
             shares: spec.shares.clone(),
-            upper: plan::upper_path(&spec),
+            upper: ops::upper_path(&spec),
             mounts: BTreeSet::new(),
             upper_fd: None,
             ids: spec.ids,
@@ -324,7 +324,7 @@ impl Sandbox {
         Ok((!net.is_empty()).then_some(net))
     }
 
-    /// Archives the files of [`plan::KEPT`] into `archive`: `tar` runs
+    /// Archives the files of [`ops::KEPT`] into `archive`: `tar` runs
     /// inside the sandbox, as its root, so paths resolve in the sandbox's
     /// view alone and owners, modes and capabilities are its own. Mount
     /// points (the fixture at `at=`) are left out.
@@ -336,7 +336,7 @@ impl Sandbox {
             .map(|a| a.to_string())
             .collect();
         for point in self.mount_points() {
-            if plan::KEPT
+            if ops::KEPT
                 .iter()
                 .any(|k| point.starts_with(&format!("{k}/")))
             {
@@ -345,7 +345,7 @@ impl Sandbox {
             }
         }
         argv.extend(
-            plan::KEPT
+            ops::KEPT
                 .iter()
                 .map(|k| k.trim_start_matches('/').to_string()),
         );
@@ -396,7 +396,7 @@ impl Sandbox {
             .arg("--start")
             .arg(self.start.to_string())
             .arg("--cwd")
-            .arg(plan::SCRATCH);
+            .arg(ops::SCRATCH);
         for dir in self.cgroups.iter().flat_map(|c| &c.join) {
             command.arg("--cgroup").arg(dir);
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 
-use super::plan::IdRange;
+use super::ops::IdRange;
 
 /// First host id of slot 0.
 pub const FIRST: u32 = 0x6000_0000;

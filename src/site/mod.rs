@@ -9,7 +9,6 @@ pub mod preprocess;
 pub mod proven;
 pub mod search;
 pub mod serve;
-pub mod status;
 pub mod steps;
 pub mod typography;
 
@@ -21,9 +20,9 @@ use mdbook_driver::MDBook;
 use mdbook_preprocessor::Preprocessor;
 
 use crate::parse::languages;
+use crate::status::{self, Store};
 pub use preprocess::{RecipesPreprocessor, SiteLayout};
 pub use serve::serve;
-use status::Store;
 
 /// Why the site could not be built or served.
 #[derive(Debug, thiserror::Error)]

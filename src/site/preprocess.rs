@@ -8,11 +8,11 @@ use mdbook_preprocessor::book::Book;
 use mdbook_preprocessor::errors::Result;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
-use super::status::{code_hash, Store};
 use crate::model::{
     chain, declared_fixture, declared_host, index, result_key, Recipe, RecipeIndex,
 };
 use crate::parse::parse_page;
+use crate::status::{code_hash, Store};
 
 /// Where each language of the site lives.
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use mdbook_preprocessor::book::Chapter;
 
-use super::status::{code_hash, Entry, Store};
 use crate::model::Recipe;
+use crate::status::{code_hash, Entry, Store};
 
 /// The generated page's file name in the site.
 pub const PAGE: &str = "proven.md";

@@ -230,8 +230,8 @@ mod tests {
             "## Pourquoi⍽?\n\n## Le mot «x»\n"
         );
         assert_eq!(
-            crate::links::id_from_content("Pourquoi\u{202F}?"),
-            crate::links::id_from_content("Pourquoi ?")
+            crate::check::links::id_from_content("Pourquoi\u{202F}?"),
+            crate::check::links::id_from_content("Pourquoi ?")
         );
     }
 }

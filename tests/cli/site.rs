@@ -123,7 +123,7 @@ fn badges_follow_the_status_store_passed_failed_stale() {
             .unwrap()
             .clone()
     };
-    let hash = |id: &str| recipes::site::status::code_hash(&recipe(id));
+    let hash = |id: &str| recipes::status::code_hash(&recipe(id));
     // Its results are keyed by its fixture, and its booted host if any.
     let key = |id: &str| {
         let r = recipe(id);

@@ -2,6 +2,8 @@
 //! fixtures, `needs` that resolve without cycles, and FR/EN parity
 //! (same ids, byte-identical step bodies and attributes). Pure.
 
+pub mod links;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{index, Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
