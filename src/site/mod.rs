@@ -7,6 +7,7 @@
 pub mod diagnostics;
 pub mod preprocess;
 pub mod proven;
+pub mod reader;
 pub mod search;
 pub mod serve;
 pub mod steps;

@@ -29,6 +29,9 @@ struct Shown {
     /// What precedes the fence on its line (list indentation, `> `).
     prefix: String,
     fold: bool,
+    /// Expected output to show as a reader reads it (`console`, `expect`):
+    /// `Some(true)` for a transcript.
+    expected: Option<bool>,
     /// The session's HTML, for a `pty` block.
     session: Option<String>,
 }
@@ -67,7 +70,13 @@ pub fn present(content: &str, lang: &str) -> String {
         let text = &content[block.range.clone()];
         match &block.session {
             Some(html) => out.push_str(&html.replace('\n', &format!("\n{prefix}"))),
-            None => out.push_str(text.trim_start().trim_end_matches('\n')),
+            None => {
+                let shown = match block.expected {
+                    Some(transcript) => super::reader::block(text, prefix, transcript),
+                    None => text.to_string(),
+                };
+                out.push_str(shown.trim_start().trim_end_matches('\n'));
+            }
         }
         if block.fold && !blocks.get(i + 1).is_some_and(|next| joined(block, next)) {
             out.push_str(&format!("\n{prefix}\n{prefix}</details>"));
@@ -101,7 +110,17 @@ fn shown_blocks(content: &str) -> Vec<Shown> {
                 };
                 let flag = |k: &str| matches!(info.attrs.get(k), Some(AttrValue::Flag(true)));
                 let pty = info.syntax == "console" && flag("pty");
-                if !flag("fold") && !pty {
+                // Only a recipe's blocks hold matching syntax; an example of
+                // the syntax itself (contributing) is shown as written.
+                let recipe = info.attrs.contains_key("recipe");
+                let expected = if !recipe {
+                    None
+                } else if info.syntax == "console" {
+                    Some(true)
+                } else {
+                    flag("expect").then_some(false)
+                };
+                if !flag("fold") && !pty && expected.is_none() {
                     continue;
                 }
                 let line_start = content[..range.start].rfind('\n').map_or(0, |i| i + 1);
@@ -120,6 +139,7 @@ fn shown_blocks(content: &str) -> Vec<Shown> {
                     range: line_start..range.end,
                     prefix,
                     fold: flag("fold"),
+                    expected,
                     session: None,
                 };
                 open = Some((shown, prompt, String::new()));
