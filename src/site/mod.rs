@@ -5,6 +5,7 @@
 //! book changes (`serve`).
 
 pub mod diagnostics;
+pub mod interface;
 pub mod preprocess;
 pub mod proven;
 pub mod reader;
@@ -143,6 +144,7 @@ fn stage(
         search::fold_index(&build_dir)
             .map_err(io(&build_dir, "fold accents in the search index"))?;
         if lang == "fr" {
+            interface::french(&build_dir).map_err(io(&build_dir, "put the interface in French"))?;
             // mdBook renders the 404 page itself, past the preprocessors.
             let page = build_dir.join("404.html");
             if let Ok(html) = std::fs::read_to_string(&page) {

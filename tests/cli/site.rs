@@ -81,6 +81,55 @@ fn both_languages_are_built_with_their_lang_and_a_switch_to_the_twin_page() {
 }
 
 #[test]
+fn the_french_site_speaks_french_around_the_text() {
+    let site = build_site();
+    // mdBook's interface: attribute values, the theme menu, the keyboard
+    // help, and its scripts' messages.
+    let english = [
+        "\"Change theme\"",
+        "\"Previous chapter\"",
+        "\"Next chapter\"",
+        "\"Print this book\"",
+        "\"Toggle Searchbar\"",
+        "\"Toggle Table of Contents\"",
+        "Search this book",
+        ">Light<",
+        ">Navy<",
+        "Keyboard shortcuts",
+        "to navigate between chapters",
+    ];
+    let mut files = pages(site.path());
+    files.push(site.path().join("404.html"));
+    for page in &files {
+        let html = std::fs::read_to_string(page).unwrap();
+        for word in english {
+            assert!(!html.contains(word), "{}: {word}", page.display());
+        }
+        assert!(
+            html.contains("\"Chapitre précédent\"") || html.contains("\"Chapitre suivant\""),
+            "{}",
+            page.display()
+        );
+    }
+    let scripts: Vec<PathBuf> = std::fs::read_dir(site.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "js"))
+        .collect();
+    let all: String = scripts
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(all.contains("Aucun résultat pour"), "the search's messages");
+    assert!(!all.contains("search results for"), "the search's messages");
+    assert!(!all.contains("'Copy to clipboard'"), "the copy button");
+    // The English site keeps mdBook's English.
+    let en = std::fs::read_to_string(site.path().join("en/introduction.html")).unwrap();
+    assert!(en.contains("\"Previous chapter\"") || en.contains("\"Next chapter\""));
+}
+
+#[test]
 fn every_recipe_has_a_badge_with_the_command_to_run_it() {
     let site = build_site();
     for (page, lang_word) in [
