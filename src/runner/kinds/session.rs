@@ -1,16 +1,34 @@
-//! Terminal sessions at run time: the step's program is `recipes
-//! __session` (see [`crate::session`]), run where steps run, with the
-//! session on stdin; its report, at the end of the output, decides the step.
+//! Terminal sessions (`console` blocks with the flag `pty`): the step's
+//! program is `recipes __session` (see [`crate::session`]), run where steps
+//! run, with the session on stdin; its report, at the end of the output,
+//! decides the step.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::step::{PrepareError, PrepareErrorKind, Prepared};
-use super::verdict::{Ran, StepError};
-use crate::env::{Environment, StepProgram};
+use crate::env::Environment;
+use crate::matcher::Captures;
 use crate::model::{Location, Session, Step};
 use crate::outcome::Status;
+use crate::runner::step::Prepared;
+use crate::runner::verdict::{passed, Ran, StepError, Verdict};
 use crate::session::{Report, Request, REPORT_MARK};
+
+/// Why a session's driver cannot be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The driver is this binary, run again.
+    #[error("cannot find the recipes binary: {0}")]
+    NoBinary(std::io::Error),
+    /// The session's request, as JSON.
+    #[error("{0}")]
+    Request(serde_json::Error),
+}
+
+/// How reports name a session: its `$ ` line.
+pub fn command(session: &Session) -> String {
+    format!("$ {}", session.command)
+}
 
 /// The program that plays `session`, each wait bounded by `timeout`.
 pub fn prepare(
@@ -18,27 +36,22 @@ pub fn prepare(
     session: &Session,
     env: &dyn Environment,
     timeout: Duration,
-) -> Result<Prepared, PrepareError> {
-    let command = format!("$ {}", session.command);
-    let error = |kind| PrepareError {
-        command: command.clone(),
-        kind,
-    };
-    let exe = std::env::current_exe().map_err(|e| error(PrepareErrorKind::NoBinary(e)))?;
+) -> Result<Prepared, StartError> {
+    let exe = std::env::current_exe().map_err(StartError::NoBinary)?;
     let request = Request {
         session: session.clone(),
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
     };
-    let stdin = serde_json::to_vec(&request).map_err(|e| error(PrepareErrorKind::Request(e)))?;
-    Ok(Prepared {
-        program: StepProgram {
-            program: env.inside(&exe).into_os_string(),
-            args: vec![OsString::from("__session")],
-            where_: step.where_,
-        },
-        stdin: Some(stdin),
-        command,
-    })
+    let stdin = serde_json::to_vec(&request).map_err(StartError::Request)?;
+    let program = env.inside(&exe).into_os_string();
+    let args = vec![OsString::from("__session")];
+    Ok(Prepared::new(
+        step,
+        program,
+        args,
+        Some(stdin),
+        command(session),
+    ))
 }
 
 /// The whole session's bound: each of its waits has `timeout`, and the
@@ -64,7 +77,7 @@ pub fn shown(output: &str) -> String {
 
 /// Whether the session passed; a failure points at the line it was about
 /// and shows the screen so far.
-pub fn judge(ran: &Ran, session: &Session) -> Result<(), StepError> {
+pub fn judge(ran: &Ran, session: &Session) -> Verdict {
     let Some(report) = report(ran.output) else {
         let mut e = StepError::failed(
             ran.step,
@@ -75,7 +88,7 @@ pub fn judge(ran: &Ran, session: &Session) -> Result<(), StepError> {
         return Err(e);
     };
     if report.passed {
-        return Ok(());
+        return passed(Captures::new());
     }
     let text = session
         .lines

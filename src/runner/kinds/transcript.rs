@@ -1,19 +1,61 @@
-//! Console transcripts at run time: one bash script that runs every `$ `
-//! command in one shell (as a reader types them in one terminal) and prints
-//! a marker after each, then the output cut back into each command's part.
+//! Console transcripts: one bash script that runs every `$ ` command in
+//! one shell (as a reader types them in one terminal) and prints a marker
+//! after each; its output is cut back into each command's part, which must
+//! match the command's expected lines and exit code.
 
-use super::verdict::{blessed_lines, compare};
+use std::ffi::OsString;
+
 use crate::matcher::{Captures, Context};
-use crate::model::Step;
+use crate::model::{Location, Step, TranscriptEntry};
 use crate::process::Exit;
+use crate::runner::step::Prepared;
+use crate::runner::verdict::{blessed, blessed_lines, compare, passed, Ran, StepError, Verdict};
 
 /// Marker printed after each transcript command, with its index and status.
 const MARK: &str = "\u{1}recipes-transcript-mark";
 
+/// bash, without its start files, running [`script`].
+pub fn prepare(step: &Step, entries: &[TranscriptEntry]) -> Prepared {
+    let script = script(entries);
+    let args = ["--noprofile", "--norc", "-c", script.as_str()]
+        .map(OsString::from)
+        .to_vec();
+    Prepared::new(step, "bash", args, None, String::new())
+}
+
+/// Whether each command printed its expected lines and ended with its exit
+/// code; a failure points at the first that did not. With `bless`, a
+/// mismatch becomes the transcript's new body.
+pub fn judge(ran: &Ran, entries: &[TranscriptEntry], bless: bool) -> Verdict {
+    // Output as a terminal shows it: no markers.
+    let error = |m: Mismatch| {
+        let mut e = ran.error(m.message, m.expected, m.actual);
+        e.failure.output = render(entries, ran.output);
+        e
+    };
+    match check(entries, ran.output, ran.exit, ran.bound) {
+        Ok(captures) => passed(captures),
+        Err(m) if bless && m.blessable => match blessed_body(entries, ran.output, ran.bound) {
+            Some((body, captures)) => blessed(0, body, captures),
+            None => Err(error(m)),
+        },
+        Err(m) => {
+            let (line, command) = (m.line, format!("$ {}", m.command));
+            let mut e: StepError = error(m);
+            e.failure.step = Location {
+                path: ran.step.location.path.clone(),
+                line,
+            };
+            e.failure.command = command;
+            Err(e)
+        }
+    }
+}
+
 /// The script that runs a transcript's commands.
-pub fn script(step: &Step) -> String {
+fn script(entries: &[TranscriptEntry]) -> String {
     let mut script = String::from("exec 2>&1\n");
-    for (i, entry) in step.transcript.iter().enumerate() {
+    for (i, entry) in entries.iter().enumerate() {
         script.push_str(&entry.command);
         script.push('\n');
         script.push_str(&format!("printf '\\n{MARK} {i} %d\\n' \"$?\"\n"));
@@ -23,13 +65,13 @@ pub fn script(step: &Step) -> String {
 
 /// Each command's output and exit code, cut out of the output of
 /// [`script`]; `None` from the first command that did not finish.
-fn split(step: &Step, output: &str) -> Vec<Option<(String, i32)>> {
+fn split(entries: &[TranscriptEntry], output: &str) -> Vec<Option<(String, i32)>> {
     let mut rest = output;
     let mut parts = Vec::new();
-    for i in 0..step.transcript.len() {
+    for i in 0..entries.len() {
         let marker = format!("\n{MARK} {i} ");
         let Some(pos) = rest.find(&marker) else {
-            parts.resize(step.transcript.len(), None);
+            parts.resize(entries.len(), None);
             break;
         };
         let after = &rest[pos + marker.len()..];
@@ -44,9 +86,9 @@ fn split(step: &Step, output: &str) -> Vec<Option<(String, i32)>> {
 }
 
 /// A transcript's output as a reader would see it in a terminal.
-pub fn render(step: &Step, output: &str) -> String {
+pub fn render(entries: &[TranscriptEntry], output: &str) -> String {
     let mut text = String::new();
-    for (entry, part) in step.transcript.iter().zip(split(step, output)) {
+    for (entry, part) in entries.iter().zip(split(entries, output)) {
         text.push_str(&format!("$ {}\n", entry.command));
         let Some((segment, code)) = part else {
             break;
@@ -63,28 +105,28 @@ pub fn render(step: &Step, output: &str) -> String {
 }
 
 /// The first command of a transcript whose output or exit code differs.
-pub struct Mismatch {
+struct Mismatch {
     /// The line of its `$ ` in the page.
-    pub line: usize,
-    pub command: String,
-    pub message: String,
-    pub expected: Option<Vec<String>>,
-    pub actual: Option<String>,
+    line: usize,
+    command: String,
+    message: String,
+    expected: Option<Vec<String>>,
+    actual: Option<String>,
     /// Whether `--bless` may rewrite the transcript.
-    pub blessable: bool,
+    blessable: bool,
 }
 
 /// Checks each command of a transcript against its output; returns what
 /// its patterns captured (a capture set by one command binds the next).
-pub fn check(
-    step: &Step,
+fn check(
+    entries: &[TranscriptEntry],
     output: &str,
     exit: Exit,
     bound: &Captures,
 ) -> Result<Captures, Mismatch> {
     let mut bound = bound.clone();
     let mut captures = Captures::new();
-    for (entry, part) in step.transcript.iter().zip(split(step, output)) {
+    for (entry, part) in entries.iter().zip(split(entries, output)) {
         let at =
             |message: String, expected: Option<Vec<String>>, actual: Option<String>| Mismatch {
                 line: entry.line,
@@ -126,11 +168,15 @@ pub fn check(
 /// A transcript's body rewritten to what its commands printed, with what
 /// it captures, or `None` when the shell stopped early (nothing safe to
 /// write).
-pub fn blessed(step: &Step, output: &str, bound: &Captures) -> Option<(String, Captures)> {
+fn blessed_body(
+    entries: &[TranscriptEntry],
+    output: &str,
+    bound: &Captures,
+) -> Option<(String, Captures)> {
     let mut body = String::new();
     let mut bound = bound.clone();
     let mut captures = Captures::new();
-    for (entry, part) in step.transcript.iter().zip(split(step, output)) {
+    for (entry, part) in entries.iter().zip(split(entries, output)) {
         let (actual, code) = part?;
         body.push_str(&format!("$ {}\n", entry.command));
         let lines = blessed_lines(&entry.expected, &actual, &bound, Context::Transcript);

@@ -1,5 +1,6 @@
 //! Rust steps: a complete program, compiled once per content hash with the
-//! host's `rustc` into the cache and reused by every later run.
+//! host's `rustc` into the cache and reused by every later run; judged as
+//! a script is.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,8 +8,33 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::script;
+use crate::env::Environment;
 use crate::fsutil::FsError;
+use crate::model::{ExpectedExit, Step};
 use crate::process::{Exit, Supervisor};
+use crate::runner::step::Prepared;
+use crate::runner::verdict::{Ran, Verdict};
+
+/// How reports name a rust step.
+pub const COMMAND: &str = "rust program";
+
+/// The compiled program, as the environment sees it.
+pub fn prepare(
+    step: &Step,
+    env: &dyn Environment,
+    cache: &Path,
+    supervisor: &Supervisor,
+) -> Result<Prepared, CompileError> {
+    let binary = compile(cache, &step.body, supervisor)?;
+    let program = env.inside(&binary).display().to_string();
+    Ok(Prepared::new(step, program, vec![], None, COMMAND.into()))
+}
+
+/// As a script: its exit code, then the `expect` block after it.
+pub fn judge(ran: &Ran, exit: ExpectedExit, bless: bool) -> Verdict {
+    script::judge(ran, exit, bless)
+}
 
 /// Why a rust step has no program to run.
 #[derive(Debug, thiserror::Error)]
