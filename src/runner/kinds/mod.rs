@@ -9,6 +9,9 @@ mod script;
 mod session;
 mod transcript;
 
+#[cfg(test)]
+mod cases;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -114,5 +117,91 @@ pub fn shown(step: &Step, output: &str) -> String {
         Action::Transcript(entries) => transcript::render(entries, output),
         Action::Session(_) => session::shown(output),
         _ => output.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExpectedExit, TranscriptEntry};
+    use cases::{line, ran, step};
+
+    #[test]
+    fn judge_what_every_kind_shares() {
+        let script = Action::Script {
+            exit: ExpectedExit::Code(0),
+        };
+        let transcript = Action::Transcript(vec![TranscriptEntry {
+            line: 2,
+            command: "sleep 1000".into(),
+            expected: vec![],
+            exit: 0,
+        }]);
+        // (row, action, exit, output, verdict, output shown)
+        let rows: &[(&str, &Action, Exit, &str, &str, &str)] = &[
+            (
+                "a script that runs out of time",
+                &script,
+                Exit::TimedOut,
+                "x\n",
+                "TimedOut at 1 `cmd`: timed out after 1m 30s",
+                "x\n",
+            ),
+            (
+                "a script interrupted",
+                &script,
+                Exit::Interrupted,
+                "x\n",
+                "Interrupted at 1 `cmd`: interrupted",
+                "x\n",
+            ),
+            // Whatever the transcript printed, as a terminal shows it.
+            (
+                "a transcript that runs out of time",
+                &transcript,
+                Exit::TimedOut,
+                "",
+                "TimedOut at 1 `cmd`: timed out after 1m 30s",
+                "$ sleep 1000\n",
+            ),
+            (
+                "an expect block",
+                &Action::Expect,
+                Exit::Code(0),
+                "",
+                "passed",
+                "",
+            ),
+        ];
+        let bound = Captures::new();
+        for &(row, action, exit, output, want, shown) in rows {
+            let step = step(1, action.clone(), "");
+            let verdict = judge(&ran(&step, exit, output, &bound), false);
+            assert_eq!(line(&verdict), want, "row `{row}`");
+            let output = verdict.err().map(|e| e.failure.output).unwrap_or_default();
+            assert_eq!(output, shown, "row `{row}`");
+        }
+    }
+
+    #[test]
+    fn only_a_session_has_a_bound_of_its_own() {
+        let timeout = Duration::from_secs(10);
+        let script = step(
+            1,
+            Action::Script {
+                exit: ExpectedExit::Any,
+            },
+            "",
+        );
+        assert_eq!(bound(&script, timeout), timeout);
+        let session = crate::model::Session {
+            line: 2,
+            command: "sh".into(),
+            prompt: None,
+            lines: vec![],
+            exit: None,
+        };
+        let session = step(1, Action::Session(session), "");
+        assert!(bound(&session, timeout) > timeout);
     }
 }

@@ -110,3 +110,79 @@ pub fn compile(
     std::fs::rename(&out, &binary).map_err(FsError::at("move the binary to", &binary))?;
     Ok(binary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Captures;
+    use crate::model::Action;
+    use crate::runner::kinds::cases::{line, ran, step};
+
+    /// A row: its name, the expected exit, how the program ended, what it
+    /// printed, the `expect` block after it, and the verdict.
+    type Row = (
+        &'static str,
+        ExpectedExit,
+        Exit,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    );
+
+    #[test]
+    fn judge_as_a_script() {
+        let rows: &[Row] = &[
+            (
+                "ends with 0",
+                ExpectedExit::Code(0),
+                Exit::Code(0),
+                "",
+                None,
+                "passed",
+            ),
+            (
+                "panics",
+                ExpectedExit::Code(0),
+                Exit::Code(101),
+                "",
+                None,
+                "Failed at 1 `rust program`: ended with exit code 101, expected exit code 0",
+            ),
+            (
+                "ends with its exit=",
+                ExpectedExit::Code(101),
+                Exit::Code(101),
+                "",
+                None,
+                "passed",
+            ),
+            (
+                "prints its expect block",
+                ExpectedExit::Code(0),
+                Exit::Code(0),
+                "4\n",
+                Some("[INT:n]\n"),
+                "passed n=4",
+            ),
+            (
+                "prints something else",
+                ExpectedExit::Code(0),
+                Exit::Code(0),
+                "4\n",
+                Some("5\n"),
+                "Failed at 9 `rust program`: output differs from the expected output",
+            ),
+        ];
+        for &(row, exit, ended, output, expect, want) in rows {
+            let program = step(1, Action::Rust { exit }, "fn main() {}\n");
+            let expect = expect.map(|body| step(9, Action::Expect, body));
+            let bound = Captures::new();
+            let ran = Ran {
+                expect: expect.as_ref(),
+                command: COMMAND,
+                ..ran(&program, ended, output, &bound)
+            };
+            assert_eq!(line(&judge(&ran, exit, false)), want, "row `{row}`");
+        }
+    }
+}

@@ -110,3 +110,113 @@ pub fn judge(ran: &Ran, session: &Session) -> Verdict {
     }
     Err(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, SessionAction, SessionLine};
+    use crate::process::Exit;
+    use crate::runner::kinds::cases::{line, ran, step};
+
+    fn session() -> Session {
+        Session {
+            line: 2,
+            command: "python3".into(),
+            prompt: Some(">>> ".into()),
+            lines: vec![SessionLine {
+                line: 3,
+                text: ">>> 1 + 1".into(),
+                action: SessionAction::Prompt {
+                    input: b"1 + 1\r".to_vec(),
+                },
+            }],
+            exit: None,
+        }
+    }
+
+    /// What the driver prints: the program's output, then its report.
+    fn printed(passed: bool, line: usize, timed_out: bool, screen: &str) -> String {
+        let report = Report {
+            passed,
+            line,
+            message: if passed {
+                String::new()
+            } else {
+                "no prompt".into()
+            },
+            timed_out,
+            screen: screen.into(),
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        format!("{REPORT_MARK}{json}\n")
+    }
+
+    #[test]
+    fn judge_reads_the_report() {
+        // (row, exit of the driver, its output, verdict, output shown)
+        let rows: &[(&str, Exit, String, &str, &str)] = &[
+            (
+                "passed",
+                Exit::Code(0),
+                printed(true, 0, false, ">>> 2\n"),
+                "passed",
+                "",
+            ),
+            (
+                "failed on a line",
+                Exit::Code(1),
+                printed(false, 3, false, ">>> "),
+                "Failed at 3 `>>> 1 + 1`: no prompt",
+                ">>> \n",
+            ),
+            (
+                "failed on its start",
+                Exit::Code(1),
+                printed(false, 2, false, ""),
+                "Failed at 2 `$ python3`: no prompt",
+                "",
+            ),
+            (
+                "a wait ran out",
+                Exit::Code(1),
+                printed(false, 3, true, "x\n"),
+                "TimedOut at 3 `>>> 1 + 1`: no prompt",
+                "x\n",
+            ),
+            (
+                "no report",
+                Exit::Signal(9),
+                "half".into(),
+                "Failed at 1 `$ python3`: the session ended with signal SIGKILL before its report",
+                "half",
+            ),
+        ];
+        let session = session();
+        let step = step(1, Action::Session(session.clone()), "");
+        let bound = Captures::new();
+        for (row, exit, output, want, shown) in rows {
+            let command = command(&session);
+            let ran = Ran {
+                command: &command,
+                ..ran(&step, *exit, output, &bound)
+            };
+            let verdict = judge(&ran, &session);
+            assert_eq!(line(&verdict), *want, "row `{row}`");
+            let output = verdict.err().map(|e| e.failure.output).unwrap_or_default();
+            assert_eq!(output, *shown, "row `{row}`");
+        }
+    }
+
+    #[test]
+    fn verbose_shows_the_screen() {
+        assert_eq!(shown(&printed(true, 0, false, ">>> 2\n")), ">>> 2\n");
+        assert_eq!(shown("no report"), "no report");
+    }
+
+    #[test]
+    fn every_wait_has_the_timeout() {
+        let timeout = Duration::from_secs(10);
+        let all = overall_timeout(&session(), timeout);
+        assert_eq!(all, Duration::from_secs(30) + crate::process::GRACE);
+    }
+}

@@ -194,3 +194,94 @@ fn blessed_body(
     }
     Some((body, captures))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Action;
+    use crate::runner::kinds::cases::{line, ran, step};
+
+    /// `$ command` on `line`, which must print `expected` and end with `exit`.
+    fn entry(line: usize, command: &str, expected: &[&str], exit: i32) -> TranscriptEntry {
+        TranscriptEntry {
+            line,
+            command: command.into(),
+            expected: expected.iter().map(|l| l.to_string()).collect(),
+            exit,
+        }
+    }
+
+    /// What bash printed running the transcript, and how it ended.
+    fn run(entries: &[TranscriptEntry]) -> (Exit, String) {
+        let step = step(1, Action::Transcript(entries.to_vec()), "");
+        let prepared = prepare(&step, entries);
+        let out = std::process::Command::new(&prepared.program.program)
+            .args(&prepared.program.args)
+            .env_clear()
+            .output()
+            .unwrap();
+        let exit = Exit::Code(out.status.code().unwrap());
+        (exit, String::from_utf8(out.stdout).unwrap())
+    }
+
+    #[test]
+    fn judge_each_command_as_bash_ran_it() {
+        let rows: &[(&str, Vec<TranscriptEntry>, bool, &str)] = &[
+            ("prints what it says", vec![entry(2, "echo hi", &["hi"], 0)], false, "passed"),
+            ("prints something else", vec![entry(2, "echo hi", &["ho"], 0)], false,
+                "Failed at 2 `$ echo hi`: output differs from the expected output"),
+            ("blessed", vec![entry(2, "echo hi", &["ho"], 0), entry(4, "echo '[IP]'; false", &[], 0)], true,
+                "blessed +0 \"$ echo hi\\nhi\\n$ echo '[IP]'; false\\n[IP] (literal)\\n[1]\\n\""),
+            ("another exit code", vec![entry(2, "false", &[], 0)], false,
+                "Failed at 2 `$ false`: exited with code 1, expected 0"),
+            ("its exit code", vec![entry(2, "false", &[], 1)], false, "passed"),
+            ("output before the exit code", vec![entry(2, "echo a; false", &["b"], 1)], false,
+                "Failed at 2 `$ echo a; false`: output differs from the expected output"),
+            ("a capture binds the next command's patterns",
+                vec![entry(2, "echo 42", &["[INT:n]"], 0), entry(4, "echo 42", &["[INT:n]"], 0)],
+                false, "passed n=42"),
+            ("a capture holds its value",
+                vec![entry(2, "echo 42", &["[INT:n]"], 0), entry(4, "echo 7", &["[INT:n]"], 0)],
+                false,
+                "Failed at 4 `$ echo 7`: output differs from the expected output"),
+            ("a command that ends the shell",
+                vec![entry(2, "exit 3", &[], 0), entry(3, "echo after", &["after"], 0)], false,
+                "Failed at 2 `$ exit 3`: the shell stopped before this command finished (exit code 3); did a command exit the shell?"),
+            // Nothing safe to write: the failure stays on the block.
+            ("a command that ends the shell, blessed", vec![entry(2, "exit 3", &[], 0)], true,
+                "Failed at 1 ``: the shell stopped before this command finished (exit code 3); did a command exit the shell?"),
+            ("a pattern that does not compile is not blessed", vec![entry(2, "echo x", &["[NOPE]"], 0)], true,
+                "Failed at 2 `$ echo x`: unknown placeholder `[NOPE]` (known: [..], [IP], [MAC], [INT], [HEX], [UUID], [DATE], [DURATION]; end the line with ` (literal)` to match it as plain text)"),
+        ];
+        let bound = Captures::new();
+        for (row, entries, bless, want) in rows {
+            let (exit, output) = run(entries);
+            let step = step(1, Action::Transcript(entries.clone()), "");
+            let ran = Ran {
+                command: "",
+                ..ran(&step, exit, &output, &bound)
+            };
+            assert_eq!(line(&judge(&ran, entries, *bless)), *want, "row `{row}`");
+        }
+    }
+
+    #[test]
+    fn a_failure_shows_the_output_as_a_terminal_would() {
+        let entries = [
+            entry(2, "echo a", &["a"], 0),
+            entry(4, "printf b; exit 2", &[], 0),
+        ];
+        let (exit, output) = run(&entries);
+        assert!(output.contains(MARK), "{output:?}");
+        let step = step(1, Action::Transcript(entries.to_vec()), "");
+        let bound = Captures::new();
+        let Err(e) = judge(&ran(&step, exit, &output, &bound), &entries, false) else {
+            panic!("passed");
+        };
+        assert_eq!(e.failure.output, "$ echo a\na\n$ printf b; exit 2\n");
+        assert_eq!(
+            render(&entries[..1], "a\n\n\u{1}recipes-transcript-mark 0 1\n"),
+            "$ echo a\na\n[1]\n"
+        );
+    }
+}
