@@ -1,6 +1,6 @@
 //! What every kind of step becomes before it runs: a program, what it reads
 //! on stdin and how reports name it (each kind makes its own, in
-//! [`super::kinds`]); and the environment every step starts with.
+//! `runner/kinds/`); and the environment every step starts with.
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! What judging a step speaks of, whatever its kind (each kind judges in
-//! [`super::kinds`]): the step that ran, the verdict (passed with what it
+//! `runner/kinds/`): the step that ran, the verdict (passed with what it
 //! captured, or blessed with a new body, or a failure), and output against
 //! expected lines, with the lines `--bless` writes instead.
 
