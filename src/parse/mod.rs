@@ -244,7 +244,9 @@ fn build_step(
                 .into(),
         );
     }
-    // `file=` is what makes a `file` or `check` step.
+    // `file=` is what makes a `file` or `check` step, so it is set for
+    // both; a session that did not parse (its problems are reported) is an
+    // empty transcript.
     let action = match (kind, session) {
         (StepKind::Script, _) => Action::Script { exit },
         (StepKind::Rust, _) => Action::Rust { exit },
