@@ -164,11 +164,50 @@ pub enum SessionAction {
     Keys { input: Vec<u8> },
 }
 
+/// What a step does, with what only that kind of step has. Each variant
+/// has its own file in `src/runner/kinds/`: the program that runs it and
+/// the verdict on what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A `sh` or `bash` block (or, once reported, one of an unknown syntax):
+    /// the body run by that shell, which must end with `exit`.
+    Script { exit: ExpectedExit },
+    /// A `console` block: its commands, run in one shell, each with the
+    /// output and exit code it must end with.
+    Transcript(Vec<TranscriptEntry>),
+    /// A `console` block with the flag `pty`: a program driven under a
+    /// pseudo-terminal.
+    Session(Session),
+    /// A `rust` block: a complete program, which must end with `exit`.
+    Rust { exit: ExpectedExit },
+    /// A block with `file=PATH`: its body written to `path` (`$ROOTFS/`
+    /// kept verbatim), then given `mode`.
+    WriteFile { path: String, mode: Option<u32> },
+    /// A block with `file=PATH check`: the file at `path` must read as the
+    /// body.
+    CheckFile { path: String },
+    /// An `expect` block: the output of the step before it.
+    Expect,
+}
+
+impl Action {
+    /// The kind reports and `list` name.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::Script { .. } => StepKind::Script,
+            Action::Transcript(_) | Action::Session(_) => StepKind::Console,
+            Action::Rust { .. } => StepKind::Rust,
+            Action::WriteFile { .. } => StepKind::File,
+            Action::CheckFile { .. } => StepKind::Check,
+            Action::Expect => StepKind::Expect,
+        }
+    }
+}
+
 /// A fenced block that takes part in a recipe.
 #[derive(Debug, Clone)]
 pub struct Step {
     pub location: Location,
-    pub kind: StepKind,
     /// The info string's first word.
     pub syntax: String,
     /// Every other key of the info string, flags mapped to `true`.
@@ -177,20 +216,26 @@ pub struct Step {
     pub body: String,
     pub where_: Where,
     pub timeout: Option<Duration>,
-    pub exit: ExpectedExit,
-    /// For `file`/`check` steps: the target path (`$ROOTFS/` kept verbatim).
-    pub file: Option<String>,
-    pub mode: Option<u32>,
-    /// For console steps: the parsed transcript (empty for a session).
-    pub transcript: Vec<TranscriptEntry>,
-    /// For a console step with the flag `pty`: the session.
-    pub session: Option<Session>,
+    pub action: Action,
 }
 
 impl Step {
     /// Whether the step has the bare flag `name`.
     pub fn flag(&self, name: &str) -> bool {
         matches!(self.attrs.get(name), Some(AttrValue::Flag(true)))
+    }
+
+    /// What the step does, as reports name it.
+    pub fn kind(&self) -> StepKind {
+        self.action.kind()
+    }
+
+    /// The commands of a transcript; none for any other step.
+    pub fn transcript(&self) -> &[TranscriptEntry] {
+        match &self.action {
+            Action::Transcript(entries) => entries,
+            _ => &[],
+        }
     }
 }
 
@@ -323,7 +368,7 @@ impl Recipe {
     pub fn expect_for(&self, index: usize) -> Option<&Step> {
         self.steps
             .get(index + 1)
-            .filter(|s| s.kind == StepKind::Expect)
+            .filter(|s| matches!(s.action, Action::Expect))
     }
 }
 

@@ -39,7 +39,7 @@ fn plumbing_in(line: &str) -> Option<&'static str> {
 fn plumbing(recipe: &Recipe) -> Vec<Problem> {
     let mut found = Vec::new();
     for step in recipe.steps.iter().filter(|s| !s.flag("fold")) {
-        let lines: Vec<(usize, &str)> = match step.kind {
+        let lines: Vec<(usize, &str)> = match step.kind() {
             StepKind::Script => step
                 .body
                 .lines()
@@ -47,7 +47,7 @@ fn plumbing(recipe: &Recipe) -> Vec<Problem> {
                 .map(|(i, l)| (step.location.line + 1 + i, l))
                 .collect(),
             StepKind::Console => step
-                .transcript
+                .transcript()
                 .iter()
                 .map(|e| (e.line, e.command.as_str()))
                 .collect(),

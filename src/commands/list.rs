@@ -36,7 +36,7 @@ pub fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
                         .iter()
                         .map(|s| ListedStep {
                             attrs: &s.attrs,
-                            kind: s.kind.as_str(),
+                            kind: s.kind().as_str(),
                             line: s.location.line,
                             syntax: &s.syntax,
                         })

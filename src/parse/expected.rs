@@ -21,9 +21,9 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
 /// Each expected line of a step with its 1-based page line.
 fn expected_lines(recipe: &Recipe, index: usize) -> Vec<(usize, &str)> {
     let step = &recipe.steps[index];
-    match step.kind {
+    match step.kind() {
         StepKind::Console => step
-            .transcript
+            .transcript()
             .iter()
             .flat_map(|e| {
                 e.expected
@@ -79,10 +79,10 @@ pub fn check_recipe(recipe: &Recipe) -> Vec<Problem> {
     // Names set by the steps that have finished.
     let mut set: Vec<&str> = Vec::new();
     for (i, step) in recipe.steps.iter().enumerate() {
-        let texts: Vec<(usize, &str)> = match step.kind {
+        let texts: Vec<(usize, &str)> = match step.kind() {
             StepKind::Script => vec![(step.location.line, step.body.as_str())],
             StepKind::Console => step
-                .transcript
+                .transcript()
                 .iter()
                 .map(|e| (e.line, e.command.as_str()))
                 .collect(),

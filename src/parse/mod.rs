@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    AttrValue, Attrs, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where,
+    Action, AttrValue, Attrs, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where,
     EMPTY_FIXTURE,
 };
 use blocks::fenced_blocks;
@@ -98,15 +98,15 @@ pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe
         );
         let recipe = &mut recipes[index];
         let id = &recipe.id;
-        if step.kind == StepKind::Expect {
+        if step.kind() == StepKind::Expect {
             match recipe.steps.last() {
                 None => problem(format!(
                     "`expect` block of recipe `{id}` has no step before it to take the output of"
                 )),
-                Some(prev) if !matches!(prev.kind, StepKind::Script | StepKind::Rust) => {
+                Some(prev) if !matches!(prev.kind(), StepKind::Script | StepKind::Rust) => {
                     problem(format!(
                         "`expect` block of recipe `{id}` follows a {} step; it can only follow a script or a rust step",
-                        prev.kind.as_str()
+                        prev.kind().as_str()
                     ))
                 }
                 Some(_) => {}
@@ -244,19 +244,31 @@ fn build_step(
                 .into(),
         );
     }
+    // `file=` is what makes a `file` or `check` step, so it is set for
+    // both; a session that did not parse (its problems are reported) is an
+    // empty transcript.
+    let action = match (kind, session) {
+        (StepKind::Script, _) => Action::Script { exit },
+        (StepKind::Rust, _) => Action::Rust { exit },
+        (StepKind::Console, Some(session)) => Action::Session(session),
+        (StepKind::Console, None) => Action::Transcript(transcript),
+        (StepKind::File, _) => Action::WriteFile {
+            path: file.unwrap_or_default(),
+            mode,
+        },
+        (StepKind::Check, _) => Action::CheckFile {
+            path: file.unwrap_or_default(),
+        },
+        (StepKind::Expect, _) => Action::Expect,
+    };
     Step {
         location,
-        kind,
         syntax,
         attrs,
         body,
         where_,
         timeout,
-        exit,
-        file,
-        mode,
-        transcript,
-        session,
+        action,
     }
 }
 
@@ -424,7 +436,7 @@ mod tests {
         assert_eq!(a.fixture, "debian-sysv");
         assert_eq!(a.at.as_deref(), Some("/srv/a"));
         assert_eq!(a.location.line, 1);
-        let kinds: Vec<_> = a.steps.iter().map(|s| s.kind).collect();
+        let kinds: Vec<_> = a.steps.iter().map(|s| s.kind()).collect();
         assert_eq!(
             kinds,
             [
@@ -475,10 +487,15 @@ mod tests {
         );
         assert!(problems.is_empty(), "{problems:?}");
         let steps = &recipes[0].steps;
-        assert_eq!(steps[0].kind, StepKind::File);
-        assert_eq!(steps[0].mode, Some(0o600));
-        assert_eq!(steps[1].kind, StepKind::Check);
-        assert_eq!(steps[2].kind, StepKind::Rust);
+        assert_eq!(
+            steps[0].action,
+            Action::WriteFile {
+                path: "$ROOTFS/etc/x".into(),
+                mode: Some(0o600)
+            }
+        );
+        assert_eq!(steps[1].kind(), StepKind::Check);
+        assert_eq!(steps[2].kind(), StepKind::Rust);
     }
 
     #[test]

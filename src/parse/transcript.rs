@@ -65,7 +65,7 @@ mod tests {
         let (recipes, problems) =
             page("```console recipe=a\n$ echo hi\nhi\n$ false\n[1]\n$ true\n```\n");
         assert!(problems.is_empty(), "{problems:?}");
-        let t = &recipes[0].steps[0].transcript;
+        let t = &recipes[0].steps[0].transcript();
         assert_eq!(t.len(), 3);
         assert_eq!(
             (
@@ -85,7 +85,7 @@ mod tests {
         let (recipes, problems) =
             page("```console recipe=a\n$ cat x\n$ y (literal)\n[1] (literal)\n```\n");
         assert!(problems.is_empty(), "{problems:?}");
-        let t = &recipes[0].steps[0].transcript;
+        let t = &recipes[0].steps[0].transcript();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].expected, ["$ y (literal)", "[1] (literal)"]);
         assert_eq!(t[0].exit, 0);

@@ -47,10 +47,10 @@ pub fn needs_of(chain: &[&Recipe]) -> Vec<HostCommand> {
             needs.insert(("lxc-start", "lxc"));
         }
         for step in &recipe.steps {
-            let code: Vec<&str> = match step.kind {
+            let code: Vec<&str> = match step.kind() {
                 StepKind::Script | StepKind::Rust => vec![step.body.as_str()],
                 StepKind::Console => step
-                    .transcript
+                    .transcript()
                     .iter()
                     .map(|entry| entry.command.as_str())
                     .collect(),

@@ -2,11 +2,9 @@
 //! environment), step by step, under process supervision, in parallel when
 //! asked, and hands each [`Outcome`] to a reporter.
 
-pub mod rust;
-mod session;
+mod kinds;
 mod shell;
 mod step;
-mod transcript;
 mod verdict;
 
 use std::path::PathBuf;
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::env::{Direct, EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
-use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
+use crate::model::{Action, Location, Recipe, Requirement, Step, Where};
 use crate::outcome::{Blessed, CheckpointNote, Outcome, Reporter, RunError, Status};
 use crate::plan::RecipeRun;
 use crate::process::Supervisor;
@@ -334,7 +332,7 @@ impl Runner<'_> {
                     shell_opened = true;
                     break 'recipes;
                 }
-                if step.kind == StepKind::Expect {
+                if matches!(step.action, Action::Expect) {
                     continue;
                 }
                 outcome.steps_run += 1;
@@ -425,7 +423,7 @@ impl Runner<'_> {
             program,
             stdin,
             command: text,
-        } = match step::prepare(
+        } = match kinds::prepare(
             step,
             env,
             &rootfs,
@@ -441,11 +439,7 @@ impl Runner<'_> {
         let mut command = env.command(&program).map_err(|e| fail(e.to_string()))?;
         step::set_env(&mut command, env, &rootfs, recipe, &self.config.lib_dir);
         command.envs(captures);
-        // A session bounds each of its waits itself.
-        let bound = match &step.session {
-            Some(session) => session::overall_timeout(session, timeout),
-            None => timeout,
-        };
+        let bound = kinds::bound(step, timeout);
         let started = Instant::now();
         let finished = self
             .supervisor
@@ -454,7 +448,7 @@ impl Runner<'_> {
         let output = String::from_utf8_lossy(&finished.output).into_owned();
         if let Some(log) = log {
             let took = started.elapsed();
-            log.push((step.location.clone(), took, verdict::shown(step, &output)));
+            log.push((step.location.clone(), took, kinds::shown(step, &output)));
         }
         let ran = Ran {
             step,
@@ -465,7 +459,7 @@ impl Runner<'_> {
             timeout,
             bound: captures,
         };
-        verdict::judge(&ran, self.config.bless)
+        kinds::judge(&ran, self.config.bless)
     }
 }
 

@@ -1,12 +1,12 @@
-//! Judging a step that ran: its exit status, its output against the
-//! expected output (of a transcript, an `expect` block or a checked file),
-//! and with `--bless` the new expected body instead of a failure.
+//! What judging a step speaks of, whatever its kind (each kind judges in
+//! `runner/kinds/`): the step that ran, the verdict (passed with what it
+//! captured, or blessed with a new body, or a failure), and output against
+//! expected lines, with the lines `--bless` writes instead.
 
 use std::time::Duration;
 
-use super::transcript;
 use crate::matcher::{self, Captures, Context, Shown};
-use crate::model::{ExpectedExit, Location, Step, StepKind};
+use crate::model::Step;
 use crate::outcome::{Failure, Status};
 use crate::process::Exit;
 
@@ -37,7 +37,7 @@ impl StepError {
             status: Status::Failed,
             failure: Box::new(Failure {
                 step: step.location.clone(),
-                kind: step.kind,
+                kind: step.kind(),
                 command: command.to_string(),
                 message,
                 expected: None,
@@ -65,16 +65,16 @@ pub struct Passed {
 }
 
 impl Ran<'_> {
-    /// A failure of this step, with its output and the mismatch, if any.
-    fn error(
+    /// A failure of this step, with its output as printed (a kind that
+    /// shows it otherwise replaces it), and the mismatch, if any.
+    pub fn error(
         &self,
         message: String,
         expected: Option<Vec<String>>,
         actual: Option<String>,
     ) -> StepError {
         let mut e = StepError::failed(self.step, self.command, message);
-        // Transcripts as a terminal shows them: no markers.
-        e.failure.output = shown(self.step, self.output);
+        e.failure.output = self.output.to_string();
         e.failure.expected = expected;
         e.failure.actual = actual;
         e.failure.captures = self.bound.clone();
@@ -82,89 +82,29 @@ impl Ran<'_> {
     }
 }
 
-type Verdict = Result<Passed, StepError>;
+/// Whether a step passed, and what then.
+pub type Verdict = Result<Passed, StepError>;
 
-fn passed(captures: Captures) -> Verdict {
+/// Passed, having captured `captures`.
+pub fn passed(captures: Captures) -> Verdict {
     Ok(Passed {
         captures,
         blessing: None,
     })
 }
 
-fn blessed(offset: usize, body: String, captures: Captures) -> Verdict {
+/// Passed by `--bless`: the block `offset` steps after the step that ran
+/// gets `body`.
+pub fn blessed(offset: usize, body: String, captures: Captures) -> Verdict {
     Ok(Passed {
         captures,
         blessing: Some(Blessing { offset, body }),
     })
 }
 
-/// Whether the step passed; with `bless`, an output mismatch becomes a new
-/// body for the block that holds the expected output.
-pub fn judge(ran: &Ran, bless: bool) -> Verdict {
-    let (step, exit, output) = (ran.step, ran.exit, ran.output);
-    let ended = |status: Status, message: String| {
-        let mut e = ran.error(message, None, None);
-        e.status = status;
-        Err(e)
-    };
-    match exit {
-        Exit::TimedOut => {
-            let after = crate::duration::display(ran.timeout);
-            return ended(Status::TimedOut, format!("timed out after {after}"));
-        }
-        Exit::Interrupted => return ended(Status::Interrupted, "interrupted".into()),
-        _ => {}
-    }
-    match step.kind {
-        StepKind::Console if step.session.is_some() => {
-            let session = step.session.as_ref().expect("checked");
-            super::session::judge(ran, session).and_then(|()| passed(Captures::new()))
-        }
-        StepKind::Console => match transcript::check(step, output, exit, ran.bound) {
-            Ok(captures) => passed(captures),
-            Err(m) if bless && m.blessable => match transcript::blessed(step, output, ran.bound) {
-                Some((body, captures)) => blessed(0, body, captures),
-                None => Err(ran.error(m.message, m.expected, m.actual)),
-            },
-            Err(m) => {
-                let mut e = ran.error(m.message, m.expected, m.actual);
-                e.failure.step = Location {
-                    path: step.location.path.clone(),
-                    line: m.line,
-                };
-                e.failure.command = format!("$ {}", m.command);
-                Err(e)
-            }
-        },
-        StepKind::File | StepKind::Check if exit != Exit::Code(0) => {
-            Err(ran.error(format!("failed with {exit}"), None, None))
-        }
-        StepKind::Check => expected_output(ran, step, 0, bless),
-        StepKind::File | StepKind::Expect => passed(Captures::new()),
-        StepKind::Script | StepKind::Rust => {
-            let ok = match step.exit {
-                ExpectedExit::Any => !matches!(exit, Exit::Signal(_)),
-                ExpectedExit::Code(c) => exit == Exit::Code(c),
-            };
-            if !ok {
-                let want = match step.exit {
-                    ExpectedExit::Any => "any exit code".to_string(),
-                    ExpectedExit::Code(c) => format!("exit code {c}"),
-                };
-                let message = format!("ended with {exit}, expected {want}");
-                return Err(ran.error(message, None, None));
-            }
-            match ran.expect {
-                Some(expect) => expected_output(ran, expect, 1, bless),
-                None => passed(Captures::new()),
-            }
-        }
-    }
-}
-
 /// The output against the body of `holder` (the checked file, or the
 /// `expect` block `offset` steps after the step); a failure points at it.
-fn expected_output(ran: &Ran, holder: &Step, offset: usize, bless: bool) -> Verdict {
+pub fn expected_output(ran: &Ran, holder: &Step, offset: usize, bless: bool) -> Verdict {
     let expected: Vec<String> = holder.body.lines().map(str::to_string).collect();
     match compare(&expected, ran.output, ran.bound) {
         Ok(captures) => passed(captures),
@@ -180,16 +120,6 @@ fn expected_output(ran: &Ran, holder: &Step, offset: usize, bless: bool) -> Verd
             e.failure.step = holder.location.clone();
             Err(e)
         }
-    }
-}
-
-/// What `--verbose` shows of a step's output: transcripts as a terminal
-/// would show them, the rest as printed.
-pub fn shown(step: &Step, output: &str) -> String {
-    match step.kind {
-        StepKind::Console if step.session.is_some() => super::session::shown(output),
-        StepKind::Console => transcript::render(step, output),
-        _ => output.to_string(),
     }
 }
 

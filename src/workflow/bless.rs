@@ -20,12 +20,12 @@ use super::WorkflowError;
 
 /// Why two languages' steps do not correspond, if they do not.
 fn differs(a: &Step, b: &Step) -> Option<String> {
-    if a.kind != b.kind {
+    if a.kind() != b.kind() {
         return Some(format!(
             "is a {} step where {} has a {} step",
-            b.kind.as_str(),
+            b.kind().as_str(),
             a.location,
-            a.kind.as_str()
+            a.kind().as_str()
         ));
     }
     if a.syntax != b.syntax || a.attrs != b.attrs {
