@@ -13,6 +13,7 @@ use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
 use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
 use crate::process::Supervisor;
+use crate::report::{Event, Format};
 use crate::workspace::{cache_dir, Workspace};
 
 pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {
@@ -61,37 +62,7 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
             }
             Ok(exit::OK)
         }
-        FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
-            println!(
-                "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
-            );
-            Ok(exit::OK)
-        }
-        FixtureCommand::Build { name } => {
-            if !host::is_root() {
-                bail!("building a fixture needs root (debootstrap and chroot): run as root");
-            }
-            let supervisor = Supervisor::new();
-            let signals = super::run::forward_signals(&supervisor)?;
-            let installer = Installer::new(true, Arc::clone(&supervisor));
-            let exe = std::env::current_exe().context("cannot find the recipes binary")?;
-            let cache = std::path::absolute(cache_dir()).context("cannot resolve the cache")?;
-            let builder = BaseBuilder {
-                installer: &installer,
-                supervisor: &supervisor,
-                exe: &exe,
-                cache: &cache,
-            };
-            let built = store.ensure(&name, &builder);
-            signals.close();
-            if supervisor.interrupted() {
-                eprintln!("recipes: interrupted; the half-made base was removed");
-                return Ok(exit::INTERRUPTED);
-            }
-            let rootfs = built?;
-            println!("{name}: {}", rootfs.display());
-            Ok(exit::OK)
-        }
+        FixtureCommand::Build { name, format } => build(&store, &name, format),
         FixtureCommand::Clean { stale: true, .. } => {
             for removed in store.clean_stale()? {
                 println!("removed {removed}");
@@ -125,6 +96,47 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
             Ok(exit::OK)
         }
     }
+}
+
+/// `fixture build NAME`: the base built through the run's events (human
+/// text, or JSON lines with `--format json`), then where it is.
+fn build(store: &crate::fixture::Store, name: &str, format: Format) -> anyhow::Result<i32> {
+    let events = crate::report::display(format, false);
+    if name == EMPTY_FIXTURE {
+        let message = format!(
+            "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
+        );
+        match format {
+            Format::Human => println!("{message}"),
+            Format::Json => events.event(&Event::Notice { message }),
+        }
+        return Ok(exit::OK);
+    }
+    if !host::is_root() {
+        bail!("building a fixture needs root (debootstrap and chroot): run as root");
+    }
+    let supervisor = Supervisor::new();
+    let signals = super::run::forward_signals(&supervisor)?;
+    let installer = Installer::new(true, Arc::clone(&supervisor), Arc::clone(&events));
+    let exe = std::env::current_exe().context("cannot find the recipes binary")?;
+    let cache = std::path::absolute(cache_dir()).context("cannot resolve the cache")?;
+    let builder = BaseBuilder {
+        installer: &installer,
+        supervisor: &supervisor,
+        exe: &exe,
+        cache: &cache,
+    };
+    let built = store.ensure(name, &builder);
+    signals.close();
+    if supervisor.interrupted() {
+        eprintln!("recipes: interrupted; the half-made base was removed");
+        return Ok(exit::INTERRUPTED);
+    }
+    let rootfs = built?;
+    if format == Format::Human {
+        println!("{name}: {}", rootfs.display());
+    }
+    Ok(exit::OK)
 }
 
 fn remove_checkpoint(dir: &Path) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::event::{Event, EventSink, Gathered, Rank};
 use crate::outcome::{Outcome, Status};
 
 /// Text that XML 1.0 can hold (quick-junit removes the rest of the
@@ -115,4 +116,37 @@ pub fn junit_xml(outcomes: &[Outcome]) -> Result<String, quick_junit::SerializeE
 pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
     let xml = junit_xml(outcomes).map_err(std::io::Error::other)?;
     crate::fsutil::write_atomically(path, xml.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// The JUnit sink: gathers the outcomes and writes the report when the run
+/// finishes; [`Junit::written`] says whether it could.
+pub struct Junit {
+    path: std::path::PathBuf,
+    gathered: Gathered,
+    written: std::sync::Mutex<std::io::Result<()>>,
+}
+
+impl Junit {
+    pub fn new(path: &Path, rank: Rank) -> Junit {
+        Junit {
+            path: path.to_path_buf(),
+            gathered: Gathered::new(rank),
+            written: std::sync::Mutex::new(Ok(())),
+        }
+    }
+
+    /// Whether the report was written (true before the run finished).
+    pub fn written(self) -> std::io::Result<()> {
+        self.written.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl EventSink for Junit {
+    fn event(&self, event: &Event) {
+        self.gathered.hear(event);
+        if let Event::RunFinished(_) = event {
+            let written = write_junit(&self.path, &self.gathered.take());
+            *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written;
+        }
+    }
 }

@@ -176,15 +176,17 @@ fn json_events_one_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 3);
-    assert_eq!(events[0]["event"], "started");
-    assert_eq!(events[1]["event"], "finished");
-    assert_eq!(events[1]["status"], "failed");
-    assert_eq!(events[1]["failure"]["line"], 21);
-    assert_eq!(events[1]["failure"]["expected"], "attendu");
-    assert_eq!(events[1]["failure"]["actual"], "réel\n");
-    assert_eq!(events[2]["event"], "summary");
-    assert_eq!(events[2]["failed"], 1);
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["event"], "run-started");
+    assert_eq!(events[0]["runs"], 1);
+    assert_eq!(events[1]["event"], "started");
+    assert_eq!(events[2]["event"], "finished");
+    assert_eq!(events[2]["status"], "failed");
+    assert_eq!(events[2]["failure"]["line"], 21);
+    assert_eq!(events[2]["failure"]["expected"], "attendu");
+    assert_eq!(events[2]["failure"]["actual"], "réel\n");
+    assert_eq!(events[3]["event"], "summary");
+    assert_eq!(events[3]["failed"], 1);
     // A transcript's output is shown as a terminal shows it: no markers.
     let out = p
         .recipes()
