@@ -19,49 +19,7 @@ use crate::workspace::{cache_dir, Workspace};
 pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {
     let store = ws.store();
     match command {
-        FixtureCommand::List => {
-            println!(
-                "{:<24} {:<18} {:>8} {:>8}  description",
-                "name", "state", "size", "age"
-            );
-            println!(
-                "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
-                EMPTY_FIXTURE, "built-in", "-", "-"
-            );
-            for def in store.definitions()? {
-                let (state, size, age) = match store.built(&def) {
-                    Some((_, info)) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs());
-                        (
-                            "built",
-                            format!("{} MB", info.size >> 20),
-                            human_age(now.saturating_sub(info.built_at)),
-                        )
-                    }
-                    None => ("not built", "-".into(), "-".into()),
-                };
-                // An older definition's base is still there: say so.
-                let state = match store.stale(&def) {
-                    0 => state.to_string(),
-                    n => format!("{state} (+{n} stale)"),
-                };
-                println!(
-                    "{:<24} {:<18} {:>8} {:>8}  {}",
-                    def.name,
-                    state,
-                    size,
-                    age,
-                    def.spec.description.as_deref().unwrap_or("")
-                );
-            }
-            match checkpoints(ws, lang) {
-                Ok(found) => list_checkpoints(&found),
-                Err(e) => eprintln!("recipes: checkpoints not listed: {e}"),
-            }
-            Ok(exit::OK)
-        }
+        FixtureCommand::List => list(ws, lang, &store),
         FixtureCommand::Build { name, format } => build(&store, &name, format),
         FixtureCommand::Clean { stale: true, .. } => {
             for removed in store.clean_stale()? {
@@ -96,6 +54,51 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
             Ok(exit::OK)
         }
     }
+}
+
+/// `fixture list`: each definition's base, then the book's checkpoints.
+fn list(ws: &Workspace, lang: &str, store: &crate::fixture::Store) -> anyhow::Result<i32> {
+    println!(
+        "{:<24} {:<18} {:>8} {:>8}  description",
+        "name", "state", "size", "age"
+    );
+    println!(
+        "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
+        EMPTY_FIXTURE, "built-in", "-", "-"
+    );
+    for def in store.definitions()? {
+        let (state, size, age) = match store.built(&def) {
+            Some((_, info)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                (
+                    "built",
+                    format!("{} MB", info.size >> 20),
+                    human_age(now.saturating_sub(info.built_at)),
+                )
+            }
+            None => ("not built", "-".into(), "-".into()),
+        };
+        // An older definition's base is still there: say so.
+        let state = match store.stale(&def) {
+            0 => state.to_string(),
+            n => format!("{state} (+{n} stale)"),
+        };
+        println!(
+            "{:<24} {:<18} {:>8} {:>8}  {}",
+            def.name,
+            state,
+            size,
+            age,
+            def.spec.description.as_deref().unwrap_or("")
+        );
+    }
+    match checkpoints(ws, lang) {
+        Ok(found) => list_checkpoints(&found),
+        Err(e) => eprintln!("recipes: checkpoints not listed: {e}"),
+    }
+    Ok(exit::OK)
 }
 
 /// `fixture build NAME`: the base built through the run's events (human

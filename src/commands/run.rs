@@ -112,18 +112,7 @@ fn execute(
     settings: &RunSettings,
 ) -> anyhow::Result<i32> {
     let opts = &settings.opts;
-    let config = RunConfig {
-        default_timeout: settings.timeout,
-        jobs: settings.jobs,
-        keep: opts.keep,
-        require_all: opts.require_all,
-        cache_dir: cache_dir(),
-        verbose: opts.verbose,
-        bless: opts.bless,
-        checkpoints: !opts.no_checkpoint,
-        shell: settings.shell,
-        lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
-    };
+    let config = run_config(ws, settings)?;
     let runs = plan.repeated(opts.repeat);
     // A shell session ran part of a recipe, or ran it by hand: no result.
     let exploring = matches!(
@@ -131,18 +120,8 @@ fn execute(
         Some(runner::ShellAt::End | runner::ShellAt::Before(_))
     );
     let display = report::display(opts.format, opts.quiet);
-    let annotations =
-        report::github::in_workflow().then(|| report::github::Annotations::new(std::io::stderr()));
-    let recorder = (!exploring).then(|| Recorder::new(&ws.status_path(), all, rank_of(&runs)));
-    let junit = (!exploring)
-        .then_some(opts.junit.as_deref())
-        .flatten()
-        .map(|path| Junit::new(path, rank_of(&runs)));
-    let mut sinks: Vec<&dyn EventSink> = vec![display.as_ref()];
-    sinks.extend(annotations.as_ref().map(|s| s as &dyn EventSink));
-    sinks.extend(recorder.as_ref().map(|s| s as &dyn EventSink));
-    sinks.extend(junit.as_ref().map(|s| s as &dyn EventSink));
-    let events = Fanout(sinks);
+    let sinks = Sinks::new(ws, all, settings, &runs, exploring, Arc::clone(&display));
+    let events = sinks.fanout();
     events.event(&Event::RunStarted {
         runs: runs.len(),
         jobs: config.jobs,
@@ -172,21 +151,11 @@ fn execute(
         &supervisor,
         installer,
         unbuilt,
-        display.as_ref(),
+        sinks.display.as_ref(),
     )?;
     // Read after the installation: the host as the recipes see it.
     let provenance = provenance_of(ws);
-    // With several jobs, the longest recipes (as last measured) start first;
-    // one job keeps the book's order.
-    let order = if config.jobs > 1 {
-        let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
-        runner::longest_first(&runs, |run| {
-            let key = crate::model::result_key(&run.fixture, run.host.as_deref());
-            past.duration(&run.recipe.id, &key)
-        })
-    } else {
-        Vec::new()
-    };
+    let order = start_order(ws, &runs, config.jobs);
     let context = RunContext {
         config: &config,
         factory: factory.as_ref(),
@@ -206,12 +175,82 @@ fn execute(
     if opts.bless && !exploring {
         bless(ws, &events, &outcomes)?;
     }
-    if let (Some(junit), Some(path)) = (junit, &opts.junit) {
+    if let (Some(junit), Some(path)) = (sinks.junit, &opts.junit) {
         junit
             .written()
             .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
     }
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// The run's settings, already validated.
+fn run_config(ws: &Workspace, settings: &RunSettings) -> anyhow::Result<RunConfig> {
+    let opts = &settings.opts;
+    Ok(RunConfig {
+        default_timeout: settings.timeout,
+        jobs: settings.jobs,
+        keep: opts.keep,
+        require_all: opts.require_all,
+        cache_dir: cache_dir(),
+        verbose: opts.verbose,
+        bless: opts.bless,
+        checkpoints: !opts.no_checkpoint,
+        shell: settings.shell,
+        lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
+    })
+}
+
+/// The sinks of a run's events: the display, GitHub annotations in a
+/// workflow, and, unless a shell session explores, the status store and
+/// JUnit (`--junit`).
+struct Sinks<'a> {
+    display: Arc<dyn EventSink>,
+    annotations: Option<report::github::Annotations<std::io::Stderr>>,
+    recorder: Option<Recorder<'a>>,
+    junit: Option<Junit>,
+}
+
+impl<'a> Sinks<'a> {
+    fn new(
+        ws: &Workspace,
+        all: &'a RecipeIndex<'a>,
+        settings: &RunSettings,
+        runs: &[plan::RecipeRun],
+        exploring: bool,
+        display: Arc<dyn EventSink>,
+    ) -> Sinks<'a> {
+        let recording = !exploring;
+        Sinks {
+            display,
+            annotations: report::github::in_workflow()
+                .then(|| report::github::Annotations::new(std::io::stderr())),
+            recorder: recording.then(|| Recorder::new(&ws.status_path(), all, rank_of(runs))),
+            junit: (settings.opts.junit.as_deref())
+                .filter(|_| recording)
+                .map(|path| Junit::new(path, rank_of(runs))),
+        }
+    }
+
+    fn fanout(&self) -> Fanout<'_> {
+        let mut sinks: Vec<&dyn EventSink> = vec![self.display.as_ref()];
+        sinks.extend(self.annotations.as_ref().map(|s| s as &dyn EventSink));
+        sinks.extend(self.recorder.as_ref().map(|s| s as &dyn EventSink));
+        sinks.extend(self.junit.as_ref().map(|s| s as &dyn EventSink));
+        Fanout(sinks)
+    }
+}
+
+/// With several jobs, the longest recipes (as last measured) start first;
+/// one job keeps the book's order.
+fn start_order(ws: &Workspace, runs: &[plan::RecipeRun], jobs: usize) -> Vec<usize> {
+    if jobs <= 1 {
+        return Vec::new();
+    }
+    let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
+    runner::longest_first(runs, |run| {
+        let key = crate::model::result_key(&run.fixture, run.host.as_deref());
+        past.duration(&run.recipe.id, &key)
+    })
 }
 
 /// Where an outcome's run stands in `runs` (attempts included), so that
