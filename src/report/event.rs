@@ -209,3 +209,180 @@ impl Gathered {
         outcomes
     }
 }
+
+impl EventSink for Gathered {
+    fn event(&self, event: &Event) {
+        self.hear(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::outcome::{CheckpointNote, RunError, Status};
+    use crate::report::fake;
+    use crate::report::json::line;
+
+    const PROVENANCE: &str = r#""provenance":{"cgroup":"","distro":"","fixture":"","fixture_digest":"","host":"","kernel":"","lsm":[],"lxc":"","tool":""}"#;
+
+    #[test]
+    fn the_lines_of_earlier_versions_are_kept_byte_for_byte() {
+        let started = Event::RecipeStarted(RecipeStarted {
+            id: "r".into(),
+            lang: "fr".into(),
+            page: "p.md".into(),
+            line: 3,
+            fixture: "busybox".into(),
+            host: None,
+            chain: Vec::new(),
+        });
+        assert_eq!(
+            line(&started),
+            r#"{"event":"started","fixture":"busybox","id":"r","lang":"fr","line":3,"page":"p.md"}"#
+        );
+        let finished = Event::RecipeFinished(Box::new(fake::failed("r")));
+        assert_eq!(
+            line(&finished),
+            format!(
+                r#"{{"attempt":1,"duration_ms":1500,"event":"finished","failure":{{"actual":"réel\n","command":"$ echo réel","expected":"attendu","kind":"console","line":21,"message":"the output differs","output":"réel\n","path":"book/fr/src/p.md"}},"fixture":"empty","id":"r","lang":"fr","line":3,"page":"p.md",{PROVENANCE},"status":"failed","steps_run":2}}"#
+            )
+        );
+        let mut skipped = fake::outcome("s", Status::Skipped("requires lxc: no".into()));
+        skipped.checkpoint = Some(CheckpointNote::Kept {
+            chain: vec!["a".into()],
+            note: None,
+        });
+        skipped.kept = Some("/cache/kept/s".into());
+        skipped.booted = Some("running in 2s".into());
+        assert_eq!(
+            line(&Event::RecipeFinished(Box::new(skipped))),
+            format!(
+                r#"{{"attempt":1,"booted":"running in 2s","checkpoint":"kept a checkpoint of `a`","duration_ms":1500,"event":"finished","fixture":"empty","id":"s","kept":"/cache/kept/s","lang":"fr","line":3,"page":"p.md",{PROVENANCE},"reason":"requires lxc: no","status":"skipped","steps_run":2}}"#
+            )
+        );
+        let summary = Summary::of(&[fake::outcome("a", Status::Passed), fake::failed("b")]);
+        assert_eq!(
+            line(&Event::RunFinished(summary)),
+            r#"{"errors":0,"event":"summary","failed":1,"interrupted":0,"passed":1,"skipped":0,"total":2}"#
+        );
+        let mut again = fake::failed("b");
+        again.attempt = 2;
+        let repeated = Summary::of(&[fake::outcome("b", Status::Passed), again]);
+        assert_eq!(
+            line(&Event::RunFinished(repeated)),
+            r#"{"errors":0,"event":"summary","failed":1,"flaky":[{"attempts":2,"fixture":"empty","id":"b","passed":1}],"interrupted":0,"passed":1,"skipped":0,"total":2}"#
+        );
+        assert_eq!(
+            line(&Event::Blessed {
+                path: "book/fr/src/p.md".into()
+            }),
+            r#"{"event":"blessed","path":"book/fr/src/p.md"}"#
+        );
+        assert_eq!(
+            line(&Event::NotBlessed {
+                id: "r".into(),
+                fixture: "empty".into(),
+                location: "p.md:4".into(),
+                message: "exit code 1".into(),
+            }),
+            r#"{"event":"not-blessed","fixture":"empty","id":"r","location":"p.md:4","message":"exit code 1"}"#
+        );
+    }
+
+    #[test]
+    fn every_event_reads_back_as_it_was_said() {
+        let error = fake::outcome(
+            "e",
+            Status::Error(RunError::Environment(Arc::new(std::io::Error::other(
+                "no base",
+            )))),
+        );
+        let events = [
+            Event::RunStarted { runs: 3, jobs: 2 },
+            Event::Notice {
+                message: "recipes: not root".into(),
+            },
+            Event::PackagesInstalling {
+                packages: vec!["debootstrap".into()],
+                commands: vec!["debootstrap".into()],
+            },
+            Event::PackagesInstalled {
+                packages: vec!["debootstrap".into()],
+            },
+            Event::PackagesFailed {
+                packages: vec!["x".into()],
+                reason: "apt-get ended with exit code 100".into(),
+            },
+            Event::FixtureBuildStarted {
+                fixture: "d".into(),
+                how: "debootstrap bookworm".into(),
+            },
+            Event::FixtureBuildProgress {
+                fixture: "d".into(),
+                line: "I: Retrieving InRelease".into(),
+            },
+            Event::FixtureBuildFinished {
+                fixture: "d".into(),
+                duration_ms: 61_000,
+                size_mb: Some(180),
+                error: None,
+            },
+            Event::CheckpointKept {
+                id: "u".into(),
+                fixture: "busybox".into(),
+                chain: vec!["base".into()],
+                note: Some("with its network: br0".into()),
+            },
+            Event::CheckpointRestored {
+                id: "u".into(),
+                fixture: "busybox".into(),
+                chain: vec!["base".into()],
+                restored: None,
+            },
+            Event::CheckpointReplayed {
+                id: "u".into(),
+                fixture: "busybox".into(),
+                chain: vec!["base".into()],
+                why: "it leaves processes running (sleep)".into(),
+            },
+            Event::RecipeFinished(Box::new(fake::failed("r"))),
+            Event::RecipeFinished(Box::new(error)),
+            Event::RunFinished(Summary::of(&[fake::failed("r")])),
+        ];
+        for event in events {
+            let said = line(&event);
+            let read: Event = serde_json::from_str(&said).unwrap();
+            assert_eq!(line(&read), said, "{said}");
+        }
+        // What a finished line does not carry reads back empty.
+        let read: Event =
+            serde_json::from_str(&line(&Event::RecipeFinished(Box::new(fake::failed("r")))))
+                .unwrap();
+        let Event::RecipeFinished(outcome) = read else {
+            panic!("not a finished event");
+        };
+        assert_eq!(outcome.status, Status::Failed);
+        let failure = outcome.failure.unwrap();
+        assert_eq!(failure.expected, Some(vec!["attendu".to_string()]));
+        assert_eq!(failure.step.to_string(), "book/fr/src/p.md:21");
+        assert!(outcome.log.is_empty());
+    }
+
+    #[test]
+    fn a_fanout_tells_every_sink_in_turn_and_gathered_outcomes_keep_the_plan_order() {
+        let first = Gathered::new(Box::new(|o: &Outcome| if o.id == "a" { 0 } else { 1 }));
+        let second = crate::report::json::JsonLines::new(Vec::new());
+        let fanout = Fanout(vec![&first, &second, &Discard]);
+        fanout.event(&Event::RecipeFinished(Box::new(fake::failed("b"))));
+        fanout.event(&Event::RecipeFinished(Box::new(fake::outcome(
+            "a",
+            Status::Passed,
+        ))));
+        let ids: Vec<String> = first.take().into_iter().map(|o| o.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        let written = String::from_utf8(second.into_inner()).unwrap();
+        assert_eq!(written.lines().count(), 2);
+    }
+}

@@ -92,3 +92,39 @@ impl<W: Write + Send> EventSink for Annotations<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::RunError;
+    use crate::report::fake;
+
+    #[test]
+    fn a_failed_recipe_is_annotated_on_its_failing_step_and_a_passed_one_is_not() {
+        let sink = Annotations::new(Vec::new());
+        for o in [
+            fake::failed("r"),
+            fake::outcome("ok", Status::Passed),
+            fake::outcome("s", Status::Skipped("requires lxc: no".into())),
+            fake::outcome(
+                "e",
+                Status::Error(RunError::Reported("no base, here".into())),
+            ),
+        ] {
+            sink.event(&Event::RecipeFinished(Box::new(o)));
+        }
+        assert_eq!(
+            String::from_utf8(sink.into_inner()).unwrap(),
+            "::error file=book/fr/src/p.md,line=21::recipe `r` (fixture empty) failed: console step: the output differs\n\
+             ::error file=book/fr/src/p.md,line=3::recipe `e` (fixture empty) error: no base, here\n"
+        );
+    }
+
+    #[test]
+    fn properties_and_messages_are_escaped_as_the_runner_reads_them() {
+        assert_eq!(
+            annotation("a:b,c.md", 7, "50% done\r\nnext"),
+            "::error file=a%3Ab%2Cc.md,line=7::50%25 done%0D%0Anext\n"
+        );
+    }
+}

@@ -382,3 +382,61 @@ pub fn diff(
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{CheckpointNote, Flaky};
+    use crate::report::fake;
+
+    #[test]
+    fn a_failure_shows_its_step_command_and_diff() {
+        let mut o = fake::failed("r");
+        o.checkpoint = Some(CheckpointNote::Reported("kept a checkpoint of `a`".into()));
+        assert_eq!(
+            human(&o, &Style::plain()),
+            "FAIL r (1s 500ms)\n  \
+             kept a checkpoint of `a`\n  \
+             book/fr/src/p.md:21: console step of recipe `r` (fixture empty)\n    \
+             $ echo réel\n  \
+             the output differs\n  \
+             -expected +actual\n  \
+             -attendu\n  \
+             +réel\n"
+        );
+        let skipped = fake::outcome("s", Status::Skipped("requires lxc: no".into()));
+        assert_eq!(
+            human(&skipped, &Style::plain()),
+            "SKIP s: requires lxc: no\n"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_and_names_the_flaky() {
+        let summary = Summary {
+            tally: Tally {
+                total: 3,
+                passed: 2,
+                failed: 1,
+                skipped: 0,
+                errors: 0,
+                interrupted: 0,
+            },
+            flaky: Some(vec![Flaky {
+                id: "flip".into(),
+                fixture: "empty".into(),
+                passed: 1,
+                attempts: 2,
+            }]),
+        };
+        assert_eq!(
+            summary_text(&summary, &Style::plain()),
+            "\n3 recipes: 2 passed, 1 failed\nflaky flip (fixture empty): passed 1 of 2 attempts\n"
+        );
+        let one = Summary::of(&[fake::outcome("a", Status::Passed)]);
+        assert_eq!(
+            summary_text(&one, &Style::plain()),
+            "\n1 recipe: 1 passed, 0 failed\n"
+        );
+    }
+}

@@ -42,3 +42,34 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
         let _ = out.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Status;
+    use crate::report::event::Summary;
+    use crate::report::fake;
+
+    #[test]
+    fn each_event_is_one_line_that_reads_back_as_an_event() {
+        let sink = JsonLines::new(Vec::new());
+        let mut multiline = fake::failed("r");
+        multiline.failure.as_mut().unwrap().output = "a\nb\n".into();
+        for event in [
+            Event::FixtureBuildProgress {
+                fixture: "d".into(),
+                line: "I: Validating \"quoted\"".into(),
+            },
+            Event::RecipeFinished(Box::new(multiline)),
+            Event::RunFinished(Summary::of(&[fake::outcome("a", Status::Passed)])),
+        ] {
+            sink.event(&event);
+        }
+        let written = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 3, "{written}");
+        for l in lines {
+            let _: Event = serde_json::from_str(l).unwrap();
+        }
+    }
+}

@@ -150,3 +150,46 @@ impl EventSink for Junit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::event::Summary;
+    use crate::report::fake;
+
+    #[test]
+    fn the_sink_writes_when_the_run_finishes_in_the_plan_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.xml");
+        let sink = Junit::new(
+            &path,
+            Box::new(|o: &Outcome| if o.id == "first" { 0 } else { 1 }),
+        );
+        let outcomes = [
+            fake::failed("second"),
+            fake::outcome("first", Status::Passed),
+        ];
+        for o in &outcomes {
+            sink.event(&Event::RecipeFinished(Box::new(o.clone())));
+        }
+        assert!(!path.exists(), "written before the run finished");
+        sink.event(&Event::RunFinished(Summary::of(&outcomes)));
+        sink.written().unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        let first = xml.find("name=\"first\"").unwrap();
+        let second = xml.find("name=\"second\"").unwrap();
+        assert!(first < second, "{xml}");
+        assert!(
+            xml.contains("book/fr/src/p.md:21: the output differs"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Junit::new(&dir.path().join("no/such/dir/j.xml"), Box::new(|_| 0));
+        sink.event(&Event::RunFinished(Summary::of(&[])));
+        assert!(sink.written().is_err());
+    }
+}

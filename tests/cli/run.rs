@@ -604,3 +604,73 @@ fn repeat_in_human_output_names_the_flaky_recipe_with_its_counts() {
         "{text}"
     );
 }
+
+/// Every line of `--format json` stdout, read as an event: a line that is
+/// not one fails the test.
+fn events_of(out: &std::process::Output) -> Vec<recipes::report::Event> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts, a fixture build): run as root with --include-ignored"]
+fn a_cold_fixture_build_says_only_events_on_stdout_under_json() {
+    use recipes::report::Event;
+    crate::require_root();
+    let p = Project::new("matrix");
+    // A cache of its own: the base is built in this run, not found.
+    let cache = p.path().join("cache");
+    let out = p
+        .recipes()
+        .env("RECIPES_CACHE", &cache)
+        .args([
+            "run",
+            "where-am-i",
+            "--fixture",
+            "busybox",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events_of(&out);
+    assert!(matches!(events[0], Event::RunStarted { runs: 1, .. }));
+    let at = |wanted: &dyn Fn(&Event) -> bool| events.iter().position(wanted).unwrap();
+    let started =
+        at(&|e| matches!(e, Event::FixtureBuildStarted { fixture, .. } if fixture == "busybox"));
+    let built = at(
+        &|e| matches!(e, Event::FixtureBuildFinished { fixture, size_mb: Some(_), error: None, .. } if fixture == "busybox"),
+    );
+    let recipe = at(&|e| matches!(e, Event::RecipeStarted(s) if s.fixture == "busybox"));
+    assert!(started < built && built < recipe, "{}", stdout(&out));
+    assert!(matches!(events.last(), Some(Event::RunFinished(s)) if s.tally.passed == 1));
+    // Nothing of the build is left on stderr: it was said as events.
+    assert!(!stderr(&out).contains("fixture"), "{}", stderr(&out));
+    // `fixture build` says the same events.
+    let out = p
+        .recipes()
+        .env("RECIPES_CACHE", p.path().join("cache-2"))
+        .args(["fixture", "build", "busybox", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events_of(&out);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                Event::FixtureBuildStarted { .. },
+                ..,
+                Event::FixtureBuildFinished {
+                    size_mb: Some(_),
+                    ..
+                }
+            ]
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
