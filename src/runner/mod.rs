@@ -435,28 +435,37 @@ impl RunContext<'_> {
                         });
                     }
                     Err(e) => {
-                        outcome.status = e.status;
-                        let mut failure = *e.failure;
-                        // A limit the sandbox ran into explains the failure
-                        // better than its symptoms (EAGAIN, a killed step).
-                        for why in env.diagnose() {
-                            failure.message = format!("{}; {why}", failure.message);
-                        }
-                        if self.config.shell == Some(ShellAt::Failure) {
-                            self.shell(
-                                env,
-                                r,
-                                &captures,
-                                &format!("where {} failed", failure.step),
-                            );
-                        }
-                        outcome.failure = Some(failure);
+                        self.failed(env, r, &captures, e, outcome);
                         break 'recipes;
                     }
                 }
             }
         }
         shell_opened
+    }
+
+    /// A failed step ends the run: its failure, explained by the limits
+    /// the sandbox ran into, and a shell there with `--shell-on-fail`.
+    fn failed(
+        &self,
+        env: &dyn Environment,
+        recipe: &Recipe,
+        captures: &Captures,
+        e: StepError,
+        outcome: &mut Outcome,
+    ) {
+        outcome.status = e.status;
+        let mut failure = *e.failure;
+        // A limit the sandbox ran into explains the failure better than its
+        // symptoms (EAGAIN, a killed step).
+        for why in env.diagnose() {
+            failure.message = format!("{}; {why}", failure.message);
+        }
+        if self.config.shell == Some(ShellAt::Failure) {
+            let at = format!("where {} failed", failure.step);
+            self.shell(env, recipe, captures, &at);
+        }
+        outcome.failure = Some(failure);
     }
 
     /// A `shell ID:LINE` whose line opens no step of the recipe.
