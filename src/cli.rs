@@ -198,7 +198,13 @@ pub enum FixtureCommand {
     /// book's chains.
     List,
     /// Build (or rebuild if stale) a fixture's base.
-    Build { name: String },
+    Build {
+        name: String,
+        /// `json`: the build's events, one JSON object per line (as `run
+        /// --format json` prints them).
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Remove cached bases and checkpoints (all, one fixture's, or the
     /// stale ones).
     Clean {

@@ -89,6 +89,10 @@ impl Builder for BaseBuilder<'_> {
         self.installer.ensure(needs)
     }
 
+    fn events(&self) -> &dyn crate::report::EventSink {
+        self.installer.events()
+    }
+
     fn run(
         &self,
         command: Command,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::model::STEP_PATH;
 use crate::process::{Exit, Supervisor};
+use crate::report::event::{Event, EventSink};
 
 /// Where a host command is, looked up in [`STEP_PATH`].
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -104,18 +105,26 @@ pub struct Installer {
     lock: Mutex<()>,
     /// apt-get runs under the run's supervision: a timeout, and Ctrl-C.
     supervisor: Arc<Supervisor>,
+    /// Where installs are said (and, through the builder, fixture builds).
+    events: Arc<dyn EventSink>,
 }
 
 /// How long an `apt-get` may take.
 const APT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Installer {
-    pub fn new(allowed: bool, supervisor: Arc<Supervisor>) -> Self {
+    pub fn new(allowed: bool, supervisor: Arc<Supervisor>, events: Arc<dyn EventSink>) -> Self {
         Installer {
             allowed,
             supervisor,
             lock: Mutex::new(()),
+            events,
         }
+    }
+
+    /// The run's events, which fixture builds say themselves on too.
+    pub fn events(&self) -> &dyn EventSink {
+        self.events.as_ref()
     }
 
     /// Makes sure every command exists, installing its package if allowed.
@@ -148,11 +157,24 @@ impl Installer {
                 why,
             });
         }
-        eprintln!(
-            "recipes: installing {} with apt-get (for {}; --no-install turns this off)",
-            packages.join(" "),
-            commands.join(", ")
-        );
+        let packages: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
+        self.events.event(&Event::PackagesInstalling {
+            packages: packages.clone(),
+            commands: commands.iter().map(|c| c.to_string()).collect(),
+        });
+        let installed = self.apt_install(&packages);
+        self.events.event(&match &installed {
+            Ok(()) => Event::PackagesInstalled { packages },
+            Err(why) => Event::PackagesFailed {
+                packages,
+                reason: why.to_string(),
+            },
+        });
+        installed
+    }
+
+    /// `apt-get install` (after an `apt-get update` if it fails at first).
+    fn apt_install(&self, packages: &[String]) -> Result<(), InstallError> {
         let apt = |args: &[&str]| {
             let mut command = Command::new("apt-get");
             command
@@ -164,7 +186,7 @@ impl Installer {
                 .map_err(InstallError::Apt)
         };
         let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
-        install.extend(&packages);
+        install.extend(packages.iter().map(String::as_str));
         let mut out = apt(&install)?;
         if out.exit != Exit::Code(0) && out.exit != Exit::Interrupted {
             apt(&["update", "-q"])?;
@@ -172,7 +194,7 @@ impl Installer {
         }
         if out.exit != Exit::Code(0) {
             return Err(InstallError::Failed {
-                packages: packages.iter().map(|p| p.to_string()).collect(),
+                packages: packages.to_vec(),
                 exit: out.exit,
                 output: String::from_utf8_lossy(&out.output).into_owned(),
             });

@@ -1,21 +1,15 @@
 //! What running recipes produces, shared by the runner that makes it and
 //! the reports, the status store and the exit code that read it: each
-//! recipe's [`Outcome`], the [`Reporter`] that hears of them as they come,
-//! and their [`Tally`]. Pure data, like the model.
+//! recipe's [`Outcome`] (which serialises as the JSON `finished` event) and
+//! their [`Tally`]. Pure data, like the model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::{Location, Recipe, StepKind};
+use serde::{Deserialize, Serialize};
 
-/// Receives progress as recipes run (from several threads).
-pub trait Reporter: Sync {
-    /// A run begins: the recipe, on the run's fixture (not always the one
-    /// it declares: `--fixture`, `needs`), in its booted host if any.
-    fn started(&self, recipe: &Recipe, fixture: &str, host: Option<&str>);
-    fn finished(&self, outcome: &Outcome);
-}
+use crate::model::{Location, StepKind};
 
 /// How a recipe run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +54,9 @@ pub enum RunError {
     /// Its environment could not be released after the steps passed.
     #[error("cannot clean up: {0}")]
     Cleanup(Cause),
+    /// A reason read back from a JSON report: its cause was said, not kept.
+    #[error("{0}")]
+    Reported(String),
 }
 
 fn lines_list(lines: &[usize]) -> String {
@@ -116,8 +113,11 @@ pub struct Failure {
     pub captures: std::collections::BTreeMap<String, String>,
 }
 
-/// The result of running one recipe.
-#[derive(Debug, Clone)]
+/// The result of running one recipe. It serialises as the JSON `finished`
+/// event (a contract: DESIGN.md §10); read back, what the event does not
+/// carry (the step log, captures, blessings, the recipe's file) is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "wire::Finished", from = "wire::Finished")]
 pub struct Outcome {
     pub id: String,
     pub lang: String,
@@ -165,6 +165,8 @@ pub enum CheckpointNote {
     /// Its checkpoint could not be brought back: removed, and the chain
     /// replayed.
     Removed { chain: Vec<String>, why: Cause },
+    /// A note read back from a JSON report, as it was said.
+    Reported(String),
 }
 
 impl std::fmt::Display for CheckpointNote {
@@ -194,6 +196,7 @@ impl std::fmt::Display for CheckpointNote {
                 "{} is replayed: its checkpoint could not be brought back ({why}), so it was removed",
                 ids(chain)
             ),
+            CheckpointNote::Reported(said) => f.write_str(said),
         }
     }
 }
@@ -218,7 +221,7 @@ impl Outcome {
 }
 
 /// A recipe that passed only some of its attempts (`--repeat`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flaky {
     pub id: String,
     pub fixture: String,
@@ -255,8 +258,8 @@ pub fn flaky(outcomes: &[Outcome]) -> Vec<Flaky> {
     seen
 }
 
-/// How many outcomes ended each way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How many outcomes ended each way (the fields of the JSON `summary`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub total: usize,
     pub passed: usize,
@@ -281,6 +284,144 @@ impl Tally {
             }
         }
         tally
+    }
+}
+
+/// The JSON `finished` event of an outcome, field by field (a contract).
+mod wire {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Finished {
+        id: String,
+        lang: String,
+        page: String,
+        line: usize,
+        fixture: String,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        duration_ms: u64,
+        steps_run: usize,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureLine>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkpoint: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        booted: Option<String>,
+        provenance: crate::provenance::Provenance,
+    }
+
+    /// `expected` and `actual` are `null` when absent, never left out.
+    #[derive(Serialize, Deserialize)]
+    pub struct FailureLine {
+        path: String,
+        line: usize,
+        kind: String,
+        command: String,
+        message: String,
+        expected: Option<String>,
+        actual: Option<String>,
+        output: String,
+    }
+
+    impl From<Outcome> for Finished {
+        fn from(o: Outcome) -> Finished {
+            Finished {
+                reason: o.status.reason(),
+                status: o.status.as_str().to_string(),
+                duration_ms: o.duration.as_millis() as u64,
+                failure: o.failure.map(|f| FailureLine {
+                    path: f.step.path.display().to_string(),
+                    line: f.step.line,
+                    kind: f.kind.as_str().to_string(),
+                    command: f.command,
+                    message: f.message,
+                    expected: f.expected.map(|e| e.join("\n")),
+                    actual: f.actual,
+                    output: f.output,
+                }),
+                kept: o.kept.map(|k| k.display().to_string()),
+                checkpoint: o.checkpoint.map(|c| c.to_string()),
+                id: o.id,
+                lang: o.lang,
+                page: o.page,
+                line: o.location.line,
+                fixture: o.fixture,
+                steps_run: o.steps_run,
+                attempt: o.attempt,
+                booted: o.booted,
+                provenance: o.provenance,
+            }
+        }
+    }
+
+    fn status(said: &str, reason: Option<String>) -> Status {
+        let reason = reason.unwrap_or_default();
+        match said {
+            "passed" => Status::Passed,
+            "failed" => Status::Failed,
+            "timed-out" => Status::TimedOut,
+            "skipped" => Status::Skipped(reason),
+            "interrupted" => Status::Interrupted,
+            _ => Status::Error(RunError::Reported(reason)),
+        }
+    }
+
+    fn kind(said: &str) -> StepKind {
+        [
+            StepKind::Script,
+            StepKind::Console,
+            StepKind::Rust,
+            StepKind::File,
+            StepKind::Check,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == said)
+        .unwrap_or(StepKind::Expect)
+    }
+
+    impl From<Finished> for Outcome {
+        fn from(e: Finished) -> Outcome {
+            Outcome {
+                status: status(&e.status, e.reason),
+                location: Location {
+                    path: Arc::from(Path::new(&e.page)),
+                    line: e.line,
+                },
+                duration: Duration::from_millis(e.duration_ms),
+                failure: e.failure.map(|f| Failure {
+                    step: Location {
+                        path: Arc::from(Path::new(&f.path)),
+                        line: f.line,
+                    },
+                    kind: kind(&f.kind),
+                    command: f.command,
+                    message: f.message,
+                    expected: f
+                        .expected
+                        .map(|e| e.split('\n').map(str::to_string).collect()),
+                    actual: f.actual,
+                    output: f.output,
+                    captures: Default::default(),
+                }),
+                kept: e.kept.map(PathBuf::from),
+                checkpoint: e.checkpoint.map(CheckpointNote::Reported),
+                id: e.id,
+                lang: e.lang,
+                page: e.page,
+                fixture: e.fixture,
+                steps_run: e.steps_run,
+                log: Vec::new(),
+                blessed: Vec::new(),
+                provenance: e.provenance,
+                attempt: e.attempt,
+                booted: e.booted,
+            }
+        }
     }
 }
 

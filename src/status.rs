@@ -17,6 +17,7 @@ use crate::fsutil::{write_atomically, FsError};
 use crate::model::{Recipe, RecipeIndex};
 use crate::outcome::{Outcome, Status};
 use crate::provenance::Provenance;
+use crate::report::event::{Event, EventSink, Gathered, Rank};
 
 /// What a store says it is, so a foreign JSON file is never taken for one.
 pub const FORMAT: &str = "recipes-status";
@@ -352,6 +353,36 @@ fn utc_precise() -> String {
     time::OffsetDateTime::now_utc()
         .format(&format)
         .unwrap_or_default()
+}
+
+/// The status store's sink: gathers the outcomes of a run and records
+/// them when it finishes (a store that cannot be written is said on
+/// stderr; the run's result stands).
+pub struct Recorder<'a> {
+    path: PathBuf,
+    recipes: &'a RecipeIndex<'a>,
+    gathered: Gathered,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(path: &Path, recipes: &'a RecipeIndex<'a>, rank: Rank) -> Recorder<'a> {
+        Recorder {
+            path: path.to_path_buf(),
+            recipes,
+            gathered: Gathered::new(rank),
+        }
+    }
+}
+
+impl EventSink for Recorder<'_> {
+    fn event(&self, event: &Event) {
+        self.gathered.hear(event);
+        if let Event::RunFinished(_) = event {
+            if let Err(e) = Store::record(&self.path, &self.gathered.take(), self.recipes) {
+                eprintln!("recipes: cannot record the results for the site: {e}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,8 +81,8 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
 }
 
 /// The problems as JSON (`[{path, line, message}]`) or as GitHub workflow
-/// annotations (`::error file=…,line=…::message`, with `%`, `\r`, `\n`
-/// and, in properties, `:` and `,` escaped as the runner reads them).
+/// annotations (`::error file=…,line=…::message`, escaped as the runner
+/// reads them: `report::github::annotation`).
 fn render(problems: &[Problem], format: CheckFormat) -> String {
     let path = |p: &Problem| p.location.path.display().to_string();
     match format {
@@ -93,25 +93,10 @@ fn render(problems: &[Problem], format: CheckFormat) -> String {
                 .collect();
             format!("{}\n", serde_json::Value::Array(list))
         }
-        CheckFormat::Github | CheckFormat::Human => {
-            let data = |s: &str| {
-                s.replace('%', "%25")
-                    .replace('\r', "%0D")
-                    .replace('\n', "%0A")
-            };
-            let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
-            problems
-                .iter()
-                .map(|p| {
-                    format!(
-                        "::error file={},line={}::{}\n",
-                        property(&path(p)),
-                        p.location.line,
-                        data(&p.message)
-                    )
-                })
-                .collect()
-        }
+        CheckFormat::Github | CheckFormat::Human => problems
+            .iter()
+            .map(|p| crate::report::github::annotation(&path(p), p.location.line, &p.message))
+            .collect(),
     }
 }
 

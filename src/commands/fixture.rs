@@ -13,85 +13,14 @@ use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
 use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
 use crate::process::Supervisor;
+use crate::report::{Event, Format};
 use crate::workspace::{cache_dir, Workspace};
 
 pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {
     let store = ws.store();
     match command {
-        FixtureCommand::List => {
-            println!(
-                "{:<24} {:<18} {:>8} {:>8}  description",
-                "name", "state", "size", "age"
-            );
-            println!(
-                "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
-                EMPTY_FIXTURE, "built-in", "-", "-"
-            );
-            for def in store.definitions()? {
-                let (state, size, age) = match store.built(&def) {
-                    Some((_, info)) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs());
-                        (
-                            "built",
-                            format!("{} MB", info.size >> 20),
-                            human_age(now.saturating_sub(info.built_at)),
-                        )
-                    }
-                    None => ("not built", "-".into(), "-".into()),
-                };
-                // An older definition's base is still there: say so.
-                let state = match store.stale(&def) {
-                    0 => state.to_string(),
-                    n => format!("{state} (+{n} stale)"),
-                };
-                println!(
-                    "{:<24} {:<18} {:>8} {:>8}  {}",
-                    def.name,
-                    state,
-                    size,
-                    age,
-                    def.spec.description.as_deref().unwrap_or("")
-                );
-            }
-            match checkpoints(ws, lang) {
-                Ok(found) => list_checkpoints(&found),
-                Err(e) => eprintln!("recipes: checkpoints not listed: {e}"),
-            }
-            Ok(exit::OK)
-        }
-        FixtureCommand::Build { name } if name == EMPTY_FIXTURE => {
-            println!(
-                "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
-            );
-            Ok(exit::OK)
-        }
-        FixtureCommand::Build { name } => {
-            if !host::is_root() {
-                bail!("building a fixture needs root (debootstrap and chroot): run as root");
-            }
-            let supervisor = Supervisor::new();
-            let signals = super::run::forward_signals(&supervisor)?;
-            let installer = Installer::new(true, Arc::clone(&supervisor));
-            let exe = std::env::current_exe().context("cannot find the recipes binary")?;
-            let cache = std::path::absolute(cache_dir()).context("cannot resolve the cache")?;
-            let builder = BaseBuilder {
-                installer: &installer,
-                supervisor: &supervisor,
-                exe: &exe,
-                cache: &cache,
-            };
-            let built = store.ensure(&name, &builder);
-            signals.close();
-            if supervisor.interrupted() {
-                eprintln!("recipes: interrupted; the half-made base was removed");
-                return Ok(exit::INTERRUPTED);
-            }
-            let rootfs = built?;
-            println!("{name}: {}", rootfs.display());
-            Ok(exit::OK)
-        }
+        FixtureCommand::List => list(ws, lang, &store),
+        FixtureCommand::Build { name, format } => build(&store, &name, format),
         FixtureCommand::Clean { stale: true, .. } => {
             for removed in store.clean_stale()? {
                 println!("removed {removed}");
@@ -125,6 +54,92 @@ pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::R
             Ok(exit::OK)
         }
     }
+}
+
+/// `fixture list`: each definition's base, then the book's checkpoints.
+fn list(ws: &Workspace, lang: &str, store: &crate::fixture::Store) -> anyhow::Result<i32> {
+    println!(
+        "{:<24} {:<18} {:>8} {:>8}  description",
+        "name", "state", "size", "age"
+    );
+    println!(
+        "{:<24} {:<18} {:>8} {:>8}  a fresh empty folder (built in)",
+        EMPTY_FIXTURE, "built-in", "-", "-"
+    );
+    for def in store.definitions()? {
+        let (state, size, age) = match store.built(&def) {
+            Some((_, info)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                (
+                    "built",
+                    format!("{} MB", info.size >> 20),
+                    human_age(now.saturating_sub(info.built_at)),
+                )
+            }
+            None => ("not built", "-".into(), "-".into()),
+        };
+        // An older definition's base is still there: say so.
+        let state = match store.stale(&def) {
+            0 => state.to_string(),
+            n => format!("{state} (+{n} stale)"),
+        };
+        println!(
+            "{:<24} {:<18} {:>8} {:>8}  {}",
+            def.name,
+            state,
+            size,
+            age,
+            def.spec.description.as_deref().unwrap_or("")
+        );
+    }
+    match checkpoints(ws, lang) {
+        Ok(found) => list_checkpoints(&found),
+        Err(e) => eprintln!("recipes: checkpoints not listed: {e}"),
+    }
+    Ok(exit::OK)
+}
+
+/// `fixture build NAME`: the base built through the run's events (human
+/// text, or JSON lines with `--format json`), then where it is.
+fn build(store: &crate::fixture::Store, name: &str, format: Format) -> anyhow::Result<i32> {
+    let events = crate::report::display(format, false);
+    if name == EMPTY_FIXTURE {
+        let message = format!(
+            "`{EMPTY_FIXTURE}` is built in (a fresh empty folder per run): nothing to build"
+        );
+        match format {
+            Format::Human => println!("{message}"),
+            Format::Json => events.event(&Event::Notice { message }),
+        }
+        return Ok(exit::OK);
+    }
+    if !host::is_root() {
+        bail!("building a fixture needs root (debootstrap and chroot): run as root");
+    }
+    let supervisor = Supervisor::new();
+    let signals = super::run::forward_signals(&supervisor)?;
+    let installer = Installer::new(true, Arc::clone(&supervisor), Arc::clone(&events));
+    let exe = std::env::current_exe().context("cannot find the recipes binary")?;
+    let cache = std::path::absolute(cache_dir()).context("cannot resolve the cache")?;
+    let builder = BaseBuilder {
+        installer: &installer,
+        supervisor: &supervisor,
+        exe: &exe,
+        cache: &cache,
+    };
+    let built = store.ensure(name, &builder);
+    signals.close();
+    if supervisor.interrupted() {
+        eprintln!("recipes: interrupted; the half-made base was removed");
+        return Ok(exit::INTERRUPTED);
+    }
+    let rootfs = built?;
+    if format == Format::Human {
+        println!("{name}: {}", rootfs.display());
+    }
+    Ok(exit::OK)
 }
 
 fn remove_checkpoint(dir: &Path) -> anyhow::Result<()> {

@@ -14,8 +14,10 @@ use crate::outcome::{Outcome, Status};
 use crate::plan::{self, Pick, Plan, Selection};
 use crate::process::Supervisor;
 use crate::provenance::{HostFacts, Provenance};
-use crate::report::{self, Console, Format};
-use crate::runner::{self, EnvironmentFactory, RunConfig};
+use crate::report::event::{Fanout, Rank, Summary};
+use crate::report::{self, Event, EventSink, Format, Junit};
+use crate::runner::{self, EnvironmentFactory, RunConfig, RunContext};
+use crate::status::Recorder;
 use crate::workspace::{cache_dir, Workspace};
 
 use super::{count, print_problems};
@@ -99,8 +101,10 @@ pub fn run(ws: &Workspace, lang: &str, asked: Asked, settings: RunSettings) -> a
     execute(ws, &plan, &all, &settings)
 }
 
-/// Runs a plan: signals, the environment factory, the runner, then the
-/// summary, the status store, blessings and JUnit.
+/// Runs a plan: signals, the run's sinks, prepare, the environment factory,
+/// the runner, then the summary, blessings and the exit code. Everything
+/// said goes through one event stream: the display (human or JSON lines),
+/// GitHub annotations in a workflow, the status store and JUnit.
 fn execute(
     ws: &Workspace,
     plan: &Plan,
@@ -108,21 +112,27 @@ fn execute(
     settings: &RunSettings,
 ) -> anyhow::Result<i32> {
     let opts = &settings.opts;
-    let config = RunConfig {
-        default_timeout: settings.timeout,
-        jobs: settings.jobs,
-        keep: opts.keep,
-        require_all: opts.require_all,
-        cache_dir: cache_dir(),
-        verbose: opts.verbose,
-        bless: opts.bless,
-        checkpoints: !opts.no_checkpoint,
-        shell: settings.shell,
-        lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
-    };
+    let config = run_config(ws, settings)?;
+    let runs = plan.repeated(opts.repeat);
+    // A shell session ran part of a recipe, or ran it by hand: no result.
+    let exploring = matches!(
+        settings.shell,
+        Some(runner::ShellAt::End | runner::ShellAt::Before(_))
+    );
+    let display = report::display(opts.format, opts.quiet);
+    let sinks = Sinks::new(ws, all, settings, &runs, exploring, Arc::clone(&display));
+    let events = sinks.fanout();
+    events.event(&Event::RunStarted {
+        runs: runs.len(),
+        jobs: config.jobs,
+    });
     let supervisor = Supervisor::new();
     let signals = forward_signals(&supervisor)?;
-    let installer = Installer::new(!opts.no_install, Arc::clone(&supervisor));
+    let installer = Installer::new(
+        !opts.no_install,
+        Arc::clone(&supervisor),
+        Arc::clone(&display),
+    );
     let mut unbuilt = std::collections::BTreeMap::new();
     if host::is_root() {
         match prepare(ws, plan, &installer, &supervisor, opts.quiet) {
@@ -134,51 +144,137 @@ fn execute(
             }
         }
     }
-    let runs = plan.repeated(opts.repeat);
-    let console = Console::new(opts.format, opts.quiet, runs.len());
-    let factory = environment_factory(ws, settings, &config, &supervisor, installer, unbuilt)?;
+    let factory = environment_factory(
+        ws,
+        settings,
+        &config,
+        &supervisor,
+        installer,
+        unbuilt,
+        sinks.display.as_ref(),
+    )?;
     // Read after the installation: the host as the recipes see it.
     let provenance = provenance_of(ws);
-    // With several jobs, the longest recipes (as last measured) start first;
-    // one job keeps the book's order.
-    let order = if config.jobs > 1 {
-        let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
-        runner::longest_first(&runs, |run| {
-            let key = crate::model::result_key(&run.fixture, run.host.as_deref());
-            past.duration(&run.recipe.id, &key)
-        })
-    } else {
-        Vec::new()
+    let order = start_order(ws, &runs, config.jobs);
+    let context = RunContext {
+        config: &config,
+        factory: factory.as_ref(),
+        supervisor: &supervisor,
+        events: &events,
+        provenance: &provenance,
     };
-    let outcomes = runner::run_all(
-        &runs,
-        &order,
-        &config,
-        factory.as_ref(),
-        &supervisor,
-        &console,
-        &provenance,
-    );
+    let outcomes = runner::run_all(&runs, &order, &context);
     signals.close();
     if host::is_root() {
         crate::sandbox::cgroup::remove_parent_if_unused();
     } else {
         crate::process::stop_orphans();
     }
-    console.summary(&outcomes);
-    // A shell session ran part of a recipe, or ran it by hand: no result.
-    let exploring = matches!(
-        settings.shell,
-        Some(runner::ShellAt::End | runner::ShellAt::Before(_))
-    );
-    if exploring {
-        return Ok(exit::of_run(&outcomes, supervisor.interrupted()));
+    // The display prints the summary, the recorder records, JUnit writes.
+    events.event(&Event::RunFinished(Summary::of(&outcomes)));
+    if opts.bless && !exploring {
+        bless(ws, &events, &outcomes)?;
     }
-    if let Err(e) = crate::status::Store::record(&ws.status_path(), &outcomes, all) {
-        eprintln!("recipes: cannot record the results for the site: {e}");
+    if let (Some(junit), Some(path)) = (sinks.junit, &opts.junit) {
+        junit
+            .written()
+            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
     }
-    after_run(ws, settings, &outcomes)?;
     Ok(exit::of_run(&outcomes, supervisor.interrupted()))
+}
+
+/// The run's settings, already validated.
+fn run_config(ws: &Workspace, settings: &RunSettings) -> anyhow::Result<RunConfig> {
+    let opts = &settings.opts;
+    Ok(RunConfig {
+        default_timeout: settings.timeout,
+        jobs: settings.jobs,
+        keep: opts.keep,
+        require_all: opts.require_all,
+        cache_dir: cache_dir(),
+        verbose: opts.verbose,
+        bless: opts.bless,
+        checkpoints: !opts.no_checkpoint,
+        shell: settings.shell,
+        lib_dir: std::path::absolute(ws.lib_dir()).context("cannot resolve recipes/lib")?,
+    })
+}
+
+/// The sinks of a run's events: the display, GitHub annotations in a
+/// workflow, and, unless a shell session explores, the status store and
+/// JUnit (`--junit`).
+struct Sinks<'a> {
+    display: Arc<dyn EventSink>,
+    annotations: Option<report::github::Annotations<std::io::Stderr>>,
+    recorder: Option<Recorder<'a>>,
+    junit: Option<Junit>,
+}
+
+impl<'a> Sinks<'a> {
+    fn new(
+        ws: &Workspace,
+        all: &'a RecipeIndex<'a>,
+        settings: &RunSettings,
+        runs: &[plan::RecipeRun],
+        exploring: bool,
+        display: Arc<dyn EventSink>,
+    ) -> Sinks<'a> {
+        let recording = !exploring;
+        Sinks {
+            display,
+            annotations: report::github::in_workflow()
+                .then(|| report::github::Annotations::new(std::io::stderr())),
+            recorder: recording.then(|| Recorder::new(&ws.status_path(), all, rank_of(runs))),
+            junit: (settings.opts.junit.as_deref())
+                .filter(|_| recording)
+                .map(|path| Junit::new(path, rank_of(runs))),
+        }
+    }
+
+    fn fanout(&self) -> Fanout<'_> {
+        let mut sinks: Vec<&dyn EventSink> = vec![self.display.as_ref()];
+        sinks.extend(self.annotations.as_ref().map(|s| s as &dyn EventSink));
+        sinks.extend(self.recorder.as_ref().map(|s| s as &dyn EventSink));
+        sinks.extend(self.junit.as_ref().map(|s| s as &dyn EventSink));
+        Fanout(sinks)
+    }
+}
+
+/// With several jobs, the longest recipes (as last measured) start first;
+/// one job keeps the book's order.
+fn start_order(ws: &Workspace, runs: &[plan::RecipeRun], jobs: usize) -> Vec<usize> {
+    if jobs <= 1 {
+        return Vec::new();
+    }
+    let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
+    runner::longest_first(runs, |run| {
+        let key = crate::model::result_key(&run.fixture, run.host.as_deref());
+        past.duration(&run.recipe.id, &key)
+    })
+}
+
+/// Where an outcome's run stands in `runs` (attempts included), so that
+/// the sinks that gather outcomes keep the plan's order.
+fn rank_of(runs: &[plan::RecipeRun]) -> Rank {
+    type Key = (String, String, Option<String>, u32);
+    let ranks: std::collections::HashMap<Key, usize> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let key = (
+                run.recipe.id.clone(),
+                run.fixture.clone(),
+                run.host.clone(),
+                run.attempt,
+            );
+            (key, i)
+        })
+        .collect();
+    Box::new(move |o: &Outcome| {
+        let host = Some(o.provenance.host.clone()).filter(|h| h != "none");
+        let key = (o.id.clone(), o.fixture.clone(), host, o.attempt);
+        ranks.get(&key).copied().unwrap_or(usize::MAX)
+    })
 }
 
 /// Before any sandbox starts: what every sandbox needs, checked as
@@ -187,7 +283,8 @@ fn execute(
 /// installed with one notice and one `apt-get` call (unless `--no-install`:
 /// then each recipe that lacks one says so); then the plan's missing bases,
 /// built side by side, each once. A base that cannot be built fails only
-/// the runs on it: returned by name, with the reason.
+/// the runs on it: returned by name, with the reason. All of it is said
+/// through the installer's events.
 fn prepare(
     ws: &Workspace,
     plan: &Plan,
@@ -195,11 +292,14 @@ fn prepare(
     supervisor: &Arc<Supervisor>,
     quiet: bool,
 ) -> anyhow::Result<crate::factory::Unbuilt> {
+    let events = installer.events();
     // What every sandbox needs, as `recipes doctor` checks it: one clear
     // message instead of an error per recipe.
     let say = |notices: Vec<crate::doctor::Notice>| {
         for notice in notices.iter().filter(|_| !quiet) {
-            eprintln!("{notice}");
+            events.event(&Event::Notice {
+                message: notice.to_string(),
+            });
         }
     };
     say(crate::doctor::preflight(
@@ -247,7 +347,9 @@ fn prepare(
                     Ok(Err(e)) => e,
                     Err(_) => crate::fixture::FixtureError::Panicked,
                 };
-                eprintln!("recipes: {why}; the recipes on `{name}` cannot run");
+                events.event(&Event::Notice {
+                    message: format!("recipes: {why}; the recipes on `{name}` cannot run"),
+                });
                 Some((name.to_string(), Arc::new(why)))
             })
             .collect()
@@ -332,6 +434,7 @@ fn environment_factory(
     supervisor: &Arc<Supervisor>,
     installer: Installer,
     unbuilt: crate::factory::Unbuilt,
+    events: &dyn EventSink,
 ) -> anyhow::Result<Box<dyn EnvironmentFactory>> {
     let opts = &settings.opts;
     if host::is_root() {
@@ -354,7 +457,9 @@ fn environment_factory(
         }));
     }
     if !opts.quiet {
-        eprintln!("recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root");
+        events.event(&Event::Notice {
+            message: "recipes: not root, so no sandbox: steps run as ordinary processes, and recipes on real fixtures need root".into(),
+        });
     }
     // Orphans of the steps (a daemon that left with setsid) come back to
     // us, so they can be stopped when the run ends.
@@ -366,19 +471,14 @@ fn environment_factory(
 }
 
 /// Writes what `--bless` produced into every language (all or nothing),
-/// and says which failures it could not turn into new expected output. On
-/// stdout only JSON events with `--format json`.
-fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result<()> {
+/// and says which failures it could not turn into new expected output.
+fn bless(ws: &Workspace, events: &dyn EventSink, outcomes: &[Outcome]) -> anyhow::Result<()> {
     let blessed: Vec<_> = outcomes.iter().flat_map(|o| o.blessed.clone()).collect();
     let written = crate::workflow::apply_blessings(&ws.book_dir, &blessed)?;
     for path in written {
-        match format {
-            Format::Human => println!("blessed {}", path.display()),
-            Format::Json => println!(
-                "{}",
-                serde_json::json!({"event": "blessed", "path": path.display().to_string()})
-            ),
-        }
+        events.event(&Event::Blessed {
+            path: path.display().to_string(),
+        });
     }
     for o in outcomes {
         let (location, message) = match (&o.status, &o.failure) {
@@ -387,30 +487,12 @@ fn bless(ws: &Workspace, format: Format, outcomes: &[Outcome]) -> anyhow::Result
             (Status::Error(reason), None) => (o.location.to_string(), reason.to_string()),
             (status, None) => (o.location.to_string(), status.as_str().to_string()),
         };
-        match format {
-            Format::Human => eprintln!(
-                "not blessed: {location}: {message} (recipe `{}`; only expected output is blessed, not exit codes or files)",
-                o.id
-            ),
-            Format::Json => println!(
-                "{}",
-                serde_json::json!({"event": "not-blessed", "id": o.id, "fixture": o.fixture, "location": location, "message": message})
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// `--bless` writes the new bodies into the book; `--junit` writes the
-/// report.
-fn after_run(ws: &Workspace, settings: &RunSettings, outcomes: &[Outcome]) -> anyhow::Result<()> {
-    let opts = &settings.opts;
-    if opts.bless {
-        bless(ws, opts.format, outcomes)?;
-    }
-    if let Some(path) = &opts.junit {
-        report::write_junit(path, outcomes)
-            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+        events.event(&Event::NotBlessed {
+            id: o.id.clone(),
+            fixture: o.fixture.clone(),
+            location,
+            message,
+        });
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::event::{Event, EventSink, Gathered, Rank};
 use crate::outcome::{Outcome, Status};
 
 /// Text that XML 1.0 can hold (quick-junit removes the rest of the
@@ -115,4 +116,80 @@ pub fn junit_xml(outcomes: &[Outcome]) -> Result<String, quick_junit::SerializeE
 pub fn write_junit(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
     let xml = junit_xml(outcomes).map_err(std::io::Error::other)?;
     crate::fsutil::write_atomically(path, xml.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// The JUnit sink: gathers the outcomes and writes the report when the run
+/// finishes; [`Junit::written`] says whether it could.
+pub struct Junit {
+    path: std::path::PathBuf,
+    gathered: Gathered,
+    written: std::sync::Mutex<std::io::Result<()>>,
+}
+
+impl Junit {
+    pub fn new(path: &Path, rank: Rank) -> Junit {
+        Junit {
+            path: path.to_path_buf(),
+            gathered: Gathered::new(rank),
+            written: std::sync::Mutex::new(Ok(())),
+        }
+    }
+
+    /// Whether the report was written (true before the run finished).
+    pub fn written(self) -> std::io::Result<()> {
+        self.written.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl EventSink for Junit {
+    fn event(&self, event: &Event) {
+        self.gathered.hear(event);
+        if let Event::RunFinished(_) = event {
+            let written = write_junit(&self.path, &self.gathered.take());
+            *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::event::Summary;
+    use crate::report::fake;
+
+    #[test]
+    fn the_sink_writes_when_the_run_finishes_in_the_plan_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.xml");
+        let sink = Junit::new(
+            &path,
+            Box::new(|o: &Outcome| if o.id == "first" { 0 } else { 1 }),
+        );
+        let outcomes = [
+            fake::failed("second"),
+            fake::outcome("first", Status::Passed),
+        ];
+        for o in &outcomes {
+            sink.event(&Event::RecipeFinished(Box::new(o.clone())));
+        }
+        assert!(!path.exists(), "written before the run finished");
+        sink.event(&Event::RunFinished(Summary::of(&outcomes)));
+        sink.written().unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        let first = xml.find("name=\"first\"").unwrap();
+        let second = xml.find("name=\"second\"").unwrap();
+        assert!(first < second, "{xml}");
+        assert!(
+            xml.contains("book/fr/src/p.md:21: the output differs"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Junit::new(&dir.path().join("no/such/dir/j.xml"), Box::new(|_| 0));
+        sink.event(&Event::RunFinished(Summary::of(&[])));
+        assert!(sink.written().is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! Orchestration: runs selected recipes (their `needs` first, in the same
 //! environment), step by step, under process supervision, in parallel when
-//! asked, and hands each [`Outcome`] to a reporter.
+//! asked, and says what happens as events (each [`Outcome`] among them).
 
 mod kinds;
 mod shell;
@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 pub use crate::env::{Direct, EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
 use crate::model::{Action, Location, Recipe, Requirement, Step, Where};
-use crate::outcome::{Blessed, CheckpointNote, Outcome, Reporter, RunError, Status};
+use crate::outcome::{Blessed, CheckpointNote, Outcome, RunError, Status};
 use crate::plan::RecipeRun;
 use crate::process::Supervisor;
 use crate::provenance::Provenance;
+use crate::report::event::{Event, EventSink, RecipeStarted};
 pub use shell::ShellAt;
 use step::Prepared;
 use verdict::{Passed, Ran, StepError};
@@ -87,28 +88,26 @@ pub fn longest_first<T>(runs: &[T], expected: impl Fn(&T) -> Option<Duration>) -
     order.into_iter().map(|(i, _)| i).collect()
 }
 
+/// What a run needs beside its plan: its settings, where environments come
+/// from, the supervision of every process, where events go and the
+/// provenance of results.
+pub struct RunContext<'a> {
+    pub config: &'a RunConfig,
+    pub factory: &'a dyn EnvironmentFactory,
+    pub supervisor: &'a Arc<Supervisor>,
+    pub events: &'a dyn EventSink,
+    pub provenance: ProvenanceOf<'a>,
+}
+
 /// Runs the planned runs with up to `config.jobs` in parallel, starting
-/// them in `order` (indices into `selected`; the plan's order when empty);
-/// outcomes come back in the order of the plan.
-pub fn run_all(
-    selected: &[RecipeRun],
-    order: &[usize],
-    config: &RunConfig,
-    factory: &dyn EnvironmentFactory,
-    supervisor: &Arc<Supervisor>,
-    reporter: &dyn Reporter,
-    provenance: ProvenanceOf,
-) -> Vec<Outcome> {
+/// them in `order` (indices into `selected`; the plan's order when empty),
+/// each said as a `started` and a `finished` event; outcomes come back in
+/// the order of the plan.
+pub fn run_all(selected: &[RecipeRun], order: &[usize], cx: &RunContext) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; selected.len()]);
-    let runner = Runner {
-        config,
-        factory,
-        supervisor,
-        provenance,
-    };
     std::thread::scope(|scope| {
-        for _ in 0..config.jobs.clamp(1, selected.len().max(1)) {
+        for _ in 0..cx.config.jobs.clamp(1, selected.len().max(1)) {
             scope.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 let i = if order.is_empty() {
@@ -122,9 +121,10 @@ pub fn run_all(
                 let Some(run) = selected.get(i) else {
                     break;
                 };
-                reporter.started(run.recipe, &run.fixture, run.host.as_deref());
-                let outcome = runner.run(run);
-                reporter.finished(&outcome);
+                cx.events.event(&Event::RecipeStarted(started(run)));
+                let outcome = cx.run(run);
+                cx.events
+                    .event(&Event::RecipeFinished(Box::new(outcome.clone())));
                 outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
             });
         }
@@ -135,6 +135,26 @@ pub fn run_all(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The `started` event of a run: the run's fixture and host (not the ones
+/// its recipe declares), after its prerequisites.
+pub fn started(run: &RecipeRun) -> RecipeStarted {
+    let recipe = run.recipe;
+    RecipeStarted {
+        id: recipe.id.clone(),
+        lang: recipe.lang.clone(),
+        page: recipe.page.clone(),
+        line: recipe.location.line,
+        fixture: run.fixture.clone(),
+        host: run.host.clone(),
+        chain: ids(prerequisites(run)),
+    }
+}
+
+/// The recipes that run before `run`'s own, in order.
+fn prerequisites<'r, 'a>(run: &'r RecipeRun<'a>) -> &'r [&'a Recipe] {
+    &run.chain[..run.chain.len().saturating_sub(1)]
 }
 
 /// The state at the end of a prerequisite chain, kept as a layer in the
@@ -157,14 +177,15 @@ fn ids(chain: &[&Recipe]) -> Vec<String> {
     chain.iter().map(|r| r.id.clone()).collect()
 }
 
-struct Runner<'a> {
-    config: &'a RunConfig,
-    factory: &'a dyn EnvironmentFactory,
-    supervisor: &'a Arc<Supervisor>,
-    provenance: ProvenanceOf<'a>,
+/// An environment made for a run: where its chain starts (after a
+/// restored checkpoint) and where to keep one.
+struct Opened {
+    env: Box<dyn Environment>,
+    skip: usize,
+    capture: Option<Checkpoint>,
 }
 
-impl Runner<'_> {
+impl RunContext<'_> {
     /// Skipped (or an error, with `--require-all`) when the machine cannot
     /// meet what the chain requires.
     fn unmet(&self, requires: &[Requirement]) -> Option<Status> {
@@ -187,15 +208,15 @@ impl Runner<'_> {
         })
     }
 
+    /// One run: gate, environment, chain, close.
     fn run(&self, run: &RecipeRun) -> Outcome {
         let start = Instant::now();
-        let (recipe, chain, fixture) = (run.recipe, &run.chain, &run.fixture);
         let mut outcome = Outcome {
-            id: recipe.id.clone(),
-            lang: recipe.lang.clone(),
-            page: recipe.page.clone(),
-            location: recipe.location.clone(),
-            fixture: fixture.clone(),
+            id: run.recipe.id.clone(),
+            lang: run.recipe.lang.clone(),
+            page: run.recipe.page.clone(),
+            location: run.recipe.location.clone(),
+            fixture: run.fixture.clone(),
             status: Status::Passed,
             duration: Duration::ZERO,
             failure: None,
@@ -204,24 +225,55 @@ impl Runner<'_> {
             log: Vec::new(),
             blessed: Vec::new(),
             checkpoint: None,
-            provenance: (self.provenance)(fixture),
+            provenance: (self.provenance)(&run.fixture),
             attempt: run.attempt,
             booted: None,
         };
         outcome.provenance.host = run.host.clone().unwrap_or_else(|| "none".into());
-        if let Some(status) = self.unmet(&run.requires) {
+        if let Some(status) = self.gate(run) {
             outcome.status = status;
             return outcome;
         }
+        let opened = match self.environment(run, &mut outcome) {
+            Ok(opened) => opened,
+            Err(why) => {
+                outcome.status = Status::Error(RunError::Environment(Arc::new(why)));
+                outcome.duration = start.elapsed();
+                return outcome;
+            }
+        };
+        let capture = opened.capture.as_ref().map(|c| (c, prerequisites(run)));
+        let env = opened.env.as_ref();
+        let shell_opened = self.run_chain(env, run, opened.skip, capture, &mut outcome);
+        if self.config.shell == Some(ShellAt::End)
+            && !shell_opened
+            && outcome.status == Status::Passed
+        {
+            self.shell(env, run.recipe, &Captures::new(), "after its last step");
+        }
+        self.close(opened.env, &mut outcome);
+        outcome.duration = start.elapsed();
+        outcome
+    }
+
+    /// Why the run cannot start at all: requirements the machine cannot
+    /// meet, an interrupted run, a `shell ID:LINE` that names no step.
+    fn gate(&self, run: &RecipeRun) -> Option<Status> {
+        if let Some(status) = self.unmet(&run.requires) {
+            return Some(status);
+        }
         if self.supervisor.interrupted() {
-            outcome.status = Status::Interrupted;
-            return outcome;
+            return Some(Status::Interrupted);
         }
-        if let Some(problem) = self.shell_line_problem(recipe) {
-            outcome.status = Status::Error(problem);
-            return outcome;
-        }
-        let prerequisites = &chain[..chain.len().saturating_sub(1)];
+        self.shell_line_problem(run.recipe).map(Status::Error)
+    }
+
+    /// The run's environment: on its prerequisites' checkpoint when there
+    /// is one (removed, and the chain replayed, when it cannot be brought
+    /// back), else fresh, with where to keep the checkpoint.
+    fn environment(&self, run: &RecipeRun, outcome: &mut Outcome) -> Result<Opened, EnvError> {
+        let (recipe, chain, fixture) = (run.recipe, &run.chain, &run.fixture);
+        let prerequisites = prerequisites(run);
         // A booted host always holds processes: its chains are replayed.
         let checkpoint =
             (self.config.checkpoints && !prerequisites.is_empty() && run.host.is_none())
@@ -236,56 +288,48 @@ impl Runner<'_> {
             // chain replayed: never a run that fails for it, again and again.
             let _ = std::fs::remove_dir_all(&broken.dir);
             if let Err(why) = created {
-                outcome.checkpoint = Some(CheckpointNote::Removed {
-                    chain: ids(prerequisites),
-                    why: Arc::new(why),
-                });
+                let why = Arc::new(why);
+                self.note(
+                    run,
+                    outcome,
+                    CheckpointNote::Removed {
+                        chain: ids(prerequisites),
+                        why,
+                    },
+                );
             }
             from = None;
             keep_checkpoint = false;
             created = self.factory.create(recipe, fixture, chain, host, None);
         }
-        let env = match created {
-            Ok(env) => env,
-            Err(why) => {
-                outcome.status = Status::Error(RunError::Environment(Arc::new(why)));
-                outcome.duration = start.elapsed();
-                return outcome;
-            }
-        };
+        let env = created?;
         // The base is built now: its release can be read.
         outcome.provenance = Provenance {
             host: outcome.provenance.host.clone(),
             ..(self.provenance)(fixture)
         };
         outcome.booted = env.booted();
-        if from.is_some() {
-            outcome.checkpoint = Some(CheckpointNote::StartedFrom {
-                chain: ids(prerequisites),
-                restored: env.restored(),
-            });
-        }
-        let skip = if from.is_some() {
-            prerequisites.len()
-        } else {
-            0
-        };
-        let capture = checkpoint
-            .as_ref()
-            .filter(|_| from.is_none() && keep_checkpoint)
-            .map(|c| (c, prerequisites));
-        let shell_opened = self.run_chain(env.as_ref(), run, skip, capture, &mut outcome);
-        if self.config.shell == Some(ShellAt::End)
-            && !shell_opened
-            && outcome.status == Status::Passed
-        {
-            self.shell(
-                env.as_ref(),
-                recipe,
-                &Captures::new(),
-                "after its last step",
+        let restored = from.is_some();
+        if restored {
+            self.note(
+                run,
+                outcome,
+                CheckpointNote::StartedFrom {
+                    chain: ids(prerequisites),
+                    restored: env.restored(),
+                },
             );
         }
+        Ok(Opened {
+            env,
+            skip: if restored { prerequisites.len() } else { 0 },
+            capture: checkpoint.filter(|_| !restored && keep_checkpoint),
+        })
+    }
+
+    /// Releases the environment (or keeps it, `--keep`); a release that
+    /// fails after passing steps is the run's error.
+    fn close(&self, env: Box<dyn Environment>, outcome: &mut Outcome) {
         match env.close() {
             Ok(kept) => outcome.kept = kept,
             Err(why) if outcome.status == Status::Passed => {
@@ -293,8 +337,40 @@ impl Runner<'_> {
             }
             Err(_) => {}
         }
-        outcome.duration = start.elapsed();
-        outcome
+    }
+
+    /// Notes how the chain ran in the outcome, and says it as an event.
+    fn note(&self, run: &RecipeRun, outcome: &mut Outcome, note: CheckpointNote) {
+        let (id, fixture) = (run.recipe.id.clone(), run.fixture.clone());
+        let event = match &note {
+            CheckpointNote::StartedFrom { chain, restored } => Event::CheckpointRestored {
+                id,
+                fixture,
+                chain: chain.clone(),
+                restored: restored.clone(),
+            },
+            CheckpointNote::Kept { chain, note } => Event::CheckpointKept {
+                id,
+                fixture,
+                chain: chain.clone(),
+                note: note.clone(),
+            },
+            CheckpointNote::NotKept { chain, why } => Event::CheckpointReplayed {
+                id,
+                fixture,
+                chain: chain.clone(),
+                why: why.to_string(),
+            },
+            CheckpointNote::Removed { chain, why } => Event::CheckpointReplayed {
+                id,
+                fixture,
+                chain: chain.clone(),
+                why: format!("its checkpoint could not be brought back ({why}), so it was removed"),
+            },
+            CheckpointNote::Reported(_) => return,
+        };
+        self.events.event(&event);
+        outcome.checkpoint = Some(note);
     }
 
     /// Runs the steps of `run`'s chain from position `skip` (after a
@@ -314,13 +390,14 @@ impl Runner<'_> {
             if let Some((checkpoint, prerequisites)) = capture.filter(|(_, p)| position == p.len())
             {
                 let chain = ids(prerequisites);
-                outcome.checkpoint = Some(match env.capture(&checkpoint.dir) {
+                let note = match env.capture(&checkpoint.dir) {
                     Ok(note) => CheckpointNote::Kept { chain, note },
                     Err(why) => CheckpointNote::NotKept {
                         chain,
                         why: Arc::new(why),
                     },
-                });
+                };
+                self.note(run, outcome, note);
             }
             // Captures reach the later steps of their own recipe only.
             let mut captures = Captures::new();
@@ -356,28 +433,37 @@ impl Runner<'_> {
                         });
                     }
                     Err(e) => {
-                        outcome.status = e.status;
-                        let mut failure = *e.failure;
-                        // A limit the sandbox ran into explains the failure
-                        // better than its symptoms (EAGAIN, a killed step).
-                        for why in env.diagnose() {
-                            failure.message = format!("{}; {why}", failure.message);
-                        }
-                        if self.config.shell == Some(ShellAt::Failure) {
-                            self.shell(
-                                env,
-                                r,
-                                &captures,
-                                &format!("where {} failed", failure.step),
-                            );
-                        }
-                        outcome.failure = Some(failure);
+                        self.failed(env, r, &captures, e, outcome);
                         break 'recipes;
                     }
                 }
             }
         }
         shell_opened
+    }
+
+    /// A failed step ends the run: its failure, explained by the limits
+    /// the sandbox ran into, and a shell there with `--shell-on-fail`.
+    fn failed(
+        &self,
+        env: &dyn Environment,
+        recipe: &Recipe,
+        captures: &Captures,
+        e: StepError,
+        outcome: &mut Outcome,
+    ) {
+        outcome.status = e.status;
+        let mut failure = *e.failure;
+        // A limit the sandbox ran into explains the failure better than its
+        // symptoms (EAGAIN, a killed step).
+        for why in env.diagnose() {
+            failure.message = format!("{}; {why}", failure.message);
+        }
+        if self.config.shell == Some(ShellAt::Failure) {
+            let at = format!("where {} failed", failure.step);
+            self.shell(env, recipe, captures, &at);
+        }
+        outcome.failure = Some(failure);
     }
 
     /// A `shell ID:LINE` whose line opens no step of the recipe.

@@ -176,15 +176,17 @@ fn json_events_one_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 3);
-    assert_eq!(events[0]["event"], "started");
-    assert_eq!(events[1]["event"], "finished");
-    assert_eq!(events[1]["status"], "failed");
-    assert_eq!(events[1]["failure"]["line"], 21);
-    assert_eq!(events[1]["failure"]["expected"], "attendu");
-    assert_eq!(events[1]["failure"]["actual"], "réel\n");
-    assert_eq!(events[2]["event"], "summary");
-    assert_eq!(events[2]["failed"], 1);
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["event"], "run-started");
+    assert_eq!(events[0]["runs"], 1);
+    assert_eq!(events[1]["event"], "started");
+    assert_eq!(events[2]["event"], "finished");
+    assert_eq!(events[2]["status"], "failed");
+    assert_eq!(events[2]["failure"]["line"], 21);
+    assert_eq!(events[2]["failure"]["expected"], "attendu");
+    assert_eq!(events[2]["failure"]["actual"], "réel\n");
+    assert_eq!(events[3]["event"], "summary");
+    assert_eq!(events[3]["failed"], 1);
     // A transcript's output is shown as a terminal shows it: no markers.
     let out = p
         .recipes()
@@ -600,5 +602,75 @@ fn repeat_in_human_output_names_the_flaky_recipe_with_its_counts() {
     assert!(
         text.contains("flaky flip (fixture empty): passed 2 of 3 attempts"),
         "{text}"
+    );
+}
+
+/// Every line of `--format json` stdout, read as an event: a line that is
+/// not one fails the test.
+fn events_of(out: &std::process::Output) -> Vec<recipes::report::Event> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts, a fixture build): run as root with --include-ignored"]
+fn a_cold_fixture_build_says_only_events_on_stdout_under_json() {
+    use recipes::report::Event;
+    crate::require_root();
+    let p = Project::new("matrix");
+    // A cache of its own: the base is built in this run, not found.
+    let cache = p.path().join("cache");
+    let out = p
+        .recipes()
+        .env("RECIPES_CACHE", &cache)
+        .args([
+            "run",
+            "where-am-i",
+            "--fixture",
+            "busybox",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events_of(&out);
+    assert!(matches!(events[0], Event::RunStarted { runs: 1, .. }));
+    let at = |wanted: &dyn Fn(&Event) -> bool| events.iter().position(wanted).unwrap();
+    let started =
+        at(&|e| matches!(e, Event::FixtureBuildStarted { fixture, .. } if fixture == "busybox"));
+    let built = at(
+        &|e| matches!(e, Event::FixtureBuildFinished { fixture, size_mb: Some(_), error: None, .. } if fixture == "busybox"),
+    );
+    let recipe = at(&|e| matches!(e, Event::RecipeStarted(s) if s.fixture == "busybox"));
+    assert!(started < built && built < recipe, "{}", stdout(&out));
+    assert!(matches!(events.last(), Some(Event::RunFinished(s)) if s.tally.passed == 1));
+    // Nothing of the build is left on stderr: it was said as events.
+    assert!(!stderr(&out).contains("fixture"), "{}", stderr(&out));
+    // `fixture build` says the same events.
+    let out = p
+        .recipes()
+        .env("RECIPES_CACHE", p.path().join("cache-2"))
+        .args(["fixture", "build", "busybox", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events_of(&out);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                Event::FixtureBuildStarted { .. },
+                ..,
+                Event::FixtureBuildFinished {
+                    size_mb: Some(_),
+                    ..
+                }
+            ]
+        ),
+        "{}",
+        stdout(&out)
     );
 }

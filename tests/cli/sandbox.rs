@@ -919,12 +919,24 @@ fn a_base_that_cannot_be_built_fails_only_its_own_runs_before_any_sandbox() {
     );
     assert!(reason.contains("no such package: frobnicate"), "{reason}");
     passed(&events, "intact");
-    // The prepare stage said it once, before the runs.
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        err.matches("the recipes on `broken-setup` cannot run")
-            .count(),
-        1,
-        "{err}"
+    // The prepare stage said it once, before the runs: as events on
+    // stdout under --format json.
+    let said = String::from_utf8_lossy(&out.stdout);
+    let notices: Vec<serde_json::Value> = said
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["event"] == "notice"
+                && e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the recipes on `broken-setup` cannot run")
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{said}");
+    assert!(
+        said.contains(r#""error":"recipes/fixtures/broken-setup.toml: the setup script"#),
+        "{said}"
     );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("broken-setup"));
 }
