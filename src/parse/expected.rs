@@ -64,7 +64,7 @@ pub fn check_recipe(recipe: &Recipe) -> Vec<Problem> {
         for (line, text) in expected_lines(recipe, i) {
             match matcher::capture_names(text) {
                 Ok(found) => names.extend(found.into_iter().map(|n| (line, n))),
-                Err(message) => problems.push(at(line, message)),
+                Err(e) => problems.push(at(line, e.to_string())),
             }
         }
         for (line, name) in &names {

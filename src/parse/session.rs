@@ -246,7 +246,7 @@ pub fn parse(
             continue;
         } else {
             if let Err(e) = crate::matcher::capture_names(text) {
-                problem(line, e);
+                problem(line, e.to_string());
             }
             SessionAction::Expect
         };
