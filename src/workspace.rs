@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::check::check_book;
 use crate::fixture::Store;
 use crate::model::{Book, EMPTY_FIXTURE};
+use crate::parse::blocks::PageScan;
 use crate::parse::{load_book_with, BookError, Problem};
 
 /// The book folder and the `recipes/` folder beside it.
@@ -76,20 +77,19 @@ impl Workspace {
     /// One language of the book, with the problems parsing and the checks
     /// of one language find.
     pub fn load(&self, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
-        let (book, problems, _) = self.load_with(lang, |_| ())?;
+        let (book, problems, _) = self.load_with::<()>(lang)?;
         Ok((book, problems))
     }
 
-    /// [`Workspace::load`], also handing each page's text to `also` where
-    /// it is parsed (see [`load_book_with`]).
-    pub fn load_with<T: Send>(
+    /// [`Workspace::load`], and what the reader `S` made of each page on
+    /// the pass that parsed it (see [`load_book_with`]).
+    pub fn load_with<S: PageScan>(
         &self,
         lang: &str,
-        also: impl Fn(&str) -> T + Sync,
-    ) -> Result<(Book, Vec<Problem>, Vec<T>), BookError> {
-        let (book, mut problems, extras) = load_book_with(&self.book_dir, lang, also)?;
+    ) -> Result<(Book, Vec<Problem>, Vec<S>), BookError> {
+        let (book, mut problems, scans) = load_book_with(&self.book_dir, lang)?;
         problems.extend(check_book(&book, &self.fixture_names(), &self.host_names()));
-        Ok((book, problems, extras))
+        Ok((book, problems, scans))
     }
 }
 

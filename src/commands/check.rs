@@ -31,7 +31,7 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
             .iter()
             .map(|lang| {
                 scope.spawn(move || {
-                    let (book, mut problems, links) = ws.load_with(lang, PageLinks::scan)?;
+                    let (book, mut problems, links) = ws.load_with::<PageLinks>(lang)?;
                     problems.extend(check_links(&book, &links));
                     Ok::<_, BookError>((book, problems))
                 })
