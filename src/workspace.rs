@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::check::check_book;
 use crate::fixture::Store;
 use crate::model::{Book, EMPTY_FIXTURE};
-use crate::parse::blocks::PageScan;
 use crate::parse::{load_book_with, BookError, Problem};
 
 /// The book folder and the `recipes/` folder beside it.
@@ -77,19 +76,9 @@ impl Workspace {
     /// One language of the book, with the problems parsing and the checks
     /// of one language find.
     pub fn load(&self, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
-        let (book, problems, _) = self.load_with::<()>(lang)?;
-        Ok((book, problems))
-    }
-
-    /// [`Workspace::load`], and what the reader `S` made of each page on
-    /// the pass that parsed it (see [`load_book_with`]).
-    pub fn load_with<S: PageScan>(
-        &self,
-        lang: &str,
-    ) -> Result<(Book, Vec<Problem>, Vec<S>), BookError> {
-        let (book, mut problems, scans) = load_book_with(&self.book_dir, lang)?;
+        let (book, mut problems, _) = load_book_with::<()>(&self.book_dir, lang)?;
         problems.extend(check_book(&book, &self.fixture_names(), &self.host_names()));
-        Ok((book, problems, scans))
+        Ok((book, problems))
     }
 }
 
