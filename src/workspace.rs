@@ -76,20 +76,9 @@ impl Workspace {
     /// One language of the book, with the problems parsing and the checks
     /// of one language find.
     pub fn load(&self, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
-        let (book, problems, _) = self.load_with(lang, |_| ())?;
-        Ok((book, problems))
-    }
-
-    /// [`Workspace::load`], also handing each page's text to `also` where
-    /// it is parsed (see [`load_book_with`]).
-    pub fn load_with<T: Send>(
-        &self,
-        lang: &str,
-        also: impl Fn(&str) -> T + Sync,
-    ) -> Result<(Book, Vec<Problem>, Vec<T>), BookError> {
-        let (book, mut problems, extras) = load_book_with(&self.book_dir, lang, also)?;
+        let (book, mut problems, _) = load_book_with::<()>(&self.book_dir, lang)?;
         problems.extend(check_book(&book, &self.fixture_names(), &self.host_names()));
-        Ok((book, problems, extras))
+        Ok((book, problems))
     }
 }
 

@@ -7,41 +7,96 @@
 //! and `unique_id`), on Markdown parsed with mdBook's options.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::sync::LazyLock;
 
 use mdbook_markdown::pulldown_cmark::{Event, LinkType, Tag, TagEnd};
-use mdbook_markdown::{new_cmark_parser, MarkdownOptions};
 use regex::Regex;
 
 use crate::model::{Book, Location};
-use crate::parse::blocks::LineIndex;
+use crate::parse::blocks::{LineIndex, PageScan};
 use crate::parse::Problem;
 
-/// What the checks need of one page, from one pass of mdBook's parser over
-/// its text: its directives, its links into the book and the heading ids
-/// it makes.
+/// What the checks need of one page, from the pass of mdBook's parser that
+/// found its steps: its directives, its links into the book and the heading
+/// ids it makes.
 #[derive(Debug, Default)]
 pub struct PageLinks {
     includes: Vec<Include>,
     links: Vec<Link>,
     ids: BTreeSet<String>,
+    /// The heading being read: its text so far and its explicit id.
+    heading: Option<(String, Option<String>)>,
 }
 
-impl PageLinks {
-    /// Reads what the checks need of one page's text.
-    pub fn scan(text: &str) -> PageLinks {
-        let (links, ids) = links_and_ids(text);
+impl PageScan for PageLinks {
+    fn start(text: &str, lines: &LineIndex) -> PageLinks {
         PageLinks {
-            includes: includes(text),
-            links,
-            ids,
+            includes: includes(text, lines),
+            ..PageLinks::default()
+        }
+    }
+
+    /// The links of a page into the book, and the ids mdBook gives its
+    /// headings (and definition terms), plus ids written in its raw HTML.
+    fn event(&mut self, event: &Event<'_>, range: Range<usize>, lines: &LineIndex) {
+        static HTML_ID: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r#"\b(?:id|name)\s*=\s*["']([^"']+)["']"#).expect("a valid pattern")
+        });
+        match event {
+            Event::Start(
+                Tag::Link {
+                    link_type,
+                    dest_url,
+                    ..
+                }
+                | Tag::Image {
+                    link_type,
+                    dest_url,
+                    ..
+                },
+            ) => {
+                if let Some(dest) = into_the_book(*link_type, dest_url) {
+                    self.links.push(Link {
+                        line: lines.line(range.start),
+                        dest: dest.to_string(),
+                    });
+                }
+            }
+            Event::Start(Tag::Heading { id, .. }) => {
+                self.heading = Some((String::new(), id.as_ref().map(|i| i.to_string())));
+            }
+            Event::Start(Tag::DefinitionListTitle) => self.heading = Some((String::new(), None)),
+            Event::Text(t) | Event::Code(t) => {
+                if let Some((content, _)) = self.heading.as_mut() {
+                    content.push_str(t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some((content, _)) = self.heading.as_mut() {
+                    content.push('\n');
+                }
+            }
+            Event::End(TagEnd::Heading(_) | TagEnd::DefinitionListTitle) => {
+                if let Some((content, explicit)) = self.heading.take() {
+                    let id = explicit
+                        .unwrap_or_else(|| unique_id(&id_from_content(&content), &self.ids));
+                    self.ids.insert(id);
+                }
+            }
+            Event::Html(html) | Event::InlineHtml(html) => {
+                for capture in HTML_ID.captures_iter(html) {
+                    self.ids.insert(capture[1].to_string());
+                }
+            }
+            _ => {}
         }
     }
 }
 
 /// Every broken include, link and anchor of one language's pages, from
-/// what [`PageLinks::scan`] found on each (in the order of `book.pages`).
+/// what [`PageLinks`] found on each (in the order of `book.pages`).
 pub fn check_links(book: &Book, scanned: &[PageLinks]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let checker = LinkChecker {
@@ -216,11 +271,10 @@ struct Include {
 
 /// The directives mdBook's `links` preprocessor expands, with its own
 /// pattern (escaped `\{{#...}}` ones are left alone, as mdBook does).
-fn includes(text: &str) -> Vec<Include> {
+fn includes(text: &str, lines: &LineIndex) -> Vec<Include> {
     static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\\\{\{#.*\}\}|\{\{\s*#([a-zA-Z0-9_]+)\s+([^}]+)\}\}").expect("a valid pattern")
     });
-    let index = LineIndex::new(text);
     let mut found = Vec::new();
     for capture in PATTERN.captures_iter(text) {
         let (Some(kind), Some(rest)) = (capture.get(1), capture.get(2)) else {
@@ -243,7 +297,7 @@ fn includes(text: &str) -> Vec<Include> {
             _ => (target, None),
         };
         found.push(Include {
-            line: index.line(capture.get(0).map_or(0, |m| m.start())),
+            line: lines.line(capture.get(0).map_or(0, |m| m.start())),
             kind: kind.to_string(),
             target: target.to_string(),
             file: file.to_string(),
@@ -271,76 +325,6 @@ fn has_anchor(body: &str, name: &str) -> bool {
 struct Link {
     line: usize,
     dest: String,
-}
-
-/// The links of a page into the book, and the ids mdBook gives its
-/// headings (and definition terms), plus ids written in its raw HTML.
-fn links_and_ids(text: &str) -> (Vec<Link>, BTreeSet<String>) {
-    static HTML_ID: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"\b(?:id|name)\s*=\s*["']([^"']+)["']"#).expect("a valid pattern")
-    });
-    let index = LineIndex::new(text);
-    let mut links = Vec::new();
-    let mut used = BTreeSet::new();
-    let mut heading: Option<(String, Option<String>)> = None;
-    let parser = new_cmark_parser(text, &MarkdownOptions::default());
-    for (event, range) in parser.into_offset_iter() {
-        match event {
-            Event::Start(
-                Tag::Link {
-                    link_type,
-                    dest_url,
-                    ..
-                }
-                | Tag::Image {
-                    link_type,
-                    dest_url,
-                    ..
-                },
-            ) => {
-                if let Some(dest) = into_the_book(link_type, &dest_url) {
-                    links.push(Link {
-                        line: index.line(range.start),
-                        dest: dest.to_string(),
-                    });
-                }
-            }
-            Event::Start(Tag::Heading { id, .. }) => {
-                heading = Some((String::new(), id.map(|i| i.to_string())));
-            }
-            Event::Start(Tag::DefinitionListTitle) => heading = Some((String::new(), None)),
-            Event::Text(t) | Event::Code(t) => {
-                if let Some((content, _)) = heading.as_mut() {
-                    content.push_str(&t);
-                }
-            }
-            Event::SoftBreak | Event::HardBreak => {
-                if let Some((content, _)) = heading.as_mut() {
-                    content.push('\n');
-                }
-            }
-            Event::End(TagEnd::Heading(_) | TagEnd::DefinitionListTitle) => {
-                if let Some((content, explicit)) = heading.take() {
-                    match explicit {
-                        Some(id) => {
-                            used.insert(id);
-                        }
-                        None => {
-                            let id = unique_id(&id_from_content(&content), &used);
-                            used.insert(id);
-                        }
-                    }
-                }
-            }
-            Event::Html(html) | Event::InlineHtml(html) => {
-                for capture in HTML_ID.captures_iter(&html) {
-                    used.insert(capture[1].to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    (links, used)
 }
 
 /// The destination of a link or image when it is a place in the book (not
@@ -389,6 +373,12 @@ fn unique_id(id: &str, used: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::blocks::fenced_blocks_with;
+
+    fn links_and_ids(text: &str) -> (Vec<Link>, BTreeSet<String>) {
+        let (_, found) = fenced_blocks_with::<PageLinks>(text, &LineIndex::new(text));
+        (found.links, found.ids)
+    }
 
     #[test]
     fn ids_follow_mdbook() {
@@ -430,7 +420,7 @@ mod tests {
     #[test]
     fn includes_with_lines_anchors_and_escapes() {
         let text = "a\n{{#include ../x.rs:main}}\n\\{{#include nope.md}}\n```\n{{#rustdoc_include y.rs:10:20}}\n```\n{{#playground z.rs editable}}\n{{#title T}}\n";
-        let found = includes(text);
+        let found = includes(text, &LineIndex::new(text));
         assert_eq!(
             found
                 .iter()

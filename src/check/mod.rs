@@ -1,13 +1,16 @@
 //! Checks that span pages and languages: one page per recipe id, known
-//! fixtures, `needs` that resolve without cycles, and FR/EN parity
-//! (same ids, byte-identical step bodies and attributes). Pure.
+//! fixtures and hosts, `needs` that resolve without cycles, no test
+//! plumbing in what a reader types; FR/EN parity in [`parity`], links and
+//! mdBook directives in [`links`]. Pure.
 
 pub mod links;
+mod parity;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
-use crate::model::{index, Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
+use crate::model::{Book, Location, Recipe, StepKind, EMPTY_FIXTURE};
 use crate::parse::Problem;
+pub use parity::check_parity;
 
 fn problem(location: &Location, message: String) -> Problem {
     Problem {
@@ -39,21 +42,7 @@ fn plumbing_in(line: &str) -> Option<&'static str> {
 fn plumbing(recipe: &Recipe) -> Vec<Problem> {
     let mut found = Vec::new();
     for step in recipe.steps.iter().filter(|s| !s.flag("fold")) {
-        let lines: Vec<(usize, &str)> = match step.kind() {
-            StepKind::Script => step
-                .body
-                .lines()
-                .enumerate()
-                .map(|(i, l)| (step.location.line + 1 + i, l))
-                .collect(),
-            StepKind::Console => step
-                .transcript()
-                .iter()
-                .map(|e| (e.line, e.command.as_str()))
-                .collect(),
-            _ => continue,
-        };
-        for (line, text) in lines {
+        let mut check = |line: usize, text: &str| {
             if let Some(what) = plumbing_in(text) {
                 found.push(problem(
                     &Location {
@@ -66,6 +55,19 @@ fn plumbing(recipe: &Recipe) -> Vec<Problem> {
                     ),
                 ));
             }
+        };
+        match step.kind() {
+            StepKind::Script => {
+                for (i, text) in step.body.lines().enumerate() {
+                    check(step.location.line + 1 + i, text);
+                }
+            }
+            StepKind::Console => {
+                for entry in step.transcript() {
+                    check(entry.line, &entry.command);
+                }
+            }
+            _ => {}
         }
     }
     found
@@ -78,164 +80,114 @@ pub fn check_book(
     hosts: &BTreeSet<String>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut seen: BTreeMap<&str, &Recipe> = BTreeMap::new();
+    // The first recipe of each id, in the book's order.
+    let mut seen: HashMap<&str, &Recipe> = HashMap::new();
+    let mut first = Vec::new();
     for recipe in book.pages.iter().flat_map(|p| &p.recipes) {
-        if let Some(first) = seen.get(recipe.id.as_str()) {
+        if let Some(earlier) = seen.get(recipe.id.as_str()) {
             problems.push(problem(
                 &recipe.location,
                 format!(
                     "recipe `{}` is already defined on another page, at {}; all steps of a recipe are on one page",
-                    recipe.id, first.location
+                    recipe.id, earlier.location
                 ),
             ));
             continue;
         }
         seen.insert(&recipe.id, recipe);
+        first.push(recipe);
         problems.extend(plumbing(recipe));
-        if let Some(host) = recipe.host.as_deref().filter(|h| !hosts.contains(*h)) {
-            let known = if hosts.is_empty() {
-                "none here".to_string()
-            } else {
-                hosts.iter().cloned().collect::<Vec<_>>().join(", ")
-            };
-            let what = if fixtures.contains(host) {
-                format!("`host={host}` names a fixture that does not boot (give it `boot = \"systemd\"`)")
-            } else {
-                format!("`host={host}` names no fixture")
-            };
-            problems.push(problem(
-                &recipe.location,
-                format!("{what}; the booted hosts: {known}"),
-            ));
-        }
-        if !fixtures.contains(&recipe.fixture) {
-            problems.push(problem(
-                &recipe.location,
-                format!(
-                    "unknown fixture `{}` (known: {})",
-                    recipe.fixture,
-                    fixtures.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
+        problems.extend(machine_problems(recipe, fixtures, hosts));
     }
-    for recipe in seen.values() {
-        let mut chain = vec![recipe.id.as_str()];
-        let mut current = *recipe;
-        while let Some(needs) = current.needs.as_deref() {
-            let Some(next) = seen.get(needs) else {
-                problems.push(problem(
-                    &current.location,
-                    format!(
-                        "recipe `{}` needs `{needs}`, which no page defines",
-                        current.id
-                    ),
-                ));
-                break;
-            };
-            if chain.contains(&needs) {
-                if current.id == recipe.id || needs == recipe.id {
-                    chain.push(needs);
-                    problems.push(problem(
-                        &recipe.location,
-                        format!("`needs` makes a cycle: {}", chain.join(" → ")),
-                    ));
-                }
-                break;
-            }
-            if next.fixture != recipe.fixture
-                && next.fixture != EMPTY_FIXTURE
-                && recipe.fixture != EMPTY_FIXTURE
-                && current.id == recipe.id
-            {
-                problems.push(problem(
-                    &recipe.location,
-                    format!(
-                        "recipe `{}` runs on fixture `{}` but needs `{needs}`, which runs on `{}`; they share one sandbox",
-                        recipe.id, recipe.fixture, next.fixture
-                    ),
-                ));
-            }
-            chain.push(needs);
-            current = next;
+    for recipe in first {
+        if recipe.needs.is_some() {
+            problems.extend(needs_problems(recipe, &seen));
         }
     }
     problems
 }
 
-/// FR/EN parity between the original book and a translation.
-pub fn check_parity<'a>(original: &'a Book, translation: &'a Book) -> Vec<Problem> {
-    let recipes = |book: &'a Book| book.pages.iter().flat_map(|p| &p.recipes);
-    // The first recipe of each id (`check_book` reports the others).
-    let (a, b) = (index(recipes(original)), index(recipes(translation)));
+/// A `host=` that names no booted fixture, and an unknown fixture.
+fn machine_problems(
+    recipe: &Recipe,
+    fixtures: &BTreeSet<String>,
+    hosts: &BTreeSet<String>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for (id, ra) in &a {
-        let Some(rb) = b.get(id) else {
-            problems.push(problem(
-                &ra.location,
-                format!(
-                    "recipe `{id}` has no counterpart in the `{}` book ({})",
-                    translation.lang,
-                    translation.src.join(&ra.page).display()
-                ),
-            ));
-            continue;
+    if let Some(host) = recipe.host.as_deref().filter(|h| !hosts.contains(*h)) {
+        let known = if hosts.is_empty() {
+            "none here".to_string()
+        } else {
+            hosts.iter().cloned().collect::<Vec<_>>().join(", ")
         };
-        if ra.page != rb.page {
+        let what = if fixtures.contains(host) {
+            format!(
+                "`host={host}` names a fixture that does not boot (give it `boot = \"systemd\"`)"
+            )
+        } else {
+            format!("`host={host}` names no fixture")
+        };
+        problems.push(problem(
+            &recipe.location,
+            format!("{what}; the booted hosts: {known}"),
+        ));
+    }
+    if !fixtures.contains(&recipe.fixture) {
+        problems.push(problem(
+            &recipe.location,
+            format!(
+                "unknown fixture `{}` (known: {})",
+                recipe.fixture,
+                fixtures.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    problems
+}
+
+/// What is wrong along the `needs` chain of `recipe`: a recipe it needs
+/// that no page defines, a cycle through it, or a first recipe it needs
+/// that runs on another fixture. `seen` holds the first recipe of each id.
+fn needs_problems(recipe: &Recipe, seen: &HashMap<&str, &Recipe>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut chain = vec![recipe.id.as_str()];
+    let mut current = recipe;
+    while let Some(needs) = current.needs.as_deref() {
+        let Some(next) = seen.get(needs) else {
             problems.push(problem(
-                &rb.location,
+                &current.location,
                 format!(
-                    "recipe `{id}` is on `{}` here but on `{}` in the `{}` book; translations keep the same file names",
-                    rb.page, ra.page, original.lang
+                    "recipe `{}` needs `{needs}`, which no page defines",
+                    current.id
                 ),
             ));
-        }
-        if ra.steps.len() != rb.steps.len() {
-            problems.push(problem(
-                &rb.location,
-                format!(
-                    "recipe `{id}` has {} steps here but {} in the `{}` book ({})",
-                    rb.steps.len(),
-                    ra.steps.len(),
-                    original.lang,
-                    ra.location
-                ),
-            ));
-            continue;
-        }
-        for (n, (sa, sb)) in ra.steps.iter().zip(&rb.steps).enumerate() {
-            let mut differs = Vec::new();
-            if sa.syntax != sb.syntax || sa.attrs != sb.attrs {
-                differs.push("attributes");
-            }
-            if sa.body != sb.body {
-                differs.push("body");
-            }
-            if !differs.is_empty() {
+            break;
+        };
+        if chain.contains(&needs) {
+            if current.id == recipe.id || needs == recipe.id {
+                chain.push(needs);
                 problems.push(problem(
-                    &sb.location,
-                    format!(
-                        "step {} of recipe `{id}` differs in its {} from {} (`{}` book); code is not translated",
-                        n + 1,
-                        differs.join(" and "),
-                        sa.location,
-                        original.lang
-                    ),
+                    &recipe.location,
+                    format!("`needs` makes a cycle: {}", chain.join(" → ")),
                 ));
             }
+            break;
         }
-    }
-    for (id, rb) in &b {
-        if !a.contains_key(id) {
+        if next.fixture != recipe.fixture
+            && next.fixture != EMPTY_FIXTURE
+            && recipe.fixture != EMPTY_FIXTURE
+            && current.id == recipe.id
+        {
             problems.push(problem(
-                &rb.location,
+                &recipe.location,
                 format!(
-                    "recipe `{id}` has no counterpart in the `{}` book ({})",
-                    original.lang,
-                    original.src.join(&rb.page).display()
+                    "recipe `{}` runs on fixture `{}` but needs `{needs}`, which runs on `{}`; they share one sandbox",
+                    recipe.id, recipe.fixture, next.fixture
                 ),
             ));
         }
+        chain.push(needs);
+        current = next;
     }
     problems
 }

@@ -3,13 +3,13 @@
 
 use anyhow::bail;
 
-use crate::check::check_parity;
 use crate::check::links::{check_links, PageLinks};
+use crate::check::{check_book, check_parity};
 use crate::cli::CheckFormat;
 use crate::exit;
 use crate::fixture::FixtureError;
-use crate::model::Location;
-use crate::parse::{languages, BookError, Problem};
+use crate::model::{Book, Location};
+use crate::parse::{languages, load_book_with, BookError, Problem};
 use crate::workspace::Workspace;
 
 use super::{count, print_problems};
@@ -24,39 +24,11 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
             ws.book_dir.display()
         );
     }
-    // The languages are read side by side, so that one's checks run while
-    // the other's pages are parsed.
-    let loaded = std::thread::scope(|scope| {
-        let loads: Vec<_> = langs
-            .iter()
-            .map(|lang| {
-                scope.spawn(move || {
-                    let (book, mut problems, links) = ws.load_with(lang, PageLinks::scan)?;
-                    problems.extend(check_links(&book, &links));
-                    Ok::<_, BookError>((book, problems))
-                })
-            })
-            .collect();
-        loads
-            .into_iter()
-            .map(|load| load.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect::<Vec<_>>()
-    });
-    let mut problems = Vec::new();
-    let mut books = Vec::new();
-    for load in loaded {
-        let (book, p) = load?;
-        problems.extend(p);
-        books.push(book);
-    }
+    let (books, mut problems) = load_and_check(ws, &langs)?;
     // The process ends after this command and the system takes the books'
     // memory back at once: freeing each page, recipe and step would be most
     // of this thread's work.
     let books = std::mem::ManuallyDrop::new(books);
-    for translation in &books[1..] {
-        problems.extend(check_parity(&books[0], translation));
-    }
-    problems.extend(fixture_problems(ws));
     if format != CheckFormat::Human {
         problems.sort_by(|a, b| a.location.cmp(&b.location));
         print!("{}", render(&problems, format));
@@ -78,6 +50,67 @@ pub fn check(ws: &Workspace, format: CheckFormat) -> anyhow::Result<i32> {
     print_problems(&mut problems, true);
     eprintln!("{} found", count(problems.len(), "problem"));
     Ok(exit::ERROR)
+}
+
+/// Every language read side by side, then the checks of each and their
+/// parity side by side, with the fixture definitions' problems (read while
+/// the pages are parsed), in the order `check` has always listed them.
+fn load_and_check(
+    ws: &Workspace,
+    langs: &[String],
+) -> Result<(Vec<Book>, Vec<Problem>), BookError> {
+    let (loaded, fixtures, hosts, definitions) = std::thread::scope(|scope| {
+        let loads: Vec<_> = langs
+            .iter()
+            .map(|lang| scope.spawn(|| load_book_with::<PageLinks>(&ws.book_dir, lang)))
+            .collect();
+        let known = (ws.fixture_names(), ws.host_names(), fixture_problems(ws));
+        let loaded = loads.into_iter().map(join).collect::<Result<Vec<_>, _>>();
+        (loaded, known.0, known.1, known.2)
+    });
+    let mut problems = Vec::new();
+    let mut books = Vec::new();
+    let mut scans = Vec::new();
+    let mut parsing = Vec::new();
+    for (book, found, links) in loaded? {
+        books.push(book);
+        parsing.push(found);
+        scans.push(links);
+    }
+    let (checks, parity) = std::thread::scope(|scope| {
+        let checks: Vec<_> = books
+            .iter()
+            .zip(&scans)
+            .map(|(book, links)| {
+                scope.spawn(|| {
+                    let mut found = check_book(book, &fixtures, &hosts);
+                    found.extend(check_links(book, links));
+                    found
+                })
+            })
+            .collect();
+        let parity: Vec<Problem> = books[1..]
+            .iter()
+            .flat_map(|translation| check_parity(&books[0], translation))
+            .collect();
+        (checks.into_iter().map(join).collect::<Vec<_>>(), parity)
+    });
+    // Read where each page was parsed; the process's exit frees them.
+    std::mem::forget(scans);
+    for (found, checked) in parsing.into_iter().zip(checks) {
+        problems.extend(found);
+        problems.extend(checked);
+    }
+    problems.extend(parity);
+    problems.extend(definitions);
+    Ok((books, problems))
+}
+
+/// The result of a scoped thread, its panic carried on.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// The problems as JSON (`[{path, line, message}]`) or as GitHub workflow

@@ -4,23 +4,50 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::check::check_book;
 use crate::exit;
-use crate::model::{chain, declared_fixture, index, Attrs, Recipe, RecipeIndex};
+use crate::model::{chain, declared_fixture, index, Attrs, Book, Recipe, RecipeIndex};
+use crate::parse::load_book_with;
 use crate::report::Format;
 use crate::workspace::Workspace;
 
 use super::{count, print_problems};
 
 pub fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
-    let (book, mut problems) = ws.load(lang)?;
+    let (book, mut problems, _) = load_book_with::<()>(&ws.book_dir, lang)?;
     // The process ends after this command and the system takes the book's
     // memory back at once: freeing each page, recipe and step would be a
     // fifth of this thread's work.
     let book = std::mem::ManuallyDrop::new(book);
+    // The book's checks run while the list is written out (in memory: the
+    // problems come first).
+    let listing = std::thread::scope(|scope| {
+        let checks = scope.spawn(|| check_book(&book, &ws.fixture_names(), &ws.host_names()));
+        let listing = render(&book, format);
+        problems.extend(
+            checks
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+        listing
+    })?;
     print_problems(&mut problems, false);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&listing)?;
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// The recipes of a book as `list` prints them.
+fn render(book: &Book, format: Format) -> std::io::Result<Vec<u8>> {
     let recipes: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
-    let all = index(recipes.iter().copied());
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Only `needs` makes a recipe's fixture another's.
+    let all = if recipes.iter().any(|r| r.needs.is_some()) {
+        index(recipes.iter().copied())
+    } else {
+        RecipeIndex::new()
+    };
+    let mut out = Vec::new();
     match format {
         Format::Json => {
             let listed: Vec<Listed> = recipes
@@ -61,8 +88,7 @@ pub fn list(ws: &Workspace, lang: &str, format: Format) -> anyhow::Result<i32> {
             }
         }
     }
-    out.flush()?;
-    Ok(exit::OK)
+    Ok(out)
 }
 
 /// The fixture a recipe runs on (a recipe it needs may declare it).

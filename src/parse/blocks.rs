@@ -1,11 +1,15 @@
-//! Fenced code blocks of a Markdown page, found with pulldown-cmark so that
-//! only real fences count (not HTML comments, indented code or the body of a
-//! longer fence), with the exact 1-based line of each opening fence.
+//! Fenced code blocks of a Markdown page, found with mdBook's own parser
+//! (pulldown-cmark with mdBook's options) so that only what the site shows
+//! as a code block counts (not HTML comments, indented code or the body of a
+//! longer fence), with the exact 1-based line of each opening fence. Other
+//! readers of a page ([`PageScan`]) are fed the same pass.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::ops::Range;
 
-use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use mdbook_markdown::pulldown_cmark::{CodeBlockKind, Event, Tag, TagEnd};
+use mdbook_markdown::{new_cmark_parser, MarkdownOptions};
 
 /// A fenced block as written in the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,21 +60,42 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// Another reader of a page, fed every event of the pass of the Markdown
+/// parser that finds the page's fenced blocks, so that a page is parsed
+/// once whatever else reads it.
+pub trait PageScan: Send + Sized {
+    /// Starts reading a page's text.
+    fn start(text: &str, lines: &LineIndex) -> Self;
+    /// One event of the parse, with its byte range in the text.
+    fn event(&mut self, event: &Event<'_>, range: Range<usize>, lines: &LineIndex);
+}
+
+/// Nothing else reads the page.
+impl PageScan for () {
+    fn start(_: &str, _: &LineIndex) {}
+    fn event(&mut self, _: &Event<'_>, _: Range<usize>, _: &LineIndex) {}
+}
+
 /// Every fenced code block of `text`, in document order.
 pub fn fenced_blocks(text: &str) -> Vec<Block<'_>> {
-    let index = LineIndex::new(text);
+    fenced_blocks_with::<()>(text, &LineIndex::new(text)).0
+}
+
+/// [`fenced_blocks`], and what the reader `S` made of the same pass;
+/// `lines` indexes `text`.
+pub fn fenced_blocks_with<'a, S: PageScan>(
+    text: &'a str,
+    lines: &LineIndex,
+) -> (Vec<Block<'a>>, S) {
+    let mut scan = S::start(text, lines);
     let mut blocks = Vec::new();
     let mut current: Option<Block> = None;
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_HEADING_ATTRIBUTES;
-    for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
-        match event {
+    let parser = new_cmark_parser(text, &MarkdownOptions::default());
+    for (event, range) in parser.into_offset_iter() {
+        match &event {
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
                 current = Some(Block {
-                    line: index.line(range.start),
+                    line: lines.line(range.start),
                     info: raw_info(&text[range.start..])
                         .map_or_else(|| Cow::Owned(info.trim().to_string()), Cow::Borrowed),
                     // The whole block's length: one allocation for the body.
@@ -80,7 +105,7 @@ pub fn fenced_blocks(text: &str) -> Vec<Block<'_>> {
             }
             Event::Text(t) => {
                 if let Some(block) = current.as_mut() {
-                    block.body.push_str(&t);
+                    block.body.push_str(t);
                 }
             }
             Event::End(TagEnd::CodeBlock) => {
@@ -94,8 +119,9 @@ pub fn fenced_blocks(text: &str) -> Vec<Block<'_>> {
             }
             _ => {}
         }
+        scan.event(&event, range, lines);
     }
-    blocks
+    (blocks, scan)
 }
 
 /// The info string of the fence that opens `from`, as written.

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pulldown_cmark::{Event, Parser, Tag};
 
-use super::blocks::LineIndex;
-use super::{parse_page, Problem};
+use super::blocks::{LineIndex, PageScan};
+use super::{parse_page_with, Problem};
 use crate::model::{Book, Location, Page};
 
 /// The book could not be read at all.
@@ -64,29 +64,19 @@ struct BookSection {
 /// Reads one language tree: `book_dir/lang/book.toml`, its `SUMMARY.md` and
 /// every page it lists, in order.
 pub fn load_book(book_dir: &Path, lang: &str) -> Result<(Book, Vec<Problem>), BookError> {
-    let (book, problems, _) = load_book_with(book_dir, lang, |_| ())?;
+    let (book, problems, _) = load_book_with::<()>(book_dir, lang)?;
     Ok((book, problems))
 }
 
-/// [`load_book`], also handing each page's text to `also` where it was
-/// parsed, so that other checks of a page need not read it again; what
-/// `also` returns comes in the order of the book's pages. Pages are read
-/// and parsed on every processor.
-pub fn load_book_with<T: Send>(
+/// [`load_book`], and what the reader `S` made of each page on the pass
+/// of the Markdown parser that found its steps, in the order of the
+/// book's pages. Pages are read and parsed on every processor.
+pub fn load_book_with<S: PageScan>(
     book_dir: &Path,
     lang: &str,
-    also: impl Fn(&str) -> T + Sync,
-) -> Result<(Book, Vec<Problem>, Vec<T>), BookError> {
+) -> Result<(Book, Vec<Problem>, Vec<S>), BookError> {
     let root = book_dir.join(lang);
-    let toml_path = root.join("book.toml");
-    if !toml_path.is_file() {
-        return Err(BookError::NoLanguage { path: root });
-    }
-    let config: BookToml = toml::from_str(&read(&toml_path)?).map_err(|e| BookError::Toml {
-        path: toml_path.clone(),
-        message: e.message().to_string(),
-    })?;
-    let src = root.join(config.book.src.as_deref().unwrap_or("src"));
+    let src = source_folder(&root)?;
     let summary_path = src.join("SUMMARY.md");
     let summary = read(&summary_path)?;
     let entries = summary_entries(&summary);
@@ -99,59 +89,102 @@ pub fn load_book_with<T: Send>(
             unique.len() - 1
         });
     }
-    let mut loaded = map_parallel(&unique, |rel| {
-        let path = src.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let (recipes, problems) = parse_page(&path, rel, lang, &text);
-                let extra = also(&text);
-                let page = Page {
-                    rel: rel.to_string(),
-                    path,
-                    recipes,
-                };
-                Ok(Some((page, problems, extra)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-                "`{rel}` is listed but {} does not exist",
-                path.display()
-            )),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
-    });
+    let mut loaded = map_parallel(&unique, |rel| load_page::<S>(&src, rel, lang));
     // In SUMMARY's order: a page at its first entry, a page that cannot
     // be read at each of its entries.
     let mut problems = Vec::new();
     let mut pages = Vec::new();
-    let mut extras = Vec::new();
+    let mut scans = Vec::new();
     for (rel, line) in &entries {
         match &mut loaded[first[rel.as_str()]] {
             Ok(done) => {
-                if let Some((page, page_problems, extra)) = done.take() {
-                    problems.extend(page_problems);
-                    pages.push(page);
-                    extras.push(extra);
+                if let Some(page) = done.take() {
+                    problems.extend(page.problems);
+                    pages.push(page.page);
+                    scans.push(page.scan);
                 }
             }
-            Err(message) => problems.push(Problem {
+            Err(e) => problems.push(Problem {
                 location: Location {
                     path: summary_path.as_path().into(),
                     line: *line,
                 },
-                message: message.clone(),
+                message: e.to_string(),
             }),
         }
     }
-    Ok((
-        Book {
-            lang: lang.to_string(),
-            root,
-            src,
-            pages,
-        },
-        problems,
-        extras,
-    ))
+    let book = Book {
+        lang: lang.to_string(),
+        root,
+        src,
+        pages,
+    };
+    Ok((book, problems, scans))
+}
+
+/// The pages' folder of the language tree `root`, as its `book.toml` says.
+fn source_folder(root: &Path) -> Result<PathBuf, BookError> {
+    let toml_path = root.join("book.toml");
+    if !toml_path.is_file() {
+        return Err(BookError::NoLanguage {
+            path: root.to_path_buf(),
+        });
+    }
+    let config: BookToml = toml::from_str(&read(&toml_path)?).map_err(|e| BookError::Toml {
+        path: toml_path.clone(),
+        message: e.message().to_string(),
+    })?;
+    Ok(root.join(config.book.src.as_deref().unwrap_or("src")))
+}
+
+/// One page read and parsed.
+struct LoadedPage<S> {
+    page: Page,
+    problems: Vec<Problem>,
+    scan: S,
+}
+
+/// A page SUMMARY lists that cannot be read: a problem located at its
+/// entry.
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    #[error("`{rel}` is listed but {} does not exist", path.display())]
+    Missing { rel: String, path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads and parses the page `rel` of the folder `src`. `Some` until the
+/// page is taken in SUMMARY's order.
+fn load_page<S: PageScan>(
+    src: &Path,
+    rel: &str,
+    lang: &str,
+) -> Result<Option<LoadedPage<S>>, PageError> {
+    let path = src.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (recipes, problems, scan) = parse_page_with::<S>(&path, rel, lang, &text);
+            let page = Page {
+                rel: rel.to_string(),
+                path,
+                recipes,
+            };
+            Ok(Some(LoadedPage {
+                page,
+                problems,
+                scan,
+            }))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PageError::Missing {
+            rel: rel.to_string(),
+            path,
+        }),
+        Err(source) => Err(PageError::Read { path, source }),
+    }
 }
 
 /// `f` over `items` on every processor (threads taking the next item as

@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::Problem;
 use crate::matcher;
-use crate::model::{Location, Recipe, StepKind};
+use crate::model::{Location, Recipe, Step, StepKind};
 
 /// `$name` or `${name}` in a shell text.
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
@@ -18,95 +18,81 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid reference regex")
 });
 
-/// Each expected line of a step with its 1-based page line.
-fn expected_lines(recipe: &Recipe, index: usize) -> Vec<(usize, &str)> {
-    let step = &recipe.steps[index];
+/// Each expected line of a step, with its 1-based page line, to `f`.
+fn expected_lines<'a>(step: &'a Step, mut f: impl FnMut(usize, &'a str)) {
     match step.kind() {
-        StepKind::Console => step
-            .transcript()
-            .iter()
-            .flat_map(|e| {
-                e.expected
-                    .iter()
-                    .enumerate()
-                    .map(move |(k, l)| (e.line + 1 + k, l.as_str()))
-            })
-            .collect(),
-        StepKind::Expect | StepKind::Check => step
-            .body
-            .lines()
-            .enumerate()
-            .map(|(k, l)| (step.location.line + 1 + k, l))
-            .collect(),
-        _ => Vec::new(),
+        StepKind::Console => {
+            for entry in step.transcript() {
+                for (k, text) in entry.expected.iter().enumerate() {
+                    f(entry.line + 1 + k, text);
+                }
+            }
+        }
+        StepKind::Expect | StepKind::Check => {
+            for (k, text) in step.body.lines().enumerate() {
+                f(step.location.line + 1 + k, text);
+            }
+        }
+        _ => {}
     }
 }
 
 /// The problems of one recipe's patterns and captures.
 pub fn check_recipe(recipe: &Recipe) -> Vec<Problem> {
-    let path = &recipe.steps.first().map(|s| s.location.path.clone());
-    let Some(path) = path else {
+    let Some(first) = recipe.steps.first() else {
         return Vec::new();
     };
     let at = |line: usize, message: String| Problem {
         location: Location {
-            path: path.clone(),
+            path: first.location.path.clone(),
             line,
         },
         message,
     };
     let mut problems = Vec::new();
-    // Where each capture is set, for messages.
-    let mut sets: BTreeMap<String, usize> = BTreeMap::new();
-    let mut per_step: Vec<Vec<(usize, String)>> = Vec::new();
-    for i in 0..recipe.steps.len() {
-        let mut names = Vec::new();
-        for (line, text) in expected_lines(recipe, i) {
-            match matcher::capture_names(text) {
-                Ok(found) => names.extend(found.into_iter().map(|n| (line, n))),
-                Err(message) => problems.push(at(line, message)),
+    // Where each capture is first set: its line, for messages, and its step.
+    let mut sets: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (i, step) in recipe.steps.iter().enumerate() {
+        expected_lines(step, |line, text| match matcher::capture_names(text) {
+            Ok(found) => {
+                for name in found {
+                    sets.entry(name).or_insert((line, i));
+                }
             }
-        }
-        for (line, name) in &names {
-            sets.entry(name.clone()).or_insert(*line);
-        }
-        per_step.push(names);
+            Err(e) => problems.push(at(line, e.to_string())),
+        });
     }
     if sets.is_empty() {
         // No capture, so no `$name` to look for.
         return problems;
     }
-    // Names set by the steps that have finished.
-    let mut set: Vec<&str> = Vec::new();
     for (i, step) in recipe.steps.iter().enumerate() {
-        let texts: Vec<(usize, &str)> = match step.kind() {
-            StepKind::Script => vec![(step.location.line, step.body.as_str())],
-            StepKind::Console => step
-                .transcript()
-                .iter()
-                .map(|e| (e.line, e.command.as_str()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for (line, text) in texts {
+        let mut used = |line: usize, text: &str| {
             for reference in REFERENCE.captures_iter(text) {
                 let name = reference
                     .get(1)
                     .or_else(|| reference.get(2))
                     .map_or("", |m| m.as_str());
-                if let Some(set_at) = sets.get(name) {
-                    if !set.contains(&name) {
-                        problems.push(at(
-                            line,
-                            format!(
-                                "`${name}` is used before it is set: the capture `{name}` is set at line {set_at}, and a capture reaches only the later steps of the recipe"
-                            ),
-                        ));
-                    }
+                // A capture reaches only the steps after the one that sets it.
+                if let Some(&(set_at, _)) = sets.get(name).filter(|(_, step)| *step >= i) {
+                    problems.push(at(
+                        line,
+                        format!(
+                            "`${name}` is used before it is set: the capture `{name}` is set at line {set_at}, and a capture reaches only the later steps of the recipe"
+                        ),
+                    ));
                 }
             }
+        };
+        match step.kind() {
+            StepKind::Script => used(step.location.line, &step.body),
+            StepKind::Console => {
+                for entry in step.transcript() {
+                    used(entry.line, &entry.command);
+                }
+            }
+            _ => {}
         }
-        set.extend(per_step[i].iter().map(|(_, n)| n.as_str()));
     }
     problems
 }

@@ -19,7 +19,7 @@ use crate::model::{
     Action, AttrValue, Attrs, ExpectedExit, Location, Recipe, Requirement, Step, StepKind, Where,
     EMPTY_FIXTURE,
 };
-use blocks::fenced_blocks;
+use blocks::{fenced_blocks_with, Block, LineIndex, PageScan};
 pub use book::{languages, load_book, load_book_with, summary_entries, BookError};
 use info::{parse_info, valid_id, ID_KEY, RECIPE_KEYS};
 
@@ -38,94 +38,143 @@ impl std::fmt::Display for Problem {
 
 /// Parses one page's steps into recipes (grouped by id, in document order).
 pub fn parse_page(path: &Path, rel: &str, lang: &str, text: &str) -> (Vec<Recipe>, Vec<Problem>) {
-    let mut problems = Vec::new();
-    let mut recipes: Vec<Recipe> = Vec::new();
-    // One path for every place on the page.
-    let path: Arc<Path> = Arc::from(path);
-    for block in fenced_blocks(text) {
+    let (recipes, problems, ()) = parse_page_with(path, rel, lang, text);
+    (recipes, problems)
+}
+
+/// [`parse_page`], and what the reader `S` made of the same pass of the
+/// Markdown parser.
+pub fn parse_page_with<S: PageScan>(
+    path: &Path,
+    rel: &str,
+    lang: &str,
+    text: &str,
+) -> (Vec<Recipe>, Vec<Problem>, S) {
+    let (blocks, scan) = fenced_blocks_with::<S>(text, &LineIndex::new(text));
+    let mut page = PageParser {
+        // One path for every place on the page.
+        path: Arc::from(path),
+        rel,
+        lang,
+        recipes: Vec::new(),
+        problems: Vec::new(),
+    };
+    for block in blocks {
+        page.block(block);
+    }
+    for recipe in &page.recipes {
+        page.problems.extend(expected::check_recipe(recipe));
+    }
+    (page.recipes, page.problems, scan)
+}
+
+/// The recipes of one page as its blocks are read, and the problems found.
+struct PageParser<'a> {
+    path: Arc<Path>,
+    rel: &'a str,
+    lang: &'a str,
+    recipes: Vec<Recipe>,
+    problems: Vec<Problem>,
+}
+
+impl PageParser<'_> {
+    fn at(&self, line: usize) -> Location {
+        Location {
+            path: Arc::clone(&self.path),
+            line,
+        }
+    }
+
+    /// One fenced block: nothing unless its info string names a recipe,
+    /// else a step of that recipe.
+    fn block(&mut self, block: Block<'_>) {
         let Some((info, info_problems)) = parse_info(&block.info) else {
-            continue;
+            return;
         };
-        let location = Location {
-            path: Arc::clone(&path),
-            line: block.line,
-        };
-        let mut problem = |message: String| {
-            problems.push(Problem {
-                location: location.clone(),
-                message,
-            })
-        };
+        let location = self.at(block.line);
+        let mut problems = Vec::new();
+        let mut problem = |message: String| problems.push(message);
         for message in info_problems {
             problem(message);
         }
         let id = info.attrs[ID_KEY].as_str().unwrap_or_default();
-        if !valid_id(id) {
+        if valid_id(id) {
+            let index = self.recipe_index(id, &location);
+            let mut located = Vec::new();
+            let step = build_step(
+                location.clone(),
+                info.syntax,
+                info.attrs,
+                block.body,
+                &mut problem,
+                &mut located,
+            );
+            let recipe = &mut self.recipes[index];
+            expect_follows(recipe, &step, &mut problem);
+            apply_recipe_keys(recipe, &step, &mut problem);
+            recipe.steps.push(step);
+            self.push(&location, problems);
+            for (line, message) in located {
+                let location = self.at(line);
+                self.problems.push(Problem { location, message });
+            }
+        } else {
             problem(format!(
                 "malformed recipe id `{id}`: use lowercase letters and digits in words joined by `-` (like `network-veth`)"
             ));
-            continue;
+            self.push(&location, problems);
         }
-        let index = match recipes.iter().position(|r| r.id == id) {
-            Some(i) => i,
-            None => {
-                recipes.push(Recipe {
-                    id: id.to_string(),
-                    lang: lang.to_string(),
-                    page: rel.to_string(),
-                    location: location.clone(),
-                    fixture: EMPTY_FIXTURE.to_string(),
-                    at: None,
-                    host: None,
-                    needs: None,
-                    net_host: false,
-                    requires: Vec::new(),
-                    pids: None,
-                    memory: None,
-                    steps: Vec::new(),
-                });
-                recipes.len() - 1
-            }
-        };
-        let mut located = Vec::new();
-        let step = build_step(
-            location.clone(),
-            info.syntax,
-            info.attrs,
-            block.body,
-            &mut problem,
-            &mut located,
-        );
-        let recipe = &mut recipes[index];
-        let id = &recipe.id;
-        if step.kind() == StepKind::Expect {
-            match recipe.steps.last() {
-                None => problem(format!(
-                    "`expect` block of recipe `{id}` has no step before it to take the output of"
-                )),
-                Some(prev) if !matches!(prev.kind(), StepKind::Script | StepKind::Rust) => {
-                    problem(format!(
-                        "`expect` block of recipe `{id}` follows a {} step; it can only follow a script or a rust step",
-                        prev.kind().as_str()
-                    ))
-                }
-                Some(_) => {}
-            }
+    }
+
+    fn push(&mut self, location: &Location, messages: Vec<String>) {
+        self.problems
+            .extend(messages.into_iter().map(|message| Problem {
+                location: location.clone(),
+                message,
+            }));
+    }
+
+    /// The index of the recipe `id` on this page, a new one (starting at
+    /// `location`) if it has no step yet.
+    fn recipe_index(&mut self, id: &str, location: &Location) -> usize {
+        if let Some(i) = self.recipes.iter().position(|r| r.id == id) {
+            return i;
         }
-        apply_recipe_keys(recipe, &step, &mut problem);
-        recipe.steps.push(step);
-        problems.extend(located.into_iter().map(|(line, message)| Problem {
-            location: Location {
-                path: Arc::clone(&path),
-                line,
-            },
-            message,
-        }));
+        self.recipes.push(Recipe {
+            id: id.to_string(),
+            lang: self.lang.to_string(),
+            page: self.rel.to_string(),
+            location: location.clone(),
+            fixture: EMPTY_FIXTURE.to_string(),
+            at: None,
+            host: None,
+            needs: None,
+            net_host: false,
+            requires: Vec::new(),
+            pids: None,
+            memory: None,
+            steps: Vec::new(),
+        });
+        self.recipes.len() - 1
     }
-    for recipe in &recipes {
-        problems.extend(expected::check_recipe(recipe));
+}
+
+/// An `expect` block takes the output of the script or rust step before it.
+fn expect_follows(recipe: &Recipe, step: &Step, problem: &mut impl FnMut(String)) {
+    if step.kind() != StepKind::Expect {
+        return;
     }
-    (recipes, problems)
+    let id = &recipe.id;
+    match recipe.steps.last() {
+        None => problem(format!(
+            "`expect` block of recipe `{id}` has no step before it to take the output of"
+        )),
+        Some(prev) if !matches!(prev.kind(), StepKind::Script | StepKind::Rust) => problem(format!(
+            "`expect` block of recipe `{id}` follows a {} step; it can only follow a script or a rust step",
+            prev.kind().as_str()
+        )),
+        Some(_) => {}
+    }
 }
 
 /// An `at=` path: absolute, normalised, not the root itself.

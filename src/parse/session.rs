@@ -23,8 +23,26 @@ pub enum Segment<'a> {
     /// name is unknown).
     Key {
         written: &'a str,
-        bytes: Result<Vec<u8>, String>,
+        bytes: Result<Vec<u8>, KeyError>,
     },
+}
+
+/// A key written `<...>` whose name is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key `{item}` in `<{written}>` (known: Enter, Tab, Esc, Backspace, Space, Up, Down, Left, Right, Home, End, Delete, Ctrl+X for a letter X, and after the first key single characters, as in `<Ctrl+a q>`)")]
+pub struct KeyError {
+    item: String,
+    written: String,
+}
+
+/// A `prompt=` that is not a regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid regular expression in `prompt={prompt}`: {why}")]
+pub struct PromptError {
+    prompt: String,
+    /// The last line of the regex crate's message: what is wrong, without
+    /// the drawing.
+    why: String,
 }
 
 /// The bytes of one named key.
@@ -56,7 +74,7 @@ fn control(item: &str) -> Option<u8> {
 }
 
 /// The bytes of the items of one `<...>`.
-fn key_bytes(written: &str) -> Result<Vec<u8>, String> {
+fn key_bytes(written: &str) -> Result<Vec<u8>, KeyError> {
     let mut bytes = Vec::new();
     for (i, item) in written.split(' ').enumerate() {
         if let Some(b) = named(item) {
@@ -66,9 +84,10 @@ fn key_bytes(written: &str) -> Result<Vec<u8>, String> {
         } else if i > 0 && item.chars().count() == 1 {
             bytes.extend_from_slice(item.as_bytes());
         } else {
-            return Err(format!(
-                "unknown key `{item}` in `<{written}>` (known: Enter, Tab, Esc, Backspace, Space, Up, Down, Left, Right, Home, End, Delete, Ctrl+X for a letter X, and after the first key single characters, as in `<Ctrl+a q>`)"
-            ));
+            return Err(KeyError {
+                item: item.to_string(),
+                written: written.to_string(),
+            });
         }
     }
     Ok(bytes)
@@ -137,7 +156,7 @@ pub fn only_keys(line: &str) -> bool {
 
 /// The bytes a line sends: its text, its keys translated; the first unknown
 /// key is an error. Spaces between keys of a key-only line are not sent.
-fn input(line: &str, keys_only: bool) -> Result<Vec<u8>, String> {
+fn input(line: &str, keys_only: bool) -> Result<Vec<u8>, KeyError> {
     let mut bytes = Vec::new();
     for segment in segments(line) {
         match segment {
@@ -151,13 +170,14 @@ fn input(line: &str, keys_only: bool) -> Result<Vec<u8>, String> {
 }
 
 /// The prompt as a regular expression anchored at the start of a line.
-pub fn prompt_regex(prompt: &str) -> Result<Regex, String> {
+pub fn prompt_regex(prompt: &str) -> Result<Regex, PromptError> {
     Regex::new(&format!("^(?:{prompt})")).map_err(|e| {
-        // The last line of the error says what is wrong, without the drawing.
         let text = e.to_string();
         let why = text.lines().last().unwrap_or_default();
-        let why = why.trim().trim_start_matches("error: ");
-        format!("invalid regular expression in `prompt={prompt}`: {why}")
+        PromptError {
+            prompt: prompt.to_string(),
+            why: why.trim().trim_start_matches("error: ").to_string(),
+        }
     })
 }
 
@@ -172,98 +192,92 @@ pub fn parse(
     let prompt_re = match prompt.map(prompt_regex) {
         Some(Ok(re)) => Some(re),
         Some(Err(e)) => {
-            problem(fence_line, e);
+            problem(fence_line, e.to_string());
             None
         }
         None => None,
     };
-    let mut session: Option<Session> = None;
     let lines: Vec<&str> = body.lines().collect();
-    for (i, &text) in lines.iter().enumerate() {
-        let line = fence_line + 1 + i;
-        let Some(session) = session.as_mut() else {
-            if !lines.iter().any(|l| l.starts_with("$ ")) {
-                break;
-            }
-            let Some(command) = text.strip_prefix("$ ") else {
-                problem(
-                    line,
-                    "a terminal session starts with a `$ ` line (the command that starts its program); this line comes before it".into(),
-                );
-                return None;
-            };
-            session = Some(Session {
-                line,
-                command: command.to_string(),
-                prompt: prompt.map(str::to_string),
-                lines: Vec::new(),
-                exit: None,
-            });
-            continue;
-        };
-        if i + 1 == lines.len() {
-            if let Some(code) = text
-                .strip_prefix('[')
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
-            {
-                session.exit = Some(code);
-                continue;
-            }
-        }
-        let prompted = prompt_re.as_ref().and_then(|re| re.find(text));
-        let action = if let Some(m) = prompted {
-            let typed = &text[m.end()..];
-            match input(typed, false) {
-                Ok(mut bytes) => {
-                    let ends_with_key = matches!(segments(typed).last(), Some(Segment::Key { .. }));
-                    if !ends_with_key {
-                        bytes.push(b'\r');
-                    }
-                    SessionAction::Prompt { input: bytes }
-                }
-                Err(e) => {
-                    problem(line, e);
-                    continue;
-                }
-            }
-        } else if only_keys(text) {
-            match input(text, true) {
-                Ok(bytes) => SessionAction::Keys { input: bytes },
-                Err(e) => {
-                    problem(line, e);
-                    continue;
-                }
-            }
-        } else if text.starts_with("$ ") {
-            problem(
-                line,
-                format!(
-                    "a terminal session runs one program, started by its first `$ ` line (line {}); give this command its own block, or if `$ ` is the program's prompt say so with `prompt=`",
-                    session.line
-                ),
-            );
-            continue;
-        } else {
-            if let Err(e) = crate::matcher::capture_names(text) {
-                problem(line, e);
-            }
-            SessionAction::Expect
-        };
-        session.lines.push(SessionLine {
-            line,
-            text: text.to_string(),
-            action,
-        });
-    }
-    if session.is_none() {
+    if !lines.iter().any(|l| l.starts_with("$ ")) {
         problem(
             fence_line,
             "a terminal session (`pty`) needs a `$ ` line: the command that starts its program"
                 .into(),
         );
+        return None;
     }
-    session
+    let Some(command) = lines[0].strip_prefix("$ ") else {
+        problem(
+            fence_line + 1,
+            "a terminal session starts with a `$ ` line (the command that starts its program); this line comes before it".into(),
+        );
+        return None;
+    };
+    let mut session = Session {
+        line: fence_line + 1,
+        command: command.to_string(),
+        prompt: prompt.map(str::to_string),
+        lines: Vec::new(),
+        exit: None,
+    };
+    for (i, &text) in lines.iter().enumerate().skip(1) {
+        let line = fence_line + 1 + i;
+        if i + 1 == lines.len() {
+            if let Some(code) = exit_code(text) {
+                session.exit = Some(code);
+                continue;
+            }
+        }
+        let mut located = |message| problem(line, message);
+        if let Some(action) = action(text, prompt_re.as_ref(), session.line, &mut located) {
+            session.lines.push(SessionLine {
+                line,
+                text: text.to_string(),
+                action,
+            });
+        }
+    }
+    Some(session)
+}
+
+/// A last line `[N]`: the program's exit code.
+fn exit_code(text: &str) -> Option<i32> {
+    text.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// What a line of a session after its first does: type after the prompt,
+/// send keys or await output; `None`, with a problem, when it cannot be
+/// done. `start` is the line of the command that starts the program.
+fn action(
+    text: &str,
+    prompt: Option<&Regex>,
+    start: usize,
+    problem: &mut impl FnMut(String),
+) -> Option<SessionAction> {
+    if let Some(m) = prompt.and_then(|re| re.find(text)) {
+        let typed = &text[m.end()..];
+        let mut bytes = input(typed, false)
+            .map_err(|e| problem(e.to_string()))
+            .ok()?;
+        if !matches!(segments(typed).last(), Some(Segment::Key { .. })) {
+            bytes.push(b'\r');
+        }
+        return Some(SessionAction::Prompt { input: bytes });
+    }
+    if only_keys(text) {
+        let bytes = input(text, true).map_err(|e| problem(e.to_string())).ok()?;
+        return Some(SessionAction::Keys { input: bytes });
+    }
+    if text.starts_with("$ ") {
+        problem(format!(
+            "a terminal session runs one program, started by its first `$ ` line (line {start}); give this command its own block, or if `$ ` is the program's prompt say so with `prompt=`"
+        ));
+        return None;
+    }
+    if let Err(e) = crate::matcher::capture_names(text) {
+        problem(e.to_string());
+    }
+    Some(SessionAction::Expect)
 }
 
 #[cfg(test)]
@@ -322,7 +336,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         for line in ["<Entr>", "<Ctrl+1>", "<Ctrl+ab>", "<Enter qq>", "<Alt+x>"] {
-            let e = input(line, true).unwrap_err();
+            let e = input(line, true).unwrap_err().to_string();
             assert!(e.contains("unknown key"), "{line}: {e}");
         }
     }
