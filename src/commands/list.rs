@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use crate::check::check_book;
 use crate::exit;
-use crate::model::{chain, declared_fixture, index, Attrs, Book, Recipe, RecipeIndex};
+use crate::model::{
+    chain, declared_fixture, declared_host, index, Attrs, Book, Recipe, RecipeIndex,
+};
 use crate::parse::load_book_with;
 use crate::report::Format;
 use crate::workspace::Workspace;
@@ -54,9 +56,11 @@ fn render(book: &Book, format: Format) -> std::io::Result<Vec<u8>> {
                 .iter()
                 .map(|r| Listed {
                     fixture: fixture(r, &all),
+                    host: declared_host(&chain(r, &all)),
                     id: &r.id,
                     lang: &r.lang,
                     line: r.location.line,
+                    needs: r.needs.as_deref(),
                     page: &r.page,
                     steps: r
                         .steps
@@ -97,13 +101,18 @@ fn fixture<'a>(recipe: &'a Recipe, all: &RecipeIndex<'a>) -> &'a str {
 }
 
 /// A recipe as `list --format json` shows it (keys in alphabetical order,
-/// as they always were).
+/// as they always were). `host` (the booted host its steps run in, its own
+/// or a prerequisite's) and `needs` appear only when set.
 #[derive(Serialize)]
 struct Listed<'a> {
     fixture: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
     id: &'a str,
     lang: &'a str,
     line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    needs: Option<&'a str>,
     page: &'a str,
     steps: Vec<ListedStep<'a>>,
 }

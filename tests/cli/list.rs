@@ -110,3 +110,26 @@ fn crlf_pages_run() {
         .assert()
         .success();
 }
+
+#[test]
+fn json_names_the_host_and_prerequisite_a_recipe_runs_with() {
+    let p = Project::new("stock");
+    let page = p.path().join("book/fr/src/stock.md");
+    let mut text = std::fs::read_to_string(&page).unwrap();
+    text.push_str("\n```sh recipe=after-lease needs=stock-lease\ntrue\n```\n");
+    std::fs::write(&page, text).unwrap();
+    let out = p
+        .recipes()
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |id: &str| got.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(find("stock-lease")["host"], "debian-stock");
+    assert!(find("stock-lease").get("needs").is_none());
+    // The host comes with the prerequisite.
+    assert_eq!(find("after-lease")["host"], "debian-stock");
+    assert_eq!(find("after-lease")["needs"], "stock-lease");
+    assert!(find("where-am-i").get("host").is_none());
+}
