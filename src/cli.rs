@@ -130,6 +130,9 @@ pub enum Command {
     Sandbox {
         #[arg(long)]
         spec: String,
+        /// Its end of the runner's socket pair: it forks the steps.
+        #[arg(long)]
+        spawner: Option<i32>,
     },
     /// Hidden: play a terminal session read on stdin (run as a step).
     #[command(name = "__session", hide = true)]
@@ -156,6 +159,9 @@ pub enum Command {
         /// seccomp filter stays): a booted host's own setuid helpers.
         #[arg(long)]
         allow_setuid: bool,
+        /// The runner's end of the helper's socket pair: ask the helper.
+        #[arg(long)]
+        spawner: Option<i32>,
         #[arg(last = true, required = true)]
         argv: Vec<std::ffi::OsString>,
     },

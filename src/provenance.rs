@@ -46,13 +46,14 @@ pub struct HostFacts {
 
 impl HostFacts {
     pub fn gather() -> HostFacts {
+        let asked = Asked::read_or_ask(&crate::workspace::cache_dir());
         HostFacts {
             kernel: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "unknown".into()),
-            lxc: lxc_version().unwrap_or_else(|| "none".into()),
+            lxc: asked.lxc,
             cgroup: cgroup_layout(Path::new("/sys/fs/cgroup")).into(),
-            lsm: security_modules(),
+            lsm: asked.lsm,
             tool: tool(),
         }
     }
@@ -71,6 +72,70 @@ impl HostFacts {
             tool: self.tool.clone(),
             host: none(),
         }
+    }
+}
+
+/// The facts other programs give (`lxc-start --version`, and the security
+/// modules, read through `unshare`, `sh`, `mount` and `cat` where securityfs
+/// is not mounted): five programs started per run. Kept in the cache for
+/// as long as they cannot change: the same boot, the same `lxc-start`, the
+/// same user asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Asked {
+    /// The kernel's boot id, `lxc-start`'s path, size and change time, and
+    /// the effective user id.
+    key: String,
+    lxc: String,
+    lsm: Vec<String>,
+}
+
+impl Asked {
+    fn read_or_ask(cache: &Path) -> Asked {
+        let key = Asked::key();
+        let path = cache.join("host-facts.json");
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Asked>(&text).ok());
+        if let Some(kept) = kept.filter(|k| key.is_some() && Some(&k.key) == key.as_ref()) {
+            return kept;
+        }
+        let asked = Asked {
+            key: key.clone().unwrap_or_default(),
+            lxc: lxc_version().unwrap_or_else(|| "none".into()),
+            lsm: security_modules(),
+        };
+        if key.is_some() {
+            // Best effort: another run may write it too, or the cache may
+            // be read-only; a fresh name then a rename keeps it whole.
+            let tmp = cache.join(format!("host-facts.json.{}", std::process::id()));
+            let written = serde_json::to_string(&asked).ok().is_some_and(|text| {
+                std::fs::create_dir_all(cache).is_ok() && std::fs::write(&tmp, text).is_ok()
+            });
+            if !written || std::fs::rename(&tmp, &path).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        asked
+    }
+
+    /// `None` when the boot cannot be told apart from the next one.
+    fn key() -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let lxc_start = std::env::split_paths(crate::model::STEP_PATH)
+            .map(|dir| dir.join("lxc-start"))
+            .find_map(|p| std::fs::metadata(&p).ok().map(|m| (p, m)))
+            .map_or("none".to_string(), |(p, m)| {
+                format!(
+                    "{} {} {}.{}",
+                    p.display(),
+                    m.size(),
+                    m.ctime(),
+                    m.ctime_nsec()
+                )
+            });
+        let euid = nix::unistd::geteuid();
+        Some(format!("{} {lxc_start} {euid}", boot.trim()))
     }
 }
 
@@ -194,6 +259,30 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("etc/debian_version"), "12.8\n").unwrap();
         assert_eq!(distro(dir.path()).unwrap(), "Debian 12.8");
+    }
+
+    #[test]
+    fn asked_facts_are_kept_for_the_same_boot_and_lxc_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Asked::key().expect("a boot id");
+        let kept = |key: &str| Asked {
+            key: key.to_string(),
+            lxc: "9.9.9-kept".into(),
+            lsm: vec!["kept".into()],
+        };
+        let write = |asked: &Asked| {
+            let text = serde_json::to_string(asked).unwrap();
+            std::fs::write(dir.path().join("host-facts.json"), text).unwrap();
+        };
+        write(&kept(&key));
+        assert_eq!(Asked::read_or_ask(dir.path()), kept(&key));
+        // Another boot (or another lxc-start): asked again, and kept anew.
+        write(&kept("another boot"));
+        let asked = Asked::read_or_ask(dir.path());
+        assert_ne!(asked.lxc, "9.9.9-kept");
+        assert_eq!(asked.key, key);
+        let text = std::fs::read_to_string(dir.path().join("host-facts.json")).unwrap();
+        assert_eq!(serde_json::from_str::<Asked>(&text).unwrap(), asked);
     }
 
     #[test]

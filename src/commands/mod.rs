@@ -56,7 +56,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
         Command::Session => Ok(crate::session::session_main()),
-        Command::Sandbox { spec } => Ok(crate::sandbox::helper::sandbox_main(&spec)),
+        Command::Sandbox { spec, spawner } => {
+            Ok(crate::sandbox::helper::sandbox_main(&spec, spawner))
+        }
         Command::Enter {
             pid,
             start,
@@ -65,6 +67,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             cwd,
             chroot,
             allow_setuid,
+            spawner,
             argv,
         } => Ok(crate::sandbox::helper::enter_main(
             &crate::sandbox::helper::EnterRequest {
@@ -76,6 +79,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 chroot: chroot.as_deref(),
                 allow_setuid,
                 argv: &argv,
+                spawner,
             },
         )),
     }

@@ -145,7 +145,9 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 }
 
 /// Makes the folders of a new sandbox with `limits`, the delegated one
-/// owned by `root_uid` (the host id of the sandbox's root).
+/// owned by `root_uid` (the host id of the sandbox's root): the limits in
+/// cgroup v2 where its root offers the controller, else in the v1
+/// hierarchy that has it.
 pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
@@ -157,78 +159,100 @@ pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
     let v2 = all
         .iter()
         .find(|h| h.controllers.is_none())
-        .ok_or(CgroupError::NoCgroup2)?
-        .mount
-        .clone();
-    let v2_controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
-    let in_v2 = |c: &str| v2_controllers.split_whitespace().any(|x| x == c);
-    let parent = v2.join(PARENT);
-    let dir = parent.join(&name);
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let mut cgroups = Cgroups {
-        join: Vec::new(),
-        delegated: dir.join("sandbox"),
-        owned: vec![dir.clone()],
-        pids_dir: dir.clone(),
-        memory_dir: dir.clone(),
-        memory_v2: true,
-        limits,
-    };
-    let wanted: Vec<&'static str> = ["pids", "memory"]
+        .ok_or(CgroupError::NoCgroup2)?;
+    let (mut cgroups, in_v2) = create_v2(&v2.mount, &name, limits)?;
+    for controller in ["pids", "memory"] {
+        if !in_v2.contains(&controller) {
+            create_v1(&all, controller, &name, &mut cgroups)?;
+        }
+    }
+    delegate(&mut cgroups, root_uid)?;
+    Ok(cgroups)
+}
+
+/// The sandbox's cgroup v2 folder under `v2`, with the limits whose
+/// controllers the v2 root offers (returned).
+fn create_v2(
+    v2: &Path,
+    name: &str,
+    limits: Limits,
+) -> Result<(Cgroups, Vec<&'static str>), CgroupError> {
+    let offered = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+    let in_v2: Vec<&'static str> = ["pids", "memory"]
         .into_iter()
-        .filter(|c| in_v2(c))
+        .filter(|c| offered.split_whitespace().any(|x| x == *c))
         .collect();
-    if !wanted.is_empty() {
-        let enable: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+    let parent = v2.join(PARENT);
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    if !in_v2.is_empty() {
+        let enable: String = in_v2.iter().map(|c| format!("+{c} ")).collect();
         // Controllers reach a folder only through its parents' subtree_control.
         let _ = std::fs::write(v2.join("cgroup.subtree_control"), enable.trim());
         write(&parent.join("cgroup.subtree_control"), enable.trim())?;
     }
-    for controller in ["pids", "memory"] {
-        let dir = if in_v2(controller) {
-            dir.clone()
-        } else {
-            let hierarchy = all
-                .iter()
-                .find(|h| {
-                    h.controllers
-                        .as_ref()
-                        .is_some_and(|c| c.iter().any(|x| x == controller))
-                })
-                .ok_or(CgroupError::NoController(controller))?;
-            let v1 = hierarchy.mount.join(PARENT).join(&name);
-            std::fs::create_dir_all(&v1).map_err(io("create", &v1))?;
-            cgroups.owned.push(v1.clone());
-            cgroups.join.push(v1.clone());
-            v1
-        };
-        match (controller, in_v2(controller)) {
-            ("pids", _) => {
-                write(&dir.join("pids.max"), &limits.pids.to_string())?;
-                cgroups.pids_dir = dir;
-            }
-            ("memory", true) => {
-                write(&dir.join("memory.max"), &limits.memory.to_string())?;
-                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                cgroups.memory_dir = dir;
-            }
-            _ => {
-                write(
-                    &dir.join("memory.limit_in_bytes"),
-                    &limits.memory.to_string(),
-                )?;
-                let memsw = dir.join("memory.memsw.limit_in_bytes");
-                if memsw.exists() {
-                    let _ = std::fs::write(memsw, limits.memory.to_string());
-                }
-                cgroups.memory_dir = dir;
-                cgroups.memory_v2 = false;
-            }
-        }
+    if in_v2.contains(&"pids") {
+        write(&dir.join("pids.max"), &limits.pids.to_string())?;
     }
-    // The delegated child: the sandbox's root owns it and the files that
-    // delegation hands over (cgroup v2's delegation model), never the
-    // limits of its parent.
+    if in_v2.contains(&"memory") {
+        write(&dir.join("memory.max"), &limits.memory.to_string())?;
+        let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+    }
+    let cgroups = Cgroups {
+        join: Vec::new(),
+        delegated: dir.join("sandbox"),
+        owned: vec![dir.clone()],
+        pids_dir: dir.clone(),
+        memory_dir: dir,
+        memory_v2: true,
+        limits,
+    };
+    Ok((cgroups, in_v2))
+}
+
+/// The sandbox's folder for `controller` in the v1 hierarchy that has it
+/// (a hybrid host), with its limit; joined and owned like the others.
+fn create_v1(
+    all: &[Hierarchy],
+    controller: &'static str,
+    name: &str,
+    cgroups: &mut Cgroups,
+) -> Result<(), CgroupError> {
+    let hierarchy = all
+        .iter()
+        .find(|h| {
+            h.controllers
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|x| x == controller))
+        })
+        .ok_or(CgroupError::NoController(controller))?;
+    let dir = hierarchy.mount.join(PARENT).join(name);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    cgroups.owned.push(dir.clone());
+    cgroups.join.push(dir.clone());
+    let limits = cgroups.limits;
+    if controller == "pids" {
+        write(&dir.join("pids.max"), &limits.pids.to_string())?;
+        cgroups.pids_dir = dir;
+    } else {
+        write(
+            &dir.join("memory.limit_in_bytes"),
+            &limits.memory.to_string(),
+        )?;
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            let _ = std::fs::write(memsw, limits.memory.to_string());
+        }
+        cgroups.memory_dir = dir;
+        cgroups.memory_v2 = false;
+    }
+    Ok(())
+}
+
+/// The delegated child: the sandbox's root owns it and the files that
+/// delegation hands over (cgroup v2's delegation model), never the limits
+/// of its parent. Joined first.
+fn delegate(cgroups: &mut Cgroups, root_uid: u32) -> Result<(), CgroupError> {
     let delegated = cgroups.delegated.clone();
     std::fs::create_dir_all(&delegated).map_err(io("create", &delegated))?;
     for file in [
@@ -242,13 +266,22 @@ pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
             .map_err(io("chown", &path))?;
     }
     cgroups.join.insert(0, delegated);
-    Ok(cgroups)
+    Ok(())
 }
 
-/// Moves the calling process into every folder of the sandbox.
+/// Moves the calling process, which must be single-threaded (freshly
+/// exec'd), into every folder of the sandbox. In a cgroup v1 hierarchy it
+/// moves its one thread (`tasks`): the kernel then skips the lock that makes
+/// a whole process's move wait for an RCU grace period (milliseconds, once
+/// per move). cgroup v2 moves whole processes only (`cgroup.procs`).
 pub fn join(cgroups: &[PathBuf]) -> Result<(), CgroupError> {
     for dir in cgroups {
-        write(&dir.join("cgroup.procs"), "0")?;
+        let tasks = dir.join("tasks");
+        if tasks.exists() {
+            write(&tasks, "0")?;
+        } else {
+            write(&dir.join("cgroup.procs"), "0")?;
+        }
     }
     Ok(())
 }

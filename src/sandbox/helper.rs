@@ -10,14 +10,17 @@
 //! kernel views of its own namespaces and the fixture's overlay, then holds
 //! the sandbox until its control pipe closes or the runner kills it.
 //!
-//! `__enter` joins a running sandbox (by pidfd, so a reused pid cannot be
-//! joined) as its root and runs a step there, under the seccomp filter,
-//! forwarding nothing and waiting: a SIGTERM to the step's process group
-//! reaches the step itself, whose traps run during the grace period.
+//! Once the sandbox is built, the helper stays in its cgroups and forks
+//! every step there ([`super::spawner`]); `__enter` asks it, or, for an
+//! interactive shell on a terminal, joins a running sandbox itself (the
+//! cgroups, then by pidfd, so a reused pid cannot be joined, its
+//! namespaces) as its root and runs the step there, under the seccomp
+//! filter, forwarding nothing and waiting: a SIGTERM to the step's process
+//! group reaches the step itself, whose traps run during the grace period.
 
 use std::ffi::{CString, NulError, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -78,6 +81,9 @@ pub enum HelperError {
     Setup(SetupError),
     #[error(transparent)]
     Seccomp(SeccompError),
+    /// Asking the helper to fork a step ([`super::spawner`]).
+    #[error("{0}")]
+    Spawner(String),
 }
 
 /// A `map_err` adapter for a system call named `call`.
@@ -105,13 +111,15 @@ fn say(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-fn die_with_parent() -> nix::Result<()> {
+pub(super) fn die_with_parent() -> nix::Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
 }
 
-/// `recipes __sandbox --spec JSON`. Prints `pid N` (PID 1's pid on the
-/// host), then `ready` or `error: ...`; PID 1 exits when its stdin closes.
-pub fn sandbox_main(spec: &str) -> i32 {
+/// `recipes __sandbox --spec JSON [--spawner FD]`. Prints `pid N` (PID 1's
+/// pid on the host), then `ready` or `error: ...`; PID 1 exits when its
+/// stdin closes. With `FD` (one end of the runner's socket pair), the
+/// helper then forks the steps `__enter` asks for.
+pub fn sandbox_main(spec: &str, spawner: Option<RawFd>) -> i32 {
     let spec: SandboxSpec = match serde_json::from_str(spec) {
         Ok(spec) => spec,
         Err(e) => {
@@ -119,7 +127,11 @@ pub fn sandbox_main(spec: &str) -> i32 {
             return 2;
         }
     };
-    match outer(&spec) {
+    let outer = spawner
+        .map(super::spawner::adopt)
+        .transpose()
+        .and_then(|channel| outer(&spec, channel));
+    match outer {
         Ok(code) => code,
         Err(message) => {
             say(&format!("error: {message}"));
@@ -132,7 +144,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), HelperError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(call("pipe"))
 }
 
-fn wait_code(child: Pid) -> i32 {
+pub(super) fn wait_code(child: Pid) -> i32 {
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => return code,
@@ -143,8 +155,8 @@ fn wait_code(child: Pid) -> i32 {
     }
 }
 
-/// The helper: host root, private mount namespace.
-fn outer(spec: &SandboxSpec) -> Result<i32, HelperError> {
+/// The helper: host root, private mount namespace; then the steps' spawner.
+fn outer(spec: &SandboxSpec, spawner: Option<OwnedFd>) -> Result<i32, HelperError> {
     die_with_parent().map_err(call("prctl"))?;
     if getppid().as_raw() != spec.parent {
         return Err(HelperError::RunnerGone);
@@ -158,6 +170,8 @@ fn outer(spec: &SandboxSpec) -> Result<i32, HelperError> {
     // but a null name.
     unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
     unshare(CloneFlags::CLONE_NEWNS).map_err(HelperError::NotRoot)?;
+    // Built once: every step the helper forks inherits it.
+    let filter = seccomp::filter().map_err(HelperError::Seccomp)?;
     let (up_r, up_w) = pipe()?;
     let (down_r, down_w) = pipe()?;
     let _ = std::io::stdout().flush();
@@ -167,6 +181,8 @@ fn outer(spec: &SandboxSpec) -> Result<i32, HelperError> {
         ForkResult::Child => {
             drop(up_r);
             drop(down_w);
+            // Nothing inside may ask for steps.
+            drop(spawner);
             let code = match namespaces(spec, up_w, down_r) {
                 Ok(code) => code,
                 Err(message) => {
@@ -189,7 +205,10 @@ fn outer(spec: &SandboxSpec) -> Result<i32, HelperError> {
             let mut down = std::fs::File::from(down_w);
             down.write_all(b"g").map_err(HelperError::Child)?;
             drop(down);
-            Ok(wait_code(child))
+            Ok(match spawner {
+                Some(channel) => super::spawner::serve(channel, child, &filter),
+                None => wait_code(child),
+            })
         }
     }
 }
@@ -289,11 +308,24 @@ pub struct EnterRequest<'a> {
     /// use set-user-ID programs, which give at most the sandbox's root.
     pub allow_setuid: bool,
     pub argv: &'a [OsString],
+    /// The runner's end of the helper's socket pair: the helper forks the
+    /// step, in the cgroups already.
+    pub spawner: Option<RawFd>,
 }
 
-/// `recipes __enter ...`: joins the sandbox and runs `ARGV` there.
+/// `recipes __enter ...`: runs `ARGV` in the sandbox, forked by its helper
+/// (or, on a terminal, joining it from here).
 pub fn enter_main(request: &EnterRequest) -> i32 {
-    match enter(request) {
+    let terminal = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+    let result = request
+        .spawner
+        .map(super::spawner::adopt)
+        .transpose()
+        .and_then(|channel| match channel.filter(|_| !terminal) {
+            Some(channel) => super::spawner::ask(channel, request),
+            None => enter(request),
+        });
+    match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("recipes: {message}");
@@ -304,51 +336,80 @@ pub fn enter_main(request: &EnterRequest) -> i32 {
 
 /// The start time of a process (field 22 of its `stat`).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_time_in(Path::new("/proc"), pid)
+}
+
+/// The same, read from the host's proc mounted at `proc`.
+fn start_time_in(proc: &Path, pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
     stat.rsplit_once(") ")?.1.split(' ').nth(19)?.parse().ok()
 }
 
 /// A pidfd for `pid`, if it is still the process that started at `start`.
 pub fn pidfd(pid: i32, start: u64) -> Result<OwnedFd, HelperError> {
-    // SAFETY: pidfd_open(2) takes no pointers; the descriptor is owned below.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(HelperError::Gone(std::io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    if start_time(pid) != Some(start) {
+    pidfd_in(Path::new("/proc"), pid, start)
+}
+
+/// The same, with the host's proc mounted at `proc`.
+fn pidfd_in(proc: &Path, pid: i32, start: u64) -> Result<OwnedFd, HelperError> {
+    let fd = pidfd_of(Pid::from_raw(pid)).map_err(HelperError::Gone)?;
+    if start_time_in(proc, pid) != Some(start) {
         return Err(HelperError::PidReused);
     }
     Ok(fd)
 }
 
+/// A pidfd for `pid` (a child of the caller's, or any process).
+pub fn pidfd_of(pid: Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes no pointers; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 extern "C" fn ignore(_: libc::c_int) {}
 
-const FORWARDED: [Signal; 4] = [
+/// The signals the runner sends a step's group, which reach the step.
+pub(super) const FORWARDED: [Signal; 4] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
 ];
 
-fn enter(request: &EnterRequest) -> Result<i32, HelperError> {
-    // Joined first, while still the host's root: the limits' folders
-    // belong to it.
-    cgroup::join(request.cgroups).map_err(HelperError::Cgroup)?;
-    let fd = pidfd(request.pid, request.start)?;
+/// Joins the namespaces of the sandbox whose PID 1 is `pid` (started at
+/// `start`, as the host's proc mounted at `proc` says) and becomes its
+/// root; the next child is in its PID namespace.
+pub(super) fn join(proc: &Path, pid: i32, start: u64, net_host: bool) -> Result<(), HelperError> {
+    let fd = pidfd_in(proc, pid, start)?;
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if !request.net_host {
+    if !net_host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     setns(&fd, flags).map_err(HelperError::Join)?;
     drop(fd);
-    userns::become_root().map_err(HelperError::Root)?;
+    userns::become_root().map_err(HelperError::Root)
+}
+
+/// Joins the sandbox from here, cgroups included, and runs the step.
+fn enter(request: &EnterRequest) -> Result<i32, HelperError> {
+    // Joined first, while still the host's root: the limits' folders
+    // belong to it.
+    cgroup::join(request.cgroups).map_err(HelperError::Cgroup)?;
+    join(
+        Path::new("/proc"),
+        request.pid,
+        request.start,
+        request.net_host,
+    )?;
     let args: Vec<CString> = request
         .argv
         .iter()
@@ -369,7 +430,12 @@ fn enter(request: &EnterRequest) -> Result<i32, HelperError> {
     // SAFETY: single-threaded process (freshly exec'd).
     match unsafe { fork() }.map_err(call("fork"))? {
         ForkResult::Child => {
-            let err = run_in_sandbox(request, &args, &filter);
+            let step = Step {
+                cwd: request.cwd,
+                chroot: request.chroot,
+                allow_setuid: request.allow_setuid,
+            };
+            let err = run_in_sandbox(&step, &args, &filter);
             eprintln!("recipes: {err}");
             std::process::exit(127);
         }
@@ -390,9 +456,16 @@ fn enter(request: &EnterRequest) -> Result<i32, HelperError> {
     }
 }
 
+/// Where and how a step runs once in the sandbox.
+pub(super) struct Step<'a> {
+    pub cwd: &'a Path,
+    pub chroot: Option<&'a Path>,
+    pub allow_setuid: bool,
+}
+
 /// In the forked child: place the process, drop capabilities, filter, exec.
-fn run_in_sandbox(
-    request: &EnterRequest,
+pub(super) fn run_in_sandbox(
+    request: &Step,
     args: &[CString],
     filter: &seccompiler::BpfProgram,
 ) -> String {

@@ -4,7 +4,9 @@
 //! held by a re-exec'd helper that is their PID 1. The mounts that hide the
 //! host (read-only host, fresh `/tmp`, `/run`, `/dev`...) are made by the
 //! host's root before the namespace exists, so they reach it locked. Steps
-//! enter it through another re-exec (`__enter`), under a seccomp filter.
+//! run under a seccomp filter, forked by the helper, which stays in the
+//! sandbox's cgroups (no process moves into them per step); `__enter`, the
+//! runner's child for each step, asks it and stands in for the step.
 //! Each sandbox has a process and a memory limit. When the recipe ends, the
 //! runner kills PID 1 (by pidfd) and the kernel takes every process, mount
 //! and network device of the run with it; the cgroups go last. Linux code
@@ -18,14 +20,15 @@ pub mod linux;
 pub mod network;
 pub mod ops;
 pub mod seccomp;
+pub mod spawner;
 pub mod userns;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fsutil::FsError;
@@ -86,8 +89,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// A running sandbox.
 pub struct Sandbox {
-    helper: Option<Child>,
-    control: Option<ChildStdin>,
+    /// The helper: its pid and a pidfd.
+    helper: Option<(nix::unistd::Pid, OwnedFd)>,
+    /// Its stdin: PID 1 ends when it closes.
+    control: Option<OwnedFd>,
+    /// The runner's end of the helper's socket pair, which each `__enter`
+    /// inherits to ask the helper for its step.
+    spawner: Option<OwnedFd>,
     pid1: i32,
     start: u64,
     pidfd: Option<OwnedFd>,
@@ -137,22 +145,13 @@ impl Sandbox {
                 },
             )?;
         }
-        let json = serde_json::to_string(&spec).map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let mut command = Command::new(&exe);
-        command
-            .args(["__sandbox", "--spec", &json])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        // SAFETY: setsid(2) is async-signal-safe. A session of its own: no
-        // controlling terminal reaches the sandbox, and the terminal's
-        // Ctrl-C goes to the runner, which stops the sandbox itself.
-        unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
-        }
+        let (ours, theirs) = spawner::pair(nix::sys::socket::SockType::SeqPacket)?;
+        let launched = launch(&spec, &exe, theirs.as_raw_fd())?;
+        drop(theirs);
         let mut sandbox = Sandbox {
-            helper: None,
-            control: None,
+            helper: Some((launched.pid, launched.pidfd)),
+            control: Some(launched.stdin),
+            spawner: Some(ours),
             pid1: 0,
             start: 0,
             pidfd: None,
@@ -171,36 +170,34 @@ impl Sandbox {
             setuid: false,
             _slot: slot,
         };
-        let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
-            exe: sandbox.exe.clone(),
-            source,
-        })?;
-        sandbox.control = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped");
-        sandbox.helper = Some(child);
-        // `pid N` (from the helper's child) and `ready` (from PID 1) come in
-        // any order.
+        sandbox.await_ready(std::fs::File::from(launched.stdout))?;
+        Ok(sandbox)
+    }
+
+    /// Reads the helper's lines until the sandbox is ready: `pid N` (from
+    /// the helper's child) and `ready` (from PID 1) come in any order.
+    fn await_ready(&mut self, stdout: std::fs::File) -> Result<(), SandboxError> {
         let mut ready = false;
         for line in BufReader::new(stdout).lines() {
             let line = line.map_err(|e| SandboxError::Setup(format!("sandbox helper: {e}")))?;
             if let Some(pid) = line.strip_prefix("pid ") {
-                sandbox.pid1 = pid
+                self.pid1 = pid
                     .parse()
                     .map_err(|_| SandboxError::Setup(format!("sandbox helper said {line:?}")))?;
-                sandbox.start = helper::start_time(sandbox.pid1).ok_or(SandboxError::Ended)?;
-                sandbox.pidfd = Some(helper::pidfd(sandbox.pid1, sandbox.start)?);
+                self.start = helper::start_time(self.pid1).ok_or(SandboxError::Ended)?;
+                self.pidfd = Some(helper::pidfd(self.pid1, self.start)?);
             } else if line == "ready" {
                 ready = true;
             } else if let Some(message) = line.strip_prefix("error: ") {
                 return Err(SandboxError::Setup(message.to_string()));
             }
-            if ready && sandbox.pid1 > 0 {
-                sandbox.mounts = sandbox.mount_ids();
-                sandbox.upper_fd = match &sandbox.upper {
-                    Some(upper) => Some(sandbox.open_upper(upper)?),
+            if ready && self.pid1 > 0 {
+                self.mounts = self.mount_ids();
+                self.upper_fd = match &self.upper {
+                    Some(upper) => Some(self.open_upper(upper)?),
                     None => None,
                 };
-                return Ok(sandbox);
+                return Ok(());
             }
         }
         Err(SandboxError::Ended)
@@ -400,6 +397,15 @@ impl Sandbox {
         for dir in self.cgroups.iter().flat_map(|c| &c.join) {
             command.arg("--cgroup").arg(dir);
         }
+        if let Some(fd) = &self.spawner {
+            let fd = fd.as_raw_fd();
+            command.arg("--spawner").arg(fd.to_string());
+            // SAFETY: fcntl(2) is async-signal-safe. This child alone gets
+            // the descriptor across exec.
+            unsafe {
+                command.pre_exec(move || spawner::inherit(fd));
+            }
+        }
         if self.net_host {
             command.arg("--net-host");
         }
@@ -445,25 +451,26 @@ impl Sandbox {
     /// Kills PID 1 (and with it the whole sandbox), waits a bounded time
     /// for the helper, then removes the cgroups, killing what is left.
     pub fn stop(&mut self) -> Result<(), SandboxError> {
+        drop(self.spawner.take());
         drop(self.control.take());
         if let Some(fd) = self.pidfd.take() {
             helper::kill(&fd);
         }
-        if let Some(mut child) = self.helper.take() {
-            let start = Instant::now();
+        if let Some((pid, pidfd)) = self.helper.take() {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let deadline = Instant::now() + CLOSE_WAIT;
             loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if start.elapsed() < CLOSE_WAIT => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
+                let left = deadline.saturating_duration_since(Instant::now());
+                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(0) | Err(_) => helper::kill(&pidfd),
+                    Ok(_) => {}
                 }
+                break;
             }
+            let _ = nix::sys::wait::waitpid(pid, None);
         }
         if let Some(cgroups) = self.cgroups.take() {
             cgroups.remove().map_err(SandboxError::Cleanup)?;
@@ -525,6 +532,57 @@ impl Environment for Sandbox {
         self.stop()?;
         Ok(self.keep.take())
     }
+}
+
+/// Starts the helper, `__sandbox` with the spec and `spawner` (its end of
+/// the socket pair), in a session of its own. Where the kernel can, it is
+/// born in the sandbox's cgroup v2 folder, which it then does not join;
+/// otherwise it joins every folder itself.
+fn launch(spec: &SandboxSpec, exe: &Path, spawner: i32) -> Result<spawner::Launched, SandboxError> {
+    let json = |spec: &SandboxSpec| {
+        serde_json::to_string(spec).map_err(|e| SandboxError::Setup(e.to_string()))
+    };
+    let fd = spawner.to_string();
+    if let Some(cgroups) = &spec.cgroups {
+        let mut born = spec.clone();
+        if let Some(c) = born.cgroups.as_mut() {
+            c.join.retain(|dir| dir != &cgroups.delegated);
+        }
+        let args = ["__sandbox", "--spec", &json(&born)?, "--spawner", &fd];
+        if let Ok(launched) = spawner::launch_in(&cgroups.delegated, exe, &args, spawner) {
+            return Ok(launched);
+        }
+    }
+    let mut command = Command::new(exe);
+    command
+        .args(["__sandbox", "--spec", &json(spec)?, "--spawner", &fd])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: setsid(2) and fcntl(2) are async-signal-safe. A session of
+    // its own: no controlling terminal reaches the sandbox, and the
+    // terminal's Ctrl-C goes to the runner, which stops the sandbox itself.
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid()?;
+            spawner::inherit(spawner)
+        });
+    }
+    let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
+        exe: exe.to_path_buf(),
+        source,
+    })?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pidfd = helper::pidfd_of(pid).map_err(|source| SandboxError::Spawn {
+        exe: exe.to_path_buf(),
+        source,
+    })?;
+    Ok(spawner::Launched {
+        pid,
+        pidfd,
+        stdin: child.stdin.take().expect("piped").into(),
+        stdout: child.stdout.take().expect("piped").into(),
+    })
 }
 
 /// A `map_err` adapter for a command run inside that could not start.

@@ -245,6 +245,62 @@ fn a_recipe_that_exhausts_its_limits_fails_alone_and_says_which() {
 
 #[test]
 #[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
+fn a_steps_processes_are_in_the_sandboxs_cgroups() {
+    require_root();
+    let p = Project::new("sandbox");
+    // The step checks from inside that it sits at the root of its cgroup
+    // namespace (PID 1's cgroups, every hierarchy), then waits in a sleep
+    // that the host inspects and ends (a number no other test waits for).
+    let mut run = Command::new(assert_cmd::cargo::cargo_bin("recipes"))
+        .args(["run", "in-cgroups"])
+        .current_dir(p.path())
+        .env("RECIPES_CACHE", crate::cache_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // The sleep itself, not `__enter` or the shell, whose command lines
+    // hold it too.
+    let sleep = loop {
+        let found = processes("sleep 986650").into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        if let Some(pid) = found {
+            break pid;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = run.kill();
+            panic!("no step started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cgroups = std::fs::read_to_string(format!("/proc/{sleep}/cgroup")).unwrap();
+    // Every hierarchy that limits the sandbox (pids, memory: cgroup v2 or
+    // the v1 ones of a hybrid host) and the v2 one hold the step's
+    // processes in the sandbox's folders.
+    let limiting: Vec<&str> = cgroups
+        .lines()
+        .filter(|l| l.starts_with("0::") || l.contains(":pids:") || l.contains(":memory:"))
+        .collect();
+    let outside: Vec<&&str> = limiting
+        .iter()
+        .filter(|l| !l.contains("/recipes.sandboxes/"))
+        .collect();
+    // Ended before asserting, so that a failure leaves nothing running.
+    kill(Pid::from_raw(sleep), Signal::SIGTERM).unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert!(!limiting.is_empty(), "{cgroups}");
+    assert!(
+        outside.is_empty(),
+        "outside the sandbox's cgroups: {outside:?}"
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("PASS in-cgroups"), "{text}");
+}
+
+#[test]
+#[ignore = "needs root (namespaces, mounts): run as root with --include-ignored"]
 fn a_timeout_gives_the_step_its_grace_period() {
     require_root();
     let p = Project::new("sandbox");
