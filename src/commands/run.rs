@@ -303,7 +303,7 @@ fn prepare(
         }
     };
     say(crate::doctor::preflight(
-        &crate::doctor::HostDescription::read_live(),
+        &crate::doctor::HostDescription::read_for_run(),
     )?);
     // A sandbox cannot load modules; a stock kernel loads them on first use.
     say(crate::doctor::load_modules(crate::doctor::RUNNER_MODULES)?);

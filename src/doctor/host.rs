@@ -181,10 +181,23 @@ impl HostDescription {
     /// nothing behind, what a sandbox does: a user namespace with a slot of
     /// ids, an idmapped view of a folder in the cache, the cgroups.
     pub fn read_live() -> HostDescription {
+        HostDescription::read(probe_sandbox)
+    }
+
+    /// Reads the real host as [`HostDescription::read_live`] does, but for
+    /// `run` and `test`: the sandbox probes that all worked are kept in the
+    /// cache for the rest of the boot ([`kept_probes`]), so a run does not
+    /// make and remove a user namespace, a mount and cgroups before its own.
+    /// `doctor` always tries them again.
+    pub fn read_for_run() -> HostDescription {
+        HostDescription::read(kept_probes)
+    }
+
+    fn read(probe: fn(&Path) -> (Probe, Probe, Probe)) -> HostDescription {
         let cache = crate::workspace::cache_dir();
         let root = crate::host::is_root();
         let (sandbox_ids, idmap, cgroup_probe) = if root {
-            probe_sandbox(&cache)
+            probe(&cache)
         } else {
             let why = "needs root";
             (
@@ -506,6 +519,44 @@ fn unescape_mount(field: &str) -> String {
 /// slot of ids (so no live sandbox shares them), a user namespace mapping
 /// it, an idmapped view of a fresh folder whose file must show the slot's
 /// first id as owner, and the sandbox's cgroups with the default limits.
+/// The sandbox probes, tried once per boot: a kept answer is used when it
+/// was taken in this boot, for this cache, by this user, and every probe
+/// worked. A failure is never kept, so a fix is seen by the next run.
+fn kept_probes(cache: &Path) -> (Probe, Probe, Probe) {
+    let path = cache.join("probes.key");
+    let Some(key) = probes_key(cache) else {
+        return probe_sandbox(cache);
+    };
+    let kept = std::fs::read_to_string(&path).ok();
+    if kept.as_deref().map(str::trim) == Some(key.as_str()) {
+        return (Probe::Works, Probe::Works, Probe::Works);
+    }
+    let probes = probe_sandbox(cache);
+    if [&probes.0, &probes.1, &probes.2]
+        .iter()
+        .all(|p| **p == Probe::Works)
+    {
+        // Best effort, whole or not at all: a fresh name, then a rename.
+        let tmp = cache.join(format!("probes.key.{}", std::process::id()));
+        if std::fs::write(&tmp, &key).is_err() || std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    probes
+}
+
+/// This boot, this cache, this user: `None` when the boot cannot be told
+/// apart from the next.
+fn probes_key(cache: &Path) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(format!(
+        "{} {} {}",
+        boot.trim(),
+        cache.display(),
+        nix::unistd::geteuid()
+    ))
+}
+
 fn probe_sandbox(cache: &Path) -> (Probe, Probe, Probe) {
     let failed = |e: String| Probe::Failed { error: e };
     if let Err(e) = std::fs::create_dir_all(cache) {
@@ -643,5 +694,30 @@ mod tests {
         // The kernel this runs on has seccomp filters (the sandbox's tests
         // install one).
         assert_eq!(seccomp_filter_mode(), Some(true));
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_kept_only_when_they_worked_and_only_for_this_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        // A file where the id slots' folder goes: every probe fails.
+        std::fs::write(cache.join("slots"), "").unwrap();
+        let failed = kept_probes(cache);
+        assert!(matches!(failed.0, Probe::Failed { .. }), "{failed:?}");
+        assert!(!cache.join("probes.key").exists(), "a failure is kept");
+        // Kept for this boot: not tried again (they would fail).
+        std::fs::write(cache.join("probes.key"), probes_key(cache).unwrap()).unwrap();
+        assert_eq!(
+            kept_probes(cache),
+            (Probe::Works, Probe::Works, Probe::Works)
+        );
+        // Kept in another boot: tried again.
+        std::fs::write(cache.join("probes.key"), "another boot").unwrap();
+        assert!(matches!(kept_probes(cache).0, Probe::Failed { .. }));
     }
 }
