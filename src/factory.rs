@@ -222,7 +222,7 @@ impl EnvironmentFactory for SandboxFactory {
         host: Option<&str>,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, EnvError> {
-        self.installer.ensure(&host::needs_of(chain))?;
+        self.installer.ensure(&crate::plan::needs_of(chain))?;
         let builder = BaseBuilder {
             installer: &self.installer,
             supervisor: &self.supervisor,
@@ -234,7 +234,7 @@ impl EnvironmentFactory for SandboxFactory {
                 return Ok(None);
             }
             if let Some(why) = self.unbuilt.get(name) {
-                return Err(EnvError::Unbuilt(Arc::clone(why)));
+                return Err(EnvError::Unbuilt(Arc::clone(why) as crate::env::Behind));
             }
             Ok(Some(self.store.ensure(name, &builder)?))
         };

@@ -211,7 +211,7 @@ fn being_built(file: &str) -> bool {
     rest.rsplit('.')
         .nth(1)
         .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(host::process_exists)
+        .is_some_and(crate::process::process_exists)
 }
 
 fn list_checkpoints(found: &Checkpoints) {

@@ -48,7 +48,7 @@ impl std::fmt::Display for Hit {
             Hit::Memory(n) => write!(
                 f,
                 "the sandbox reached its memory limit ({}, key `memory=`)",
-                crate::sandbox::ops::format_size(*n)
+                crate::model::format_size(*n)
             ),
         }
     }
@@ -360,7 +360,7 @@ pub fn remove_stale() {
     for hierarchy in hierarchies() {
         let parent = hierarchy.mount.join(PARENT);
         let pid_of = |name: &str| name.split('-').next()?.parse().ok();
-        for dir in crate::host::left_by_dead_runs(&parent, pid_of) {
+        for dir in crate::process::left_by_dead_runs(&parent, pid_of) {
             let _ = remove(&dir);
         }
     }

@@ -79,6 +79,12 @@ pub enum CheckpointError {
     Fs(#[from] FsError),
 }
 
+impl From<CheckpointError> for crate::env::EnvError {
+    fn from(error: CheckpointError) -> Self {
+        crate::env::EnvError::behind(error)
+    }
+}
+
 /// Where a checkpoint keeps the network it makes again.
 const NETWORK: &str = "network.json";
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
-use super::ops::{Clone, Op};
+use super::ops::{MountSource, Op};
 
 /// Applies operations; the seam between the plans and the kernel.
 pub trait System {
@@ -137,11 +137,11 @@ fn read_only_tree(path: &Path, readonly: bool) -> std::io::Result<()> {
     mount_setattr(libc::AT_FDCWD, path, libc::AT_RECURSIVE as _, &attr)
 }
 
-/// A detached copy of the mount at `clone.source`, idmapped through
+/// A detached copy of the mount at `mount.source`, idmapped through
 /// `userns` and made read-only as asked, before anything is attached: the
 /// sandbox can never see it otherwise.
-fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
-    let c_path = cstr(&clone.source)?;
+fn detached_copy(mount: &MountSource, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
+    let c_path = cstr(&mount.source)?;
     // SAFETY: plain open_tree(2) on a valid path; the returned descriptor is
     // owned below.
     let fd = check(unsafe {
@@ -160,10 +160,10 @@ fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<Own
         propagation: 0,
         userns_fd: 0,
     };
-    if clone.readonly {
+    if mount.readonly {
         attr.attr_set |= MOUNT_ATTR_RDONLY;
     }
-    if clone.idmap {
+    if mount.idmap {
         let userns = userns.ok_or_else(|| {
             std::io::Error::other("an idmapped mount needs the sandbox's user namespace")
         })?;
@@ -185,12 +185,12 @@ fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<Own
 /// read-only: what the helper makes of a fixture's base, made here for
 /// `recipes doctor` to try on the cache's file system. Never attached.
 pub fn idmapped_view(dir: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
-    let clone = Clone {
+    let mount = MountSource {
         source: dir.to_path_buf(),
         idmap: true,
         readonly: true,
     };
-    detached_copy(&clone, Some(userns))
+    detached_copy(&mount, Some(userns))
 }
 
 /// Attaches a detached mount at `target`.
@@ -266,8 +266,8 @@ impl System for Linux {
                 MsFlags::MS_REC | MsFlags::MS_PRIVATE,
                 none(),
             )?,
-            Op::Hold { key, clone } => {
-                let fd = detached_copy(clone, self.userns.as_ref())?;
+            Op::Hold { key, mount } => {
+                let fd = detached_copy(mount, self.userns.as_ref())?;
                 self.held.insert(key.clone(), fd);
             }
             Op::ReadOnlyTree(path) => read_only_tree(path, true)?,
