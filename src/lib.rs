@@ -2,6 +2,7 @@
 //! throwaway rootfs fixtures inside an isolated sandbox.
 
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
 mod commands;
 pub mod digest;

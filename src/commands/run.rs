@@ -348,7 +348,7 @@ fn environment_factory(
             cache: std::path::absolute(&config.cache_dir)
                 .context("cannot resolve the cache folder")?,
             lib: config.lib_dir.clone(),
-            lib_digest: crate::factory::lib_digest(&config.lib_dir),
+            lib_digest: crate::checkpoint::lib_digest(&config.lib_dir),
             boot_timeout: config.default_timeout,
             unbuilt,
         }));

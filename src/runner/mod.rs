@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::checkpoint::Checkpoint;
 pub use crate::env::{Direct, EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
 use crate::model::{Location, Recipe, Requirement, Step, StepKind, Where};
@@ -46,16 +47,12 @@ pub struct RunConfig {
 
 /// Makes the environment a recipe runs in.
 pub trait EnvironmentFactory: Sync {
-    /// An environment for `recipe` on `fixture`; with `from`, on top of that
+    /// The environment the plan describes for `run` (its fixture, booted
+    /// host, limits, `at=`, network); with `from`, on top of that
     /// checkpoint (the state its prerequisites left).
-    /// An environment for `chain` on `fixture`, its steps run in the booted
-    /// host fixture `host` when there is one, started from `from`.
     fn create(
         &self,
-        recipe: &Recipe,
-        fixture: &str,
-        chain: &[&Recipe],
-        host: Option<&str>,
+        run: &RecipeRun,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, EnvError>;
     /// Where the state at the end of `prerequisites` on `fixture` is kept,
@@ -139,21 +136,6 @@ pub fn run_all(
         .collect()
 }
 
-/// The state at the end of a prerequisite chain, kept as a layer in the
-/// cache under a key of the fixture's definition, the tool's version and
-/// every step of the chain.
-#[derive(Debug, Clone)]
-pub struct Checkpoint {
-    pub key: String,
-    pub dir: PathBuf,
-}
-
-impl Checkpoint {
-    pub fn exists(&self) -> bool {
-        self.dir.is_dir()
-    }
-}
-
 /// The ids of a chain, in order.
 fn ids(chain: &[&Recipe]) -> Vec<String> {
     chain.iter().map(|r| r.id.clone()).collect()
@@ -230,8 +212,7 @@ impl Runner<'_> {
                 .then(|| self.factory.checkpoint(fixture, prerequisites))
                 .flatten();
         let mut from = checkpoint.as_ref().filter(|c| c.exists());
-        let host = run.host.as_deref();
-        let mut created = self.factory.create(recipe, fixture, chain, host, from);
+        let mut created = self.factory.create(run, from);
         let mut keep_checkpoint = true;
         if let Some(broken) = from.filter(|_| created.is_err()) {
             // A checkpoint that cannot be brought back is removed, and the
@@ -245,7 +226,7 @@ impl Runner<'_> {
             }
             from = None;
             keep_checkpoint = false;
-            created = self.factory.create(recipe, fixture, chain, host, None);
+            created = self.factory.create(run, None);
         }
         let env = match created {
             Ok(env) => env,

@@ -11,25 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 const PARENT: &str = "recipes.sandboxes";
 
-/// Per-sandbox limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Processes and threads (`pids.max`).
-    pub pids: u64,
-    /// Bytes of memory, tmpfs scratch included (`memory.max`).
-    pub memory: u64,
-}
-
-impl Limits {
-    pub const DEFAULT: Limits = Limits {
-        pids: 2048,
-        memory: 4 << 30,
-    };
-}
+pub use crate::model::Limits;
+use serde::{Deserialize, Serialize};
 
 /// A limit a sandbox ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

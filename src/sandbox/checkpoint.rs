@@ -17,6 +17,7 @@ use std::process::Command;
 
 use super::network::{Network, NetworkError};
 use super::ops::IdRange;
+use crate::checkpoint::store;
 use crate::fsutil::FsError;
 
 /// Why a checkpoint could not be kept, or brought back in a sandbox.
@@ -114,11 +115,10 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), CheckpointError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // `.NAME.PID.RANDOM.partial`: one of its own for each capture, since
-    // the jobs of one run (one pid) may keep the same layer at once.
+    // One of its own for each capture, named as the layers' store reads it.
     let partial = tempfile::Builder::new()
-        .prefix(&format!(".{name}.{}.", std::process::id()))
-        .suffix(".partial")
+        .prefix(&store::partial_prefix(&name))
+        .suffix(store::PARTIAL)
         .tempdir_in(parent)
         .map_err(FsError::at("create a folder in", parent))?
         .keep();
