@@ -257,8 +257,8 @@ fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
 
 impl System for Linux {
     fn apply(&mut self, op: &Op) -> std::io::Result<()> {
-        let fs = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         match op {
+            // The mount tree: propagation, read-only trees, moves, binds.
             Op::MakePrivate => mount(
                 none(),
                 "/",
@@ -266,123 +266,9 @@ impl System for Linux {
                 MsFlags::MS_REC | MsFlags::MS_PRIVATE,
                 none(),
             )?,
-            Op::Hold { key, mount } => {
-                let fd = detached_copy(mount, self.userns.as_ref())?;
-                self.held.insert(key.clone(), fd);
-            }
             Op::ReadOnlyTree(path) => read_only_tree(path, true)?,
             Op::WritableTree(path) => read_only_tree(path, false)?,
-            Op::Tmpfs {
-                target,
-                mode,
-                uid,
-                size,
-                skeleton,
-                noexec,
-            } => {
-                let folders = skeleton
-                    .as_ref()
-                    .map(|from| folders(from, 3))
-                    .unwrap_or_default();
-                let mut flags = MsFlags::MS_NOSUID;
-                if target != Path::new("/dev") {
-                    flags |= MsFlags::MS_NODEV;
-                }
-                if *noexec {
-                    flags |= MsFlags::MS_NOEXEC;
-                }
-                if !target.is_dir() {
-                    std::fs::create_dir_all(target)?;
-                }
-                let options = format!("mode={mode:o},uid={uid},gid={uid},size={size}");
-                mount(
-                    Some("tmpfs"),
-                    target,
-                    Some("tmpfs"),
-                    flags,
-                    Some(options.as_str()),
-                )?;
-                for (rel, mode) in folders {
-                    let dir = target.join(rel);
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
-                    chown(&dir, *uid)?;
-                }
-            }
-            Op::OverlayHost { dir, layers } => {
-                for sub in ["upper", "work"] {
-                    std::fs::create_dir_all(layers.join(sub))?;
-                }
-                overlay(
-                    std::slice::from_ref(dir),
-                    &layers.join("upper"),
-                    &layers.join("work"),
-                    dir,
-                    false,
-                )?
-            }
-            Op::PlainDir(path) => plain_dir(path)?,
-            Op::Mkdir { path, uid } => {
-                if !path.is_dir() {
-                    std::fs::create_dir_all(path)?;
-                    chown(path, *uid)?;
-                }
-            }
             Op::Move { from, to } => mount(Some(from), to, none(), MsFlags::MS_MOVE, none())?,
-            Op::Attach { key, target } => {
-                let fd = self
-                    .held
-                    .remove(key)
-                    .ok_or_else(|| std::io::Error::other(format!("nothing was held as `{key}`")))?;
-                if !target.exists() {
-                    // A device node is bound onto an empty file.
-                    std::fs::File::create(target)?;
-                }
-                attach(&fd, target)?
-            }
-            Op::Device {
-                path,
-                major,
-                minor,
-                uid,
-            } => {
-                let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
-                nix::sys::stat::mknod(
-                    path,
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    mode,
-                    nix::sys::stat::makedev(*major, *minor),
-                )?;
-                // mknod honours the umask; the nodes are for everyone.
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-                chown(path, *uid)?;
-            }
-            Op::Symlink { target, link } => symlink(target, link)?,
-            Op::MirrorHost { to, skip } => mirror_host(to, skip)?,
-            Op::PivotRoot(new_root) => pivot_root(new_root)?,
-            Op::Proc(target) => mount(Some("proc"), target, Some("proc"), fs, none())?,
-            Op::Sysfs(target) => mount(
-                Some("sysfs"),
-                target,
-                Some("sysfs"),
-                fs | MsFlags::MS_RDONLY,
-                none(),
-            )?,
-            Op::Cgroup2(target) => mount(Some("cgroup2"), target, Some("cgroup2"), fs, none())?,
-            Op::Devpts(target) => mount(
-                Some("devpts"),
-                target,
-                Some("devpts"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-            )?,
-            Op::Mqueue(target) => mount(Some("mqueue"), target, Some("mqueue"), fs, none())?,
-            Op::Overlay {
-                lowers,
-                upper,
-                work,
-                target,
-            } => overlay(lowers, upper, work, target, true)?,
             Op::Bind { source, target } => mount(
                 Some(source),
                 target,
@@ -395,11 +281,162 @@ impl System for Linux {
                     mount(Some("/dev/null"), path, none(), MsFlags::MS_BIND, none())?
                 }
             }
+            Op::MirrorHost { to, skip } => mirror_host(to, skip)?,
+            Op::PivotRoot(new_root) => pivot_root(new_root)?,
+            // Copies of mounts, held by key, then attached.
+            Op::Hold { key, mount } => {
+                let fd = detached_copy(mount, self.userns.as_ref())?;
+                self.held.insert(key.clone(), fd);
+            }
+            Op::Attach { key, target } => self.attach_held(key, target)?,
+            // Writable layers.
+            Op::Tmpfs {
+                target,
+                mode,
+                uid,
+                size,
+                skeleton,
+                noexec,
+            } => tmpfs(target, *mode, *uid, *size, skeleton.as_deref(), *noexec)?,
+            Op::OverlayHost { dir, layers } => overlay_host(dir, layers)?,
+            Op::Overlay {
+                lowers,
+                upper,
+                work,
+                target,
+            } => overlay(lowers, upper, work, target, true)?,
+            // Files, folders and device nodes.
+            Op::PlainDir(path) => plain_dir(path)?,
+            Op::Mkdir { path, uid } => {
+                if !path.is_dir() {
+                    std::fs::create_dir_all(path)?;
+                    chown(path, *uid)?;
+                }
+            }
+            Op::Device {
+                path,
+                major,
+                minor,
+                uid,
+            } => device(path, *major, *minor, *uid)?,
+            Op::Symlink { target, link } => symlink(target, link)?,
+            // The namespaces' own state.
             Op::Hostname(name) => nix::unistd::sethostname(name)?,
             Op::LoopbackUp => loopback_up()?,
+            // The kernel's own file systems.
+            Op::Proc(target)
+            | Op::Sysfs(target)
+            | Op::Cgroup2(target)
+            | Op::Devpts(target)
+            | Op::Mqueue(target) => kernel_fs(op, target)?,
         }
         Ok(())
     }
+}
+
+impl Linux {
+    /// Attaches the copy held as `key` at `target`.
+    fn attach_held(&mut self, key: &str, target: &Path) -> std::io::Result<()> {
+        let fd = self
+            .held
+            .remove(key)
+            .ok_or_else(|| std::io::Error::other(format!("nothing was held as `{key}`")))?;
+        if !target.exists() {
+            // A device node is bound onto an empty file.
+            std::fs::File::create(target)?;
+        }
+        attach(&fd, target)
+    }
+}
+
+/// Mounts at `target` the kernel file system `op` asks for, with its flags
+/// and options.
+fn kernel_fs(op: &Op, target: &Path) -> std::io::Result<()> {
+    let fs = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let (fstype, flags, data) = match op {
+        Op::Proc(_) => ("proc", fs, None),
+        Op::Sysfs(_) => ("sysfs", fs | MsFlags::MS_RDONLY, None),
+        Op::Cgroup2(_) => ("cgroup2", fs, None),
+        Op::Devpts(_) => (
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ),
+        Op::Mqueue(_) => ("mqueue", fs, None),
+        other => {
+            return Err(std::io::Error::other(format!(
+                "not a kernel file system: {other}"
+            )))
+        }
+    };
+    Ok(mount(Some(fstype), target, Some(fstype), flags, data)?)
+}
+
+/// A fresh tmpfs at `target` (see [`Op::Tmpfs`]), with the folders of
+/// `skeleton` made again in it.
+fn tmpfs(
+    target: &Path,
+    mode: u32,
+    uid: u32,
+    size: u64,
+    skeleton: Option<&Path>,
+    noexec: bool,
+) -> std::io::Result<()> {
+    let folders = skeleton.map(|from| folders(from, 3)).unwrap_or_default();
+    let mut flags = MsFlags::MS_NOSUID;
+    if target != Path::new("/dev") {
+        flags |= MsFlags::MS_NODEV;
+    }
+    if noexec {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    if !target.is_dir() {
+        std::fs::create_dir_all(target)?;
+    }
+    let options = format!("mode={mode:o},uid={uid},gid={uid},size={size}");
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(options.as_str()),
+    )?;
+    for (rel, mode) in folders {
+        let dir = target.join(rel);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+        chown(&dir, uid)?;
+    }
+    Ok(())
+}
+
+/// A private, writable overlay of the host folder `dir`, its changes in
+/// `layers`.
+fn overlay_host(dir: &Path, layers: &Path) -> std::io::Result<()> {
+    for sub in ["upper", "work"] {
+        std::fs::create_dir_all(layers.join(sub))?;
+    }
+    Ok(overlay(
+        std::slice::from_ref(&dir.to_path_buf()),
+        &layers.join("upper"),
+        &layers.join("work"),
+        dir,
+        false,
+    )?)
+}
+
+/// A character device node, mode 0666, owned by `uid`.
+fn device(path: &Path, major: u64, minor: u64, uid: u32) -> std::io::Result<()> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+    nix::sys::stat::mknod(
+        path,
+        nix::sys::stat::SFlag::S_IFCHR,
+        mode,
+        nix::sys::stat::makedev(major, minor),
+    )?;
+    // mknod honours the umask; the nodes are for everyone.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    chown(path, uid)
 }
 
 /// Sub-folders of `root` (not following links, not crossing into other
