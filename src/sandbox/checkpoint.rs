@@ -9,8 +9,6 @@
 //!
 //! [`plan::KEPT`]: super::ops::KEPT
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -247,46 +245,20 @@ fn unshift_caps(mut caps: Vec<u8>, inside: impl Fn(u32) -> Option<u32>) -> Vec<u
     caps
 }
 
-fn c_path(path: &Path) -> Option<CString> {
-    CString::new(path.as_os_str().as_bytes()).ok()
-}
-
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let (path, name) = (c_path(path)?, CString::new(name).ok()?);
     let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| {
-        buf.truncate(n as usize);
-        buf
-    })
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    let path = c_path(path).ok_or(std::io::ErrorKind::InvalidInput)?;
-    let name = CString::new(name).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    // SAFETY: valid C strings and a value of the length given.
-    let rc = unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    Ok(rustix::fs::lsetxattr(
+        path,
+        name,
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -90,8 +90,6 @@ fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
     }
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
@@ -141,19 +139,12 @@ fn read_only_tree(path: &Path, readonly: bool) -> std::io::Result<()> {
 /// `userns` and made read-only as asked, before anything is attached: the
 /// sandbox can never see it otherwise.
 fn detached_copy(mount: &MountSource, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
-    let c_path = cstr(&mount.source)?;
-    // SAFETY: plain open_tree(2) on a valid path; the returned descriptor is
-    // owned below.
-    let fd = check(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    })?;
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    use rustix::mount::OpenTreeFlags;
+    let fd = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        &mount.source,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
     let mut attr = MountAttr {
         attr_set: 0,
         attr_clr: 0,
@@ -195,20 +186,13 @@ pub fn idmapped_view(dir: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
 
 /// Attaches a detached mount at `target`.
 fn attach(fd: &OwnedFd, target: &Path) -> std::io::Result<()> {
-    let empty = CString::default();
-    let c_target = cstr(target)?;
-    // SAFETY: valid descriptor and NUL-terminated strings.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            c_target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
+    Ok(rustix::mount::move_mount(
+        fd,
+        "",
+        rustix::fs::CWD,
+        target,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
 }
 
 /// An overlay option value: `\`, `,` and `:` are escaped.
@@ -521,13 +505,13 @@ fn pivot_root(new_root: &Path) -> std::io::Result<()> {
 
 /// Brings `lo` up in the new network namespace.
 fn loopback_up() -> std::io::Result<()> {
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let socket = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     let raw = socket.as_raw_fd();
     // SAFETY: an all-zero ifreq is valid; we set the name and read flags.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };

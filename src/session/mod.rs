@@ -12,7 +12,7 @@ pub mod screen;
 
 use std::ffi::{CString, NulError};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -127,22 +127,25 @@ impl Program {
         // async-signal-safe calls before exec.
         match unsafe { fork() }.map_err(SessionError::Fork)? {
             ForkResult::Child => {
-                let slave = pty.slave.as_raw_fd();
-                // SAFETY: setsid, ioctl, dup2, prctl, signal and execvp are
-                // async-signal-safe; nothing here allocates.
+                // setsid, ioctl, prctl and dup2 (raw system calls, through
+                // rustix) are async-signal-safe; nothing here allocates.
+                let slave = &pty.slave;
+                let ok = setsid().is_ok()
+                    && rustix::process::ioctl_tiocsctty(slave).is_ok()
+                    && rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::KILL,
+                    ))
+                    .is_ok()
+                    && rustix::stdio::dup2_stdin(slave).is_ok()
+                    && rustix::stdio::dup2_stdout(slave).is_ok()
+                    && rustix::stdio::dup2_stderr(slave).is_ok();
+                if !ok {
+                    // SAFETY: _exit is async-signal-safe.
+                    unsafe { libc::_exit(126) }
+                }
+                // SAFETY: signal(2) is async-signal-safe. The runtime
+                // ignores SIGPIPE; the program must not inherit that.
                 unsafe {
-                    let ok = setsid().is_ok()
-                        && libc::ioctl(slave, libc::TIOCSCTTY, 0) == 0
-                        && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0;
-                    if !ok {
-                        libc::_exit(126);
-                    }
-                    for fd in 0..3 {
-                        if libc::dup2(slave, fd) < 0 {
-                            libc::_exit(126);
-                        }
-                    }
-                    // The runtime ignores SIGPIPE; the program must not inherit that.
                     let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
                 }
                 drop(pty);
@@ -152,19 +155,22 @@ impl Program {
             }
             ForkResult::Parent { child } => {
                 drop(pty.slave);
-                // SAFETY: pidfd_open(2) takes no pointers; the descriptor is
-                // owned right below.
-                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
-                if fd < 0 {
-                    let e = std::io::Error::last_os_error();
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(SessionError::Pidfd(e));
-                }
+                let pidfd = rustix::process::Pid::from_raw(child.as_raw())
+                    .ok_or(rustix::io::Errno::SRCH)
+                    .and_then(|pid| {
+                        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                    });
+                let pidfd = match pidfd {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let _ = kill(child, Signal::SIGKILL);
+                        let _ = waitpid(child, None);
+                        return Err(SessionError::Pidfd(e.into()));
+                    }
+                };
                 Ok(Program {
                     pid: child,
-                    // SAFETY: a fresh descriptor nobody else owns.
-                    pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+                    pidfd,
                     master: pty.master,
                     status: None,
                     hung_up: false,
