@@ -294,7 +294,7 @@ impl EnvironmentFactory for SandboxFactory {
             prerequisites,
             &self.lib_digest,
         );
-        Some(Layers::new(&self.cache).at(fixture, key))
+        Some(Layers::new(&self.cache).at(fixture, &key))
     }
 
     fn unmet(&self, requirement: Requirement) -> Option<String> {

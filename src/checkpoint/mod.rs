@@ -10,4 +10,4 @@ pub mod key;
 pub mod store;
 
 pub use key::{checkpoint_key, lib_digest};
-pub use store::{layers_dir, Checkpoint, Layers};
+pub use store::{Checkpoint, Layers};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// every step of the chain.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
-    pub key: String,
+    /// `layers/FIXTURE-KEY`.
     pub dir: PathBuf,
 }
 
@@ -76,10 +76,9 @@ impl Layers {
     }
 
     /// The checkpoint `key` on `fixture`.
-    pub fn at(&self, fixture: &str, key: String) -> Checkpoint {
+    pub fn at(&self, fixture: &str, key: &str) -> Checkpoint {
         Checkpoint {
             dir: self.dir.join(format!("{fixture}-{key}")),
-            key,
         }
     }
 
@@ -177,8 +176,8 @@ mod tests {
         assert_eq!(debian.len(), 4, "{debian:?}");
         assert!(layers.of_fixture(Some("trixie")) == [at("trixie-bbb")]);
         assert_eq!(layers.of_fixture(None).len(), names.len());
-        assert_eq!(layers.at("debian", "aaa".into()).dir, at("debian-aaa"));
-        assert!(layers.at("debian", "aaa".into()).exists());
+        assert_eq!(layers.at("debian", "aaa").dir, at("debian-aaa"));
+        assert!(layers.at("debian", "aaa").exists());
         assert!(partial_prefix("x").starts_with(".x."));
     }
 }

@@ -111,7 +111,6 @@ fn execute(
     let config = RunConfig {
         default_timeout: settings.timeout,
         jobs: settings.jobs,
-        keep: opts.keep,
         require_all: opts.require_all,
         cache_dir: cache_dir(),
         verbose: opts.verbose,

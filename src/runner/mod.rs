@@ -31,7 +31,6 @@ use verdict::{Passed, Ran, StepError};
 pub struct RunConfig {
     pub default_timeout: Duration,
     pub jobs: usize,
-    pub keep: bool,
     pub require_all: bool,
     pub cache_dir: PathBuf,
     pub lib_dir: PathBuf,
