@@ -8,13 +8,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::fixture::FixtureError;
 use crate::fsutil::FsError;
 use crate::host::InstallError;
 use crate::model::Where;
-use crate::sandbox::boot::BootError;
-use crate::sandbox::checkpoint::CheckpointError;
-use crate::sandbox::SandboxError;
+
+/// An error of a room behind the [`Environment`] trait, kept whole.
+pub type Behind = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Why an environment could not be made, run a step, keep a checkpoint or
 /// be released. Its words are those a recipe's `error` shows.
@@ -39,23 +38,26 @@ pub enum EnvError {
     /// Host commands the recipes call.
     #[error(transparent)]
     Install(#[from] InstallError),
-    /// A fixture whose base cannot be had.
+    /// A base the prepare stage could not build (a `fixture::FixtureError`):
+    /// the same words, shared by every run on it.
     #[error(transparent)]
-    Fixture(#[from] FixtureError),
-    /// A base the prepare stage could not build: the same words, shared by
-    /// every run on it.
+    Unbuilt(Behind),
+    /// What a room behind the trait says, typed there: a sandbox that
+    /// cannot start or stop, a checkpoint that cannot be kept or brought
+    /// back, a booted host that does not come up, a fixture whose base
+    /// cannot be had. Each room converts its own error (`From`), so this one
+    /// names none of them and no room loops back to it.
     #[error(transparent)]
-    Unbuilt(Arc<FixtureError>),
-    /// A sandbox that cannot start, or be stopped.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    #[error(transparent)]
-    Boot(#[from] BootError),
-    /// A checkpoint that cannot be kept, or brought back.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    Behind(Behind),
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+impl EnvError {
+    /// `error`, said by a room behind the trait.
+    pub fn behind(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EnvError::Behind(Arc::new(error))
+    }
 }
 
 /// A program to run for a step.
@@ -148,7 +150,7 @@ pub fn remove_stale_temp(dir: &std::path::Path, kind: &str) {
         let rest = name.strip_prefix(kind)?.strip_prefix('-')?;
         rest.split('-').next()?.parse().ok()
     };
-    for left in crate::host::left_by_dead_runs(dir, pid_of) {
+    for left in crate::process::left_by_dead_runs(dir, pid_of) {
         let _ = std::fs::remove_dir_all(left);
     }
 }

@@ -7,30 +7,17 @@ use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
-use crate::fixture::{BuildError, Builder, Definition, FixtureError, Store};
+use crate::checkpoint::{checkpoint_key, Layers};
+use crate::fixture::{BuildError, Builder, FixtureError, Store};
 use crate::fsutil::FsError;
 use crate::host::{self, InstallError, Installer};
+use crate::model::Limits;
 use crate::model::{Recipe, Requirement, Where, EMPTY_FIXTURE, STEP_PATH};
+use crate::plan::RecipeRun;
 use crate::process::{Exit, Supervisor};
 use crate::runner::{Checkpoint, Direct, EnvError, Environment, EnvironmentFactory, StepProgram};
-use crate::sandbox::cgroup::Limits;
 use crate::sandbox::ops::{self, Guest, IdRange, Share};
 use crate::sandbox::{Sandbox, SandboxSpec};
-
-/// The limits of a chain: the highest any of its recipes asks for, or the
-/// defaults.
-fn limits_of(chain: &[&Recipe]) -> Limits {
-    let mut limits = Limits::DEFAULT;
-    if let Some(pids) = chain.iter().filter_map(|r| r.pids).max() {
-        limits.pids = pids;
-    }
-    if let Some(memory) = chain.iter().filter_map(|r| r.memory).max() {
-        limits.memory = memory;
-    }
-    limits
-}
 
 /// How long a fixture's setup script (or writing one of its files) may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -176,7 +163,7 @@ pub struct SandboxFactory {
     pub cache: PathBuf,
     /// The shell helpers steps may source (`recipes/lib`).
     pub lib: PathBuf,
-    /// [`lib_digest`] of `lib`, read once: part of every checkpoint's key.
+    /// `checkpoint::lib_digest` of `lib`, read once: part of every checkpoint's key.
     pub lib_digest: String,
     /// How long a booted host (`host=`) may take to reach `running` or
     /// `degraded` when its first step names no `timeout=`: the run's.
@@ -218,15 +205,16 @@ impl SandboxFactory {
 }
 
 impl EnvironmentFactory for SandboxFactory {
+    /// Starts the sandbox the plan describes for `run`: its fixture (in its
+    /// booted host, if any), limits, `at=` and network, on top of `from`.
     fn create(
         &self,
-        recipe: &Recipe,
-        fixture: &str,
-        chain: &[&Recipe],
-        host: Option<&str>,
+        run: &RecipeRun,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, EnvError> {
-        self.installer.ensure(&host::needs_of(chain))?;
+        // Installed by the prepare stage unless `--no-install`: then each
+        // run that lacks one says which.
+        self.installer.ensure(&run.host_commands)?;
         let builder = BaseBuilder {
             installer: &self.installer,
             supervisor: &self.supervisor,
@@ -238,14 +226,14 @@ impl EnvironmentFactory for SandboxFactory {
                 return Ok(None);
             }
             if let Some(why) = self.unbuilt.get(name) {
-                return Err(EnvError::Unbuilt(Arc::clone(why)));
+                return Err(EnvError::Unbuilt(Arc::clone(why) as crate::env::Behind));
             }
             Ok(Some(self.store.ensure(name, &builder)?))
         };
-        let at = chain.iter().rev().find_map(|r| r.at.clone());
+        let (fixture, at) = (run.fixture.as_str(), run.at.clone());
         // With a booted host, its tree is the sandbox's fixture and the
         // recipe's own fixture appears inside it.
-        let (lower, guest, at) = match host {
+        let (lower, guest, at) = match run.host.as_deref() {
             Some(host) => (
                 base(host)?,
                 Some(Guest {
@@ -260,7 +248,7 @@ impl EnvironmentFactory for SandboxFactory {
             Some(parent) => {
                 std::fs::create_dir_all(parent).map_err(FsError::at("create", parent))?;
                 let dir = tempfile::Builder::new()
-                    .prefix(&format!("{}-", recipe.id))
+                    .prefix(&format!("{}-", run.recipe.id))
                     .tempdir_in(parent)
                     .map_err(FsError::at("create a folder in", parent))?;
                 Some(dir.keep())
@@ -275,9 +263,9 @@ impl EnvironmentFactory for SandboxFactory {
             rootfs_rw: None,
             keep,
             at,
-            net_host: chain.iter().any(|r| r.net_host),
+            net_host: run.net_host,
             cgroups: None,
-            limits: limits_of(chain),
+            limits: run.limits,
             hostname: "sandbox".into(),
             shares: self.shares()?,
             guest,
@@ -286,9 +274,9 @@ impl EnvironmentFactory for SandboxFactory {
         if let Some(checkpoint) = from {
             sandbox.restore(&checkpoint.dir)?;
         }
-        if let Some(host) = host {
+        if let Some(host) = &run.host {
             // The boot is bounded like the first step it comes before.
-            let first = chain.first().and_then(|r| r.steps.first());
+            let first = run.chain.first().and_then(|r| r.steps.first());
             let timeout = first.and_then(|s| s.timeout).unwrap_or(self.boot_timeout);
             sandbox.boot(host, timeout)?;
         }
@@ -304,11 +292,13 @@ impl EnvironmentFactory for SandboxFactory {
             return None;
         }
         let definition = self.store.definition(fixture).ok()?;
-        let key = checkpoint_key(&definition, prerequisites, &self.lib_digest);
-        Some(Checkpoint {
-            dir: layers_dir(&self.cache).join(format!("{fixture}-{key}")),
-            key,
-        })
+        let key = checkpoint_key(
+            &definition.name,
+            &definition.hash,
+            prerequisites,
+            &self.lib_digest,
+        );
+        Some(Layers::new(&self.cache).at(fixture, &key))
     }
 
     fn unmet(&self, requirement: Requirement) -> Option<String> {
@@ -327,68 +317,6 @@ impl EnvironmentFactory for SandboxFactory {
     }
 }
 
-/// The shape of a checkpoint's folder; part of its key.
-const CHECKPOINT_FORMAT: &str = "checkpoint 2: upper, files.tar, network.json";
-
-/// The key of the checkpoint at the end of `prerequisites` on the fixture
-/// `definition`: a hash of the tool's version, the fixture's definition and
-/// every step of the chain (kind, attributes, body), and the shell helpers
-/// the steps may call (`recipes/lib`, as [`lib_digest`] sums it up), so that
-/// a change to any of them never reuses an old layer.
-pub fn checkpoint_key(definition: &Definition, prerequisites: &[&Recipe], lib: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(lib);
-    hasher.update([0]);
-    // What a checkpoint holds (a layer, an archive of files, a network): a
-    // build of another version or of an uncommitted tree never reads one
-    // of another shape.
-    hasher.update(CHECKPOINT_FORMAT);
-    hasher.update(env!("RECIPES_VERSION"));
-    hasher.update([0]);
-    hasher.update(&definition.name);
-    hasher.update([0]);
-    hasher.update(&definition.hash);
-    for recipe in prerequisites {
-        hasher.update([1]);
-        hasher.update(&recipe.id);
-        for step in &recipe.steps {
-            hasher.update([2]);
-            hasher.update(&step.syntax);
-            hasher.update(format!("{:?}", step.attrs));
-            hasher.update([0]);
-            hasher.update(&step.body);
-        }
-    }
-    crate::digest::short_hex(hasher, 12)
-}
-
-/// A digest of the shell helpers' folder: each file's name and contents.
-pub fn lib_digest(dir: &Path) -> String {
-    let mut files: Vec<PathBuf> = crate::fsutil::entries(dir)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        hasher.update(
-            file.strip_prefix(dir)
-                .unwrap_or(&file)
-                .as_os_str()
-                .as_encoded_bytes(),
-        );
-        hasher.update([0]);
-        hasher.update(std::fs::read(&file).unwrap_or_default());
-        hasher.update([0xff]);
-    }
-    crate::digest::short_hex(hasher, 12)
-}
-
-/// Where checkpoint layers are kept in the cache.
-pub fn layers_dir(cache: &Path) -> PathBuf {
-    cache.join("layers")
-}
-
 /// Without root: the `empty` fixture only, steps as plain child processes.
 pub struct LocalFactory {
     pub keep: bool,
@@ -397,17 +325,14 @@ pub struct LocalFactory {
 impl EnvironmentFactory for LocalFactory {
     fn create(
         &self,
-        _recipe: &Recipe,
-        fixture: &str,
-        _chain: &[&Recipe],
-        host: Option<&str>,
+        run: &RecipeRun,
         _from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, EnvError> {
-        if let Some(host) = host {
-            return Err(EnvError::HostNeedsRoot(host.to_string()));
+        if let Some(host) = &run.host {
+            return Err(EnvError::HostNeedsRoot(host.clone()));
         }
-        if fixture != EMPTY_FIXTURE {
-            return Err(EnvError::FixtureNeedsRoot(fixture.to_string()));
+        if run.fixture != EMPTY_FIXTURE {
+            return Err(EnvError::FixtureNeedsRoot(run.fixture.clone()));
         }
         Ok(Box::new(Direct::new(self.keep)?))
     }

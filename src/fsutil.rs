@@ -91,21 +91,6 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FsError>
     Ok(())
 }
 
-/// Replaces the folder `target` with `staged` (two renames: the old folder
-/// is moved aside, then removed), so a reader never sees a half-built tree.
-pub fn replace_dir(staged: &Path, target: &Path) -> Result<(), FsError> {
-    let name = target
-        .file_name()
-        .map_or_else(|| "dir".into(), |n| n.to_string_lossy().into_owned());
-    let old = target.with_file_name(format!(".{name}.old-{}", std::process::id()));
-    if target.exists() {
-        std::fs::rename(target, &old).map_err(FsError::at("move aside", target))?;
-    }
-    std::fs::rename(staged, target).map_err(FsError::at("put in place", target))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,18 +123,5 @@ mod tests {
         let missing = dir.path().join("no/such/x");
         let error = write_atomically(&missing, b"").unwrap_err().to_string();
         assert!(error.contains("no/such/x"), "{error}");
-    }
-
-    #[test]
-    fn replaces_a_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let (staged, target) = (dir.path().join("new"), dir.path().join("site"));
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("old"), "").unwrap();
-        std::fs::create_dir(&staged).unwrap();
-        std::fs::write(staged.join("fresh"), "").unwrap();
-        replace_dir(&staged, &target).unwrap();
-        assert!(target.join("fresh").exists() && !target.join("old").exists());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

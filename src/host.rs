@@ -4,53 +4,22 @@
 //! error names the packages.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::model::STEP_PATH;
 use crate::process::{Exit, Supervisor};
 use crate::report::event::{Event, EventSink};
 
-/// Where a host command is, looked up in [`STEP_PATH`].
-pub fn which(name: &str) -> Option<PathBuf> {
-    STEP_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-}
-
+/// Whether a host command exists in `STEP_PATH`.
 pub fn command_exists(name: &str) -> bool {
-    which(name).is_some()
-}
-
-/// Whether a process `pid` exists on the host.
-pub fn process_exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The entries of `dir` left by runs that are gone: those whose name
-/// carries (as `pid_of` reads it) the pid of a process that no longer
-/// exists. Temporary folders and cgroups carry their run's pid for this.
-pub fn left_by_dead_runs(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            pid_of(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_exists(pid))
-        })
-        .map(|entry| entry.path())
-        .collect()
+    crate::process::which(name).is_some()
 }
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
-
-/// Which host commands a recipe calls is decided by the plan.
-pub use crate::plan::needs_of;
 
 /// Why the host commands asked for are not all there.
 #[derive(Debug, thiserror::Error)]
@@ -284,18 +253,6 @@ mod tests {
         assert!(missing(NotInstalled::NotDebian)
             .to_string()
             .ends_with("apt-get install busybox-static debootstrap"));
-    }
-
-    #[test]
-    fn only_entries_of_runs_that_are_gone_are_left_over() {
-        let dir = tempfile::tempdir().unwrap();
-        // pid 1 always exists; pids never go this high (pid_max <= 2^22).
-        for name in ["1-alive", "999999999-gone", "no-pid"] {
-            std::fs::create_dir(dir.path().join(name)).unwrap();
-        }
-        let pid_of = |name: &str| name.split('-').next()?.parse().ok();
-        let left = left_by_dead_runs(dir.path(), pid_of);
-        assert_eq!(left, [dir.path().join("999999999-gone")]);
     }
 
     #[test]

@@ -1,32 +1,33 @@
 //! `recipes`: extracts the tagged blocks of the LXC book and runs them in
 //! throwaway rootfs fixtures inside an isolated sandbox.
 
-pub mod check;
+pub(crate) mod check;
+pub(crate) mod checkpoint;
 pub mod cli;
 mod commands;
-pub mod digest;
-pub mod doctor;
-pub mod duration;
-pub mod env;
+pub(crate) mod digest;
+pub(crate) mod doctor;
+pub(crate) mod duration;
+pub(crate) mod env;
 pub mod exit;
 mod factory;
-pub mod fixture;
-pub mod fsutil;
-pub mod host;
-pub mod matcher;
+pub(crate) mod fixture;
+pub(crate) mod fsutil;
+pub(crate) mod host;
+pub(crate) mod matcher;
 pub mod model;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod parse;
-pub mod plan;
-pub mod process;
-pub mod provenance;
+pub(crate) mod plan;
+pub(crate) mod process;
+pub(crate) mod provenance;
 pub mod report;
-pub mod runner;
+pub(crate) mod runner;
 pub mod sandbox;
-pub mod session;
-pub mod site;
+pub(crate) mod session;
+pub(crate) mod site;
 pub mod status;
-pub mod workflow;
+pub(crate) mod workflow;
 mod workspace;
 
 /// Runs a parsed command line; returns the process exit code.

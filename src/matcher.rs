@@ -325,11 +325,6 @@ fn align(patterns: &[Pattern], actual: &[&str]) -> Option<Vec<Option<usize>>> {
     Some(lines)
 }
 
-/// Whether the actual lines match the expected patterns as a whole.
-pub fn matches(patterns: &[Pattern], actual: &[&str]) -> bool {
-    check(patterns, actual).is_ok()
-}
-
 /// Why actual lines do not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mismatch {

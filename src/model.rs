@@ -432,6 +432,35 @@ pub fn declared_host<'a>(chain: &[&'a Recipe]) -> Option<&'a str> {
     chain.iter().rev().find_map(|r| r.host.as_deref())
 }
 
+/// Per-sandbox limits (`pids=`, `memory=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Processes and threads (`pids.max`).
+    pub pids: u64,
+    /// Bytes of memory, tmpfs scratch included (`memory.max`).
+    pub memory: u64,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        pids: 2048,
+        memory: 4 << 30,
+    };
+
+    /// The limits of a chain: the highest any of its recipes asks for, or
+    /// the defaults.
+    pub fn of_chain(chain: &[&Recipe]) -> Limits {
+        let mut limits = Limits::DEFAULT;
+        if let Some(pids) = chain.iter().filter_map(|r| r.pids).max() {
+            limits.pids = pids;
+        }
+        if let Some(memory) = chain.iter().filter_map(|r| r.memory).max() {
+            limits.memory = memory;
+        }
+        limits
+    }
+}
+
 /// `4G`, `512M`, `4096`: a size in bytes (powers of 1024).
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -459,4 +488,23 @@ pub fn format_size(bytes: u64) -> String {
         }
     }
     bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_and_print_in_powers_of_1024() {
+        assert_eq!(parse_size("4G"), Some(4 << 30));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("4X"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(format_size(4 << 30), "4G");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(1000), "1000");
+    }
 }

@@ -6,15 +6,18 @@
 use std::collections::BTreeSet;
 use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
+
+use crate::model::STEP_PATH;
 
 /// How long a stopped group gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(1);
@@ -49,7 +52,6 @@ impl std::fmt::Display for Exit {
 pub struct Finished {
     pub exit: Exit,
     pub output: Vec<u8>,
-    pub duration: Duration,
 }
 
 /// Knows every running process group, so that Ctrl-C can stop them all.
@@ -106,14 +108,12 @@ impl Supervisor {
         timeout: Duration,
         observer: Option<mpsc::Sender<Vec<u8>>>,
     ) -> std::io::Result<Finished> {
-        let start = Instant::now();
         let (reader, writer) = std::io::pipe()?;
         prepare(&mut command, writer, stdin.is_some())?;
         let Some(mut child) = self.spawn_registered(&mut command)? else {
             return Ok(Finished {
                 exit: Exit::Interrupted,
                 output: Vec::new(),
-                duration: start.elapsed(),
             });
         };
         // The pipe's write ends live in `command`; drop them so EOF can come.
@@ -133,7 +133,6 @@ impl Supervisor {
         Ok(Finished {
             exit: self.exit_of(status, timed_out),
             output,
-            duration: start.elapsed(),
         })
     }
 
@@ -302,6 +301,34 @@ pub fn stop_orphans() {
     }
 }
 
+/// Where a host command is, looked up in [`STEP_PATH`].
+pub fn which(name: &str) -> Option<PathBuf> {
+    STEP_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether a process `pid` exists on the host.
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The entries of `dir` left by runs that are gone: those whose name
+/// carries (as `pid_of` reads it) the pid of a process that no longer
+/// exists. Temporary folders and cgroups carry their run's pid for this.
+pub fn left_by_dead_runs(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            pid_of(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_exists(pid))
+        })
+        .map(|entry| entry.path())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,7 +382,6 @@ mod tests {
             .run(sh(&script), None, Duration::from_millis(300))
             .unwrap();
         assert_eq!(f.exit, Exit::TimedOut);
-        assert!(f.duration < Duration::from_secs(5));
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
             .trim()
@@ -371,7 +397,18 @@ mod tests {
         let f = s
             .run(sh("sleep 100 & echo done"), None, Duration::from_secs(10))
             .unwrap();
+        // Waiting for `sleep 100` would have timed out.
         assert_eq!(f.exit, Exit::Code(0));
-        assert!(f.duration < Duration::from_secs(5));
+    }
+    #[test]
+    fn only_entries_of_runs_that_are_gone_are_left_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 1 always exists; pids never go this high (pid_max <= 2^22).
+        for name in ["1-alive", "999999999-gone", "no-pid"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let pid_of = |name: &str| name.split('-').next()?.parse().ok();
+        let left = left_by_dead_runs(dir.path(), pid_of);
+        assert_eq!(left, [dir.path().join("999999999-gone")]);
     }
 }

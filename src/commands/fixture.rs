@@ -1,63 +1,34 @@
 //! `recipes fixture list|build|clean`: the cached bases.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
+use crate::checkpoint::store::Sorted;
+use crate::checkpoint::{self, lib_digest, Layers};
 use crate::cli::FixtureCommand;
 use crate::exit;
-use crate::factory::{checkpoint_key, lib_digest, BaseBuilder};
+use crate::factory::BaseBuilder;
 use crate::fsutil::disk_usage;
 use crate::host::{self, Installer};
-use crate::model::{chain, index, Recipe, EMPTY_FIXTURE};
+use crate::model::{Recipe, EMPTY_FIXTURE};
 use crate::process::Supervisor;
 use crate::report::{Event, Format};
 use crate::workspace::{cache_dir, Workspace};
 
 pub fn fixture(ws: &Workspace, lang: &str, command: FixtureCommand) -> anyhow::Result<i32> {
-    let store = ws.store();
     match command {
-        FixtureCommand::List => list(ws, lang, &store),
-        FixtureCommand::Build { name, format } => build(&store, &name, format),
-        FixtureCommand::Clean { stale: true, .. } => {
-            for removed in store.clean_stale()? {
-                println!("removed {removed}");
-            }
-            // Which checkpoints are stale is known from the book's chains.
-            let found = checkpoints(ws, lang).context("checkpoints not cleaned")?;
-            for dir in found.stale {
-                remove_checkpoint(&dir)?;
-            }
-            Ok(exit::OK)
-        }
-        FixtureCommand::Clean { name, .. } => {
-            if let Some(name) = &name {
-                store.definition(name)?;
-            }
-            for removed in store.clean(name.as_deref())? {
-                println!("removed {removed}");
-            }
-            // Checkpoints are layers on a base: they go with it.
-            let layers = crate::factory::layers_dir(&cache_dir());
-            for entry in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
-                let file = entry.file_name().to_string_lossy().into_owned();
-                let fixture = file
-                    .trim_start_matches('.')
-                    .rsplit_once('-')
-                    .map(|(stem, _)| stem);
-                if name.is_none() || fixture == name.as_deref() {
-                    remove_checkpoint(&entry.path())?;
-                }
-            }
-            Ok(exit::OK)
-        }
+        FixtureCommand::List => list(ws, lang),
+        FixtureCommand::Build { name, format } => build(ws, &name, format),
+        FixtureCommand::Clean { stale: true, .. } => clean_stale(ws, lang),
+        FixtureCommand::Clean { name, .. } => clean(ws, name.as_deref()),
     }
 }
 
-/// `fixture list`: each definition's base, then the book's checkpoints.
-fn list(ws: &Workspace, lang: &str, store: &crate::fixture::Store) -> anyhow::Result<i32> {
+/// `fixture list`: every definition with its base, then the checkpoints.
+fn list(ws: &Workspace, lang: &str) -> anyhow::Result<i32> {
+    let store = ws.store();
     println!(
         "{:<24} {:<18} {:>8} {:>8}  description",
         "name", "state", "size", "age"
@@ -103,7 +74,7 @@ fn list(ws: &Workspace, lang: &str, store: &crate::fixture::Store) -> anyhow::Re
 
 /// `fixture build NAME`: the base built through the run's events (human
 /// text, or JSON lines with `--format json`), then where it is.
-fn build(store: &crate::fixture::Store, name: &str, format: Format) -> anyhow::Result<i32> {
+fn build(ws: &Workspace, name: &str, format: Format) -> anyhow::Result<i32> {
     let events = crate::report::display(format, false);
     if name == EMPTY_FIXTURE {
         let message = format!(
@@ -129,7 +100,7 @@ fn build(store: &crate::fixture::Store, name: &str, format: Format) -> anyhow::R
         exe: &exe,
         cache: &cache,
     };
-    let built = store.ensure(name, &builder);
+    let built = ws.store().ensure(name, &builder);
     signals.close();
     if supervisor.interrupted() {
         eprintln!("recipes: interrupted; the half-made base was removed");
@@ -142,94 +113,64 @@ fn build(store: &crate::fixture::Store, name: &str, format: Format) -> anyhow::R
     Ok(exit::OK)
 }
 
+/// `fixture clean --stale`: the bases of older definitions, and the
+/// checkpoints no chain of the book starts from any more.
+fn clean_stale(ws: &Workspace, lang: &str) -> anyhow::Result<i32> {
+    for removed in ws.store().clean_stale()? {
+        println!("removed {removed}");
+    }
+    // Which checkpoints are stale is known from the book's chains.
+    let found = checkpoints(ws, lang).context("checkpoints not cleaned")?;
+    for dir in found.stale {
+        remove_checkpoint(&dir)?;
+    }
+    Ok(exit::OK)
+}
+
+/// `fixture clean [NAME]`: the bases (of one fixture, or all) and the
+/// checkpoints on them.
+fn clean(ws: &Workspace, name: Option<&str>) -> anyhow::Result<i32> {
+    let store = ws.store();
+    if let Some(name) = name {
+        store.definition(name)?;
+    }
+    for removed in store.clean(name)? {
+        println!("removed {removed}");
+    }
+    // Checkpoints are layers on a base: they go with it.
+    for dir in Layers::new(&cache_dir()).of_fixture(name) {
+        remove_checkpoint(&dir)?;
+    }
+    Ok(exit::OK)
+}
+
 fn remove_checkpoint(dir: &Path) -> anyhow::Result<()> {
-    let removed = if dir.is_dir() {
-        std::fs::remove_dir_all(dir)
-    } else {
-        // Not a checkpoint, but nothing else belongs in the folder.
-        std::fs::remove_file(dir)
-    };
-    removed.with_context(|| format!("cannot remove {}", dir.display()))?;
+    Layers::remove(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     println!("removed checkpoint {name}");
     Ok(())
 }
 
-/// The checkpoint layers in the cache: those a run of the book as it is now
-/// starts from (with the chain they end), and the stale ones (of chains, a
-/// fixture or a tool that changed since, or left half-made by a killed run).
-struct Checkpoints {
-    current: Vec<(PathBuf, String)>,
-    stale: Vec<PathBuf>,
-}
-
-fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Checkpoints> {
-    let mut found = Checkpoints {
-        current: Vec::new(),
-        stale: Vec::new(),
-    };
-    let layers = crate::factory::layers_dir(&cache_dir());
-    let entries: Vec<_> = std::fs::read_dir(&layers)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .collect();
+/// The checkpoint layers in the cache, sorted by the book's chains as they
+/// are now.
+fn checkpoints(ws: &Workspace, lang: &str) -> anyhow::Result<Sorted> {
+    let layers = Layers::new(&cache_dir());
+    let entries = layers.entries();
     if entries.is_empty() {
-        return Ok(found);
+        return Ok(Sorted::default());
     }
-    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
     let definitions = ws.store().definitions()?;
     let (book, _) = ws.load(lang)?;
     let lib = lib_digest(&ws.lib_dir());
-    {
-        let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
-        let all = index(ordered.iter().copied());
-        for recipe in &ordered {
-            let chain = chain(recipe, &all);
-            let Some((_, prerequisites)) = chain.split_last() else {
-                continue;
-            };
-            if prerequisites.is_empty() {
-                continue;
-            }
-            let ids: Vec<String> = prerequisites
-                .iter()
-                .map(|r| format!("`{}`", r.id))
-                .collect();
-            // Any fixture: a chain also runs on others with `--fixture`.
-            for def in &definitions {
-                let key = checkpoint_key(def, prerequisites, &lib);
-                wanted.insert(
-                    format!("{}-{key}", def.name),
-                    format!("{} after {}", def.name, ids.join(" → ")),
-                );
-            }
-        }
-    }
-    for entry in entries {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if let Some(label) = wanted.get(&file) {
-            found.current.push((entry.path(), label.clone()));
-        } else if !being_built(&file) {
-            found.stale.push(entry.path());
-        }
-    }
-    found.current.sort_by(|a, b| a.1.cmp(&b.1));
-    Ok(found)
+    let ordered: Vec<&Recipe> = book.pages.iter().flat_map(|p| &p.recipes).collect();
+    let fixtures = definitions
+        .iter()
+        .map(|d| (d.name.as_str(), d.hash.as_str()));
+    let current = checkpoint::key::current(fixtures, &ordered, &lib);
+    Ok(Layers::sort(entries, &current))
 }
 
-/// `.NAME.PID.RANDOM.partial`, a layer a live run is still copying.
-fn being_built(file: &str) -> bool {
-    let Some(rest) = file.strip_suffix(".partial") else {
-        return false;
-    };
-    rest.rsplit('.')
-        .nth(1)
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(host::process_exists)
-}
-
-fn list_checkpoints(found: &Checkpoints) {
+fn list_checkpoints(found: &Sorted) {
     if found.current.is_empty() && found.stale.is_empty() {
         return;
     }

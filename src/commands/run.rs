@@ -189,7 +189,6 @@ fn run_config(ws: &Workspace, settings: &RunSettings) -> anyhow::Result<RunConfi
     Ok(RunConfig {
         default_timeout: settings.timeout,
         jobs: settings.jobs,
-        keep: opts.keep,
         require_all: opts.require_all,
         cache_dir: cache_dir(),
         verbose: opts.verbose,
@@ -451,7 +450,7 @@ fn environment_factory(
             cache: std::path::absolute(&config.cache_dir)
                 .context("cannot resolve the cache folder")?,
             lib: config.lib_dir.clone(),
-            lib_digest: crate::factory::lib_digest(&config.lib_dir),
+            lib_digest: crate::checkpoint::lib_digest(&config.lib_dir),
             boot_timeout: config.default_timeout,
             unbuilt,
         }));

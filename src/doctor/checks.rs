@@ -4,38 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::host::{HostDescription, Probe};
+use super::host::{host_commands, HostDescription, Probe};
 use super::modules::{module_state, ModuleState};
 use super::{Check, State};
 use crate::model::KernelFeature;
 use crate::sandbox::userns;
-
-/// Host commands the runner itself calls, with their Debian packages
-/// (the steps' own are [`crate::plan::packages::STEP_COMMANDS`]).
-const RUNNER_COMMANDS: &[(&str, &str)] = &[
-    ("lxc-start", "lxc"),
-    ("lxcfs", "lxcfs"),
-    ("newuidmap", "uidmap"),
-    ("debootstrap", "debootstrap"),
-    ("busybox", "busybox-static"),
-    ("tar", "tar"),
-    ("modprobe", "kmod"),
-];
-
-/// The host commands the runner, its fixture builders and the book's steps
-/// call, with their Debian packages, without repeats.
-pub fn host_commands() -> Vec<(&'static str, &'static str)> {
-    let mut all: Vec<(&str, &str)> = Vec::new();
-    for pair in RUNNER_COMMANDS
-        .iter()
-        .chain(crate::plan::packages::STEP_COMMANDS)
-    {
-        if !all.contains(pair) {
-            all.push(*pair);
-        }
-    }
-    all
-}
 
 const GIB: u64 = 1 << 30;
 /// Below this, the cache is too small for a base (debootstrap fails).

@@ -234,7 +234,7 @@ impl HostDescription {
                 path: cache,
                 idmap,
             },
-            commands: super::checks::host_commands()
+            commands: host_commands()
                 .into_iter()
                 .map(|(command, _)| (command.to_string(), crate::host::command_exists(command)))
                 .collect(),
@@ -649,6 +649,33 @@ fn idmapped_view(
         });
     }
     Ok(())
+}
+
+/// Host commands the runner itself calls, with their Debian packages
+/// (the steps' own are [`crate::plan::packages::STEP_COMMANDS`]).
+const RUNNER_COMMANDS: &[(&str, &str)] = &[
+    ("lxc-start", "lxc"),
+    ("lxcfs", "lxcfs"),
+    ("newuidmap", "uidmap"),
+    ("debootstrap", "debootstrap"),
+    ("busybox", "busybox-static"),
+    ("tar", "tar"),
+    ("modprobe", "kmod"),
+];
+
+/// The host commands the runner, its fixture builders and the book's steps
+/// call, with their Debian packages, without repeats.
+pub fn host_commands() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    for pair in RUNNER_COMMANDS
+        .iter()
+        .chain(crate::plan::packages::STEP_COMMANDS)
+    {
+        if !all.contains(pair) {
+            all.push(*pair);
+        }
+    }
+    all
 }
 
 #[cfg(test)]

@@ -21,10 +21,8 @@ use std::path::PathBuf;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-pub use host::{HostDescription, KernelFacts, ModuleFacts, Probe};
-pub use modules::{
-    kernel_lacks, lacks, load_modules, module_state, ModprobeError, ModuleState, RUNNER_MODULES,
-};
+pub use host::HostDescription;
+pub use modules::{kernel_lacks, load_modules, ModprobeError, RUNNER_MODULES};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -91,15 +91,7 @@ pub enum ModuleState {
     Unknown,
 }
 
-impl ModuleState {
-    /// Whether the kernel has it, now or once loaded.
-    pub fn present(self) -> bool {
-        matches!(
-            self,
-            ModuleState::BuiltIn | ModuleState::Loaded | ModuleState::Available
-        )
-    }
-}
+impl ModuleState {}
 
 /// Where the module `name` stands, from what is known of the kernel.
 pub fn module_state(kernel: &KernelFacts, name: &str) -> ModuleState {

@@ -2,7 +2,8 @@
 //! project's CI machine, recorded with `recipes doctor --describe`) and
 //! variations of them: what cannot be reproduced here is still tested.
 
-use super::host::IdGrant;
+use super::host::{IdGrant, Probe};
+use super::modules::lacks;
 use super::*;
 use crate::model::KernelFeature;
 

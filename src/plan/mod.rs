@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::model::{chain, declared_fixture, Recipe, RecipeIndex, Requirement};
+use crate::model::{chain, declared_fixture, Limits, Recipe, RecipeIndex, Requirement};
 pub use packages::{needs_of, HostCommand};
 
 /// Which recipes the user asked for.
@@ -107,6 +107,16 @@ pub struct RecipeRun<'b> {
     pub attempt: u32,
     /// The booted host fixture the steps run in (`host=`, `--host`).
     pub host: Option<String>,
+    /// The sandbox's limits: the highest the chain asks for (`pids=`,
+    /// `memory=`), or the defaults.
+    pub limits: Limits,
+    /// Where the fixture's tree is, as the steps see it (`at=`, the last
+    /// the chain declares); with a booted host, where the fixture appears
+    /// inside the host.
+    pub at: Option<String>,
+    /// The host's network instead of a private one (`net=host` anywhere in
+    /// the chain).
+    pub net_host: bool,
 }
 
 impl RecipeRun<'_> {
@@ -183,8 +193,33 @@ pub fn plan<'b>(
     selection: &Selection,
     known_fixtures: &BTreeSet<String>,
 ) -> Result<Plan<'b>, PlanError> {
+    let picked = pick(lang, ordered, all, selection)?;
+    for name in selection.fixtures.iter().chain(&selection.hosts) {
+        if !known_fixtures.contains(name) {
+            return Err(PlanError::UnknownFixture {
+                name: name.clone(),
+                suggestion: Suggestion::new(name, known_fixtures.iter().map(String::as_str)),
+            });
+        }
+    }
+    Ok(Plan {
+        lang: lang.to_string(),
+        runs: picked
+            .into_iter()
+            .flat_map(|recipe| runs_of(recipe, all, selection))
+            .collect(),
+    })
+}
+
+/// The recipes `selection` asks for, in its order (ids) or the book's.
+fn pick<'b>(
+    lang: &str,
+    ordered: &[&'b Recipe],
+    all: &RecipeIndex<'b>,
+    selection: &Selection,
+) -> Result<Vec<&'b Recipe>, PlanError> {
     let in_share = |i: usize| selection.partition.is_none_or(|p| p.contains(i));
-    let picked: Vec<&Recipe> = match &selection.pick {
+    Ok(match &selection.pick {
         Pick::Ids(ids) => ids
             .iter()
             .map(|id| {
@@ -216,61 +251,65 @@ pub fn plan<'b>(
                 .map(|(_, r)| *r)
                 .collect()
         }
+    })
+}
+
+/// The runs of one recipe: its chain with everything a sandbox for it
+/// needs, on each fixture and host of the matrix.
+fn runs_of<'b>(
+    recipe: &'b Recipe,
+    all: &RecipeIndex<'b>,
+    selection: &Selection,
+) -> Vec<RecipeRun<'b>> {
+    let chain = chain(recipe, all);
+    let mut requires: Vec<Requirement> = chain
+        .iter()
+        .flat_map(|r| r.requires.iter().copied())
+        .collect();
+    requires.sort();
+    requires.dedup();
+    let fixtures: Vec<(String, FixtureSource)> = if selection.fixtures.is_empty() {
+        vec![(
+            declared_fixture(&chain).to_string(),
+            FixtureSource::Declared,
+        )]
+    } else {
+        selection
+            .fixtures
+            .iter()
+            .map(|f| (f.clone(), FixtureSource::Override))
+            .collect()
     };
-    for name in selection.fixtures.iter().chain(&selection.hosts) {
-        if !known_fixtures.contains(name) {
-            return Err(PlanError::UnknownFixture {
-                name: name.clone(),
-                suggestion: Suggestion::new(name, known_fixtures.iter().map(String::as_str)),
+    let hosts: Vec<Option<String>> = if selection.hosts.is_empty() {
+        vec![chain.iter().rev().find_map(|r| r.host.clone())]
+    } else {
+        selection.hosts.iter().cloned().map(Some).collect()
+    };
+    let run = RecipeRun {
+        recipe,
+        host_commands: needs_of(&chain),
+        limits: Limits::of_chain(&chain),
+        at: chain.iter().rev().find_map(|r| r.at.clone()),
+        net_host: chain.iter().any(|r| r.net_host),
+        chain,
+        fixture: String::new(),
+        fixture_source: FixtureSource::Declared,
+        requires,
+        attempt: 1,
+        host: None,
+    };
+    let mut runs = Vec::new();
+    for (fixture, fixture_source) in fixtures {
+        for host in &hosts {
+            runs.push(RecipeRun {
+                fixture: fixture.clone(),
+                fixture_source,
+                host: host.clone(),
+                ..run.clone()
             });
         }
     }
-    let mut runs = Vec::new();
-    for recipe in picked {
-        let chain = chain(recipe, all);
-        let mut requires: Vec<Requirement> = chain
-            .iter()
-            .flat_map(|r| r.requires.iter().copied())
-            .collect();
-        requires.sort();
-        requires.dedup();
-        let host_commands = needs_of(&chain);
-        let fixtures: Vec<(String, FixtureSource)> = if selection.fixtures.is_empty() {
-            vec![(
-                declared_fixture(&chain).to_string(),
-                FixtureSource::Declared,
-            )]
-        } else {
-            selection
-                .fixtures
-                .iter()
-                .map(|f| (f.clone(), FixtureSource::Override))
-                .collect()
-        };
-        let hosts: Vec<Option<String>> = if selection.hosts.is_empty() {
-            vec![chain.iter().rev().find_map(|r| r.host.clone())]
-        } else {
-            selection.hosts.iter().cloned().map(Some).collect()
-        };
-        for (fixture, fixture_source) in fixtures {
-            for host in &hosts {
-                runs.push(RecipeRun {
-                    recipe,
-                    chain: chain.clone(),
-                    fixture: fixture.clone(),
-                    fixture_source,
-                    requires: requires.clone(),
-                    host_commands: host_commands.clone(),
-                    attempt: 1,
-                    host: host.clone(),
-                });
-            }
-        }
-    }
-    Ok(Plan {
-        lang: lang.to_string(),
-        runs,
-    })
+    runs
 }
 
 /// `; did you mean `a` or `b`?` for the closest names, or nothing.
@@ -356,6 +395,14 @@ true
         }
     }
 
+    fn plan_of<'b>(
+        ordered: &[&'b Recipe],
+        all: &RecipeIndex<'b>,
+        selection: &Selection,
+    ) -> Plan<'b> {
+        plan("fr", ordered, all, selection, &known()).unwrap()
+    }
+
     fn run_plan(selection: &Selection) -> Result<Vec<(String, String)>, PlanError> {
         let recipes = recipes(BOOK);
         let ordered: Vec<&Recipe> = recipes.iter().collect();
@@ -386,6 +433,39 @@ true
             [("ip", "iproute2"), ("lxc-start", "lxc")]
         );
         assert_eq!(plan.fixtures().into_iter().collect::<Vec<_>>(), ["debian"]);
+        assert_eq!(run.limits, Limits::DEFAULT);
+        assert_eq!((run.at.as_deref(), run.net_host), (None, false));
+    }
+
+    #[test]
+    fn limits_at_and_the_network_come_from_the_whole_chain() {
+        let recipes = recipes(
+            "```sh recipe=a pids=100 memory=1G at=/srv/a net=host\ntrue\n```\n\n```sh recipe=b needs=a pids=50 memory=2G\ntrue\n```\n\n```sh recipe=c needs=b at=/srv/c\ntrue\n```\n",
+        );
+        let ordered: Vec<&Recipe> = recipes.iter().collect();
+        let all = index(ordered.iter().copied());
+        let selection = select(Pick::Ids(vec!["b".into(), "c".into()]), None, &[]);
+        let plan = plan("fr", &ordered, &all, &selection, &known()).unwrap();
+        let (b, c) = (&plan.runs[0], &plan.runs[1]);
+        assert_eq!(
+            b.limits,
+            Limits {
+                pids: 100,
+                memory: 2 << 30
+            }
+        );
+        assert_eq!((b.at.as_deref(), b.net_host), (Some("/srv/a"), true));
+        assert_eq!(c.limits, b.limits);
+        assert_eq!((c.at.as_deref(), c.net_host), (Some("/srv/c"), true));
+        let alone = select(Pick::Ids(vec!["a".into()]), None, &[]);
+        let a = &plan_of(&ordered, &all, &alone).runs[0];
+        assert_eq!(
+            a.limits,
+            Limits {
+                pids: 100,
+                memory: 1 << 30
+            }
+        );
     }
 
     #[test]

@@ -6,14 +6,16 @@ use std::fmt;
 use serde_json::{json, Value};
 
 use super::{FixtureSource, HostCommand, Plan};
+use crate::model::{format_size, Limits};
 
 fn command_json(&(command, package): &HostCommand) -> Value {
     json!({ "command": command, "package": package })
 }
 
 impl Plan<'_> {
-    /// `{lang, recipes: [{id, page, line, fixture, fixture_source, after,
-    /// requires, host_commands}], fixtures, host_commands}`.
+    /// `{lang, recipes: [{id, page, line, fixture, fixture_source, host?,
+    /// at?, after, requires, host_commands, limits: {pids, memory},
+    /// net_host}], fixtures, host_commands}`.
     pub fn to_json(&self) -> Value {
         let runs: Vec<Value> = self
             .runs
@@ -28,9 +30,14 @@ impl Plan<'_> {
                     "after": run.after().collect::<Vec<_>>(),
                     "requires": run.requires,
                     "host_commands": run.host_commands.iter().map(command_json).collect::<Vec<_>>(),
+                    "limits": run.limits,
+                    "net_host": run.net_host,
                 });
                 if let Some(host) = &run.host {
                     value["host"] = host.as_str().into();
+                }
+                if let Some(at) = &run.at {
+                    value["at"] = at.as_str().into();
                 }
                 value
             })
@@ -80,6 +87,19 @@ impl fmt::Display for Plan<'_> {
                 let requires: Vec<&str> = run.requires.iter().map(|r| r.as_str()).collect();
                 write!(f, "  requires={}", requires.join("+"))?;
             }
+            // What the sandbox will be, where it is not the default.
+            if let Some(at) = &run.at {
+                write!(f, "  at={at}")?;
+            }
+            if run.net_host {
+                write!(f, "  net=host")?;
+            }
+            if run.limits.pids != Limits::DEFAULT.pids {
+                write!(f, "  pids={}", run.limits.pids)?;
+            }
+            if run.limits.memory != Limits::DEFAULT.memory {
+                write!(f, "  memory={}", format_size(run.limits.memory))?;
+            }
             writeln!(f)?;
         }
         let fixtures: Vec<&str> = self.fixtures().into_iter().collect();
@@ -109,7 +129,7 @@ mod tests {
 
     #[test]
     fn text_and_json_show_chain_fixture_and_commands() {
-        let page = "```sh recipe=base fixture=debian\nip link show\n```\n\n```sh recipe=web needs=base requires=root\ntrue\n```\n";
+        let page = "```sh recipe=base fixture=debian\nip link show\n```\n\n```sh recipe=web needs=base requires=root memory=1G at=/srv net=host\ntrue\n```\n";
         let (recipes, _) = parse_page(Path::new("p.md"), "p.md", "fr", page);
         let ordered: Vec<&Recipe> = recipes.iter().collect();
         let all = index(ordered.iter().copied());
@@ -123,7 +143,7 @@ mod tests {
         let plan = plan("fr", &ordered, &all, &selection, &known).unwrap();
         assert_eq!(
             plan.to_string(),
-            "plan: 1 recipe of the `fr` book\n  web  p.md:5  fixture=debian  after base  requires=root\nfixtures to prepare: debian\nhost commands: ip (iproute2)\n"
+            "plan: 1 recipe of the `fr` book\n  web  p.md:5  fixture=debian  after base  requires=root  at=/srv  net=host  memory=1G\nfixtures to prepare: debian\nhost commands: ip (iproute2)\n"
         );
         assert_eq!(
             plan.to_json(),
@@ -133,6 +153,8 @@ mod tests {
                     "id": "web", "page": "p.md", "line": 5, "fixture": "debian",
                     "fixture_source": "declared", "after": ["base"], "requires": ["root"],
                     "host_commands": [{"command": "ip", "package": "iproute2"}],
+                    "at": "/srv", "net_host": true,
+                    "limits": {"pids": 2048, "memory": 1u64 << 30},
                 }],
                 "fixtures": ["debian"],
                 "host_commands": [{"command": "ip", "package": "iproute2"}],

@@ -162,8 +162,10 @@ impl EventSink for Fanout<'_> {
 }
 
 /// Hears nothing (tests, and code run outside a report).
+#[cfg(test)]
 pub struct Discard;
 
+#[cfg(test)]
 impl EventSink for Discard {
     fn event(&self, _: &Event) {}
 }

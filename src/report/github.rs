@@ -70,6 +70,7 @@ impl<W: Write + Send> Annotations<W> {
     }
 
     /// What was written (tests).
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }

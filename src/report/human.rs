@@ -21,6 +21,7 @@ pub struct Style {
 }
 
 impl Style {
+    #[cfg(test)]
     pub fn plain() -> Style {
         Style { color: false }
     }

@@ -20,6 +20,7 @@ impl<W: Write + Send> JsonLines<W> {
     }
 
     /// What was written (tests).
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }

@@ -10,7 +10,7 @@ pub mod json;
 mod junit;
 
 pub use event::{Event, EventSink};
-pub use junit::{write_junit, Junit};
+pub use junit::Junit;
 
 /// Output formats of `run` and `test`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::checkpoint::Checkpoint;
 pub use crate::env::{Direct, EnvError, Environment, StepProgram};
 use crate::matcher::Captures;
 use crate::model::{Action, Location, Recipe, Requirement, Step, Where};
@@ -29,7 +30,6 @@ use verdict::{Passed, Ran, StepError};
 pub struct RunConfig {
     pub default_timeout: Duration,
     pub jobs: usize,
-    pub keep: bool,
     pub require_all: bool,
     pub cache_dir: PathBuf,
     pub lib_dir: PathBuf,
@@ -45,16 +45,12 @@ pub struct RunConfig {
 
 /// Makes the environment a recipe runs in.
 pub trait EnvironmentFactory: Sync {
-    /// An environment for `recipe` on `fixture`; with `from`, on top of that
+    /// The environment the plan describes for `run` (its fixture, booted
+    /// host, limits, `at=`, network); with `from`, on top of that
     /// checkpoint (the state its prerequisites left).
-    /// An environment for `chain` on `fixture`, its steps run in the booted
-    /// host fixture `host` when there is one, started from `from`.
     fn create(
         &self,
-        recipe: &Recipe,
-        fixture: &str,
-        chain: &[&Recipe],
-        host: Option<&str>,
+        run: &RecipeRun,
         from: Option<&Checkpoint>,
     ) -> Result<Box<dyn Environment>, EnvError>;
     /// Where the state at the end of `prerequisites` on `fixture` is kept,
@@ -157,21 +153,6 @@ fn prerequisites<'r, 'a>(run: &'r RecipeRun<'a>) -> &'r [&'a Recipe] {
     &run.chain[..run.chain.len().saturating_sub(1)]
 }
 
-/// The state at the end of a prerequisite chain, kept as a layer in the
-/// cache under a key of the fixture's definition, the tool's version and
-/// every step of the chain.
-#[derive(Debug, Clone)]
-pub struct Checkpoint {
-    pub key: String,
-    pub dir: PathBuf,
-}
-
-impl Checkpoint {
-    pub fn exists(&self) -> bool {
-        self.dir.is_dir()
-    }
-}
-
 /// The ids of a chain, in order.
 fn ids(chain: &[&Recipe]) -> Vec<String> {
     chain.iter().map(|r| r.id.clone()).collect()
@@ -272,7 +253,7 @@ impl RunContext<'_> {
     /// is one (removed, and the chain replayed, when it cannot be brought
     /// back), else fresh, with where to keep the checkpoint.
     fn environment(&self, run: &RecipeRun, outcome: &mut Outcome) -> Result<Opened, EnvError> {
-        let (recipe, chain, fixture) = (run.recipe, &run.chain, &run.fixture);
+        let fixture = &run.fixture;
         let prerequisites = prerequisites(run);
         // A booted host always holds processes: its chains are replayed.
         let checkpoint =
@@ -280,8 +261,7 @@ impl RunContext<'_> {
                 .then(|| self.factory.checkpoint(fixture, prerequisites))
                 .flatten();
         let mut from = checkpoint.as_ref().filter(|c| c.exists());
-        let host = run.host.as_deref();
-        let mut created = self.factory.create(recipe, fixture, chain, host, from);
+        let mut created = self.factory.create(run, from);
         let mut keep_checkpoint = true;
         if let Some(broken) = from.filter(|_| created.is_err()) {
             // A checkpoint that cannot be brought back is removed, and the
@@ -300,7 +280,7 @@ impl RunContext<'_> {
             }
             from = None;
             keep_checkpoint = false;
-            created = self.factory.create(recipe, fixture, chain, host, None);
+            created = self.factory.create(run, None);
         }
         let env = created?;
         // The base is built now: its release can be read.

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use super::Sandbox;
+use crate::env::StepProgram;
 use crate::model::{Where, STEP_PATH};
-use crate::runner::StepProgram;
 
 /// Writes the host container's configuration, gives it an uplink bridge
 /// (`uplink0`, standing for the server's network), starts it and waits
@@ -104,6 +104,12 @@ pub enum BootError {
         /// The last journal lines, or what the boot printed on stderr.
         journal: Vec<String>,
     },
+}
+
+impl From<BootError> for crate::env::EnvError {
+    fn from(error: BootError) -> Self {
+        crate::env::EnvError::behind(error)
+    }
 }
 
 fn not_booted(

@@ -11,25 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 const PARENT: &str = "recipes.sandboxes";
 
-/// Per-sandbox limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Processes and threads (`pids.max`).
-    pub pids: u64,
-    /// Bytes of memory, tmpfs scratch included (`memory.max`).
-    pub memory: u64,
-}
-
-impl Limits {
-    pub const DEFAULT: Limits = Limits {
-        pids: 2048,
-        memory: 4 << 30,
-    };
-}
+pub use crate::model::Limits;
+use serde::{Deserialize, Serialize};
 
 /// A limit a sandbox ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +33,7 @@ impl std::fmt::Display for Hit {
             Hit::Memory(n) => write!(
                 f,
                 "the sandbox reached its memory limit ({}, key `memory=`)",
-                crate::sandbox::ops::format_size(*n)
+                crate::model::format_size(*n)
             ),
         }
     }
@@ -393,7 +378,7 @@ pub fn remove_stale() {
     for hierarchy in hierarchies() {
         let parent = hierarchy.mount.join(PARENT);
         let pid_of = |name: &str| name.split('-').next()?.parse().ok();
-        for dir in crate::host::left_by_dead_runs(&parent, pid_of) {
+        for dir in crate::process::left_by_dead_runs(&parent, pid_of) {
             let _ = remove(&dir);
         }
     }

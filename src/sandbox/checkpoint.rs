@@ -9,14 +9,13 @@
 //!
 //! [`plan::KEPT`]: super::ops::KEPT
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::network::{Network, NetworkError};
 use super::ops::IdRange;
+use crate::checkpoint::store;
 use crate::fsutil::FsError;
 
 /// Why a checkpoint could not be kept, or brought back in a sandbox.
@@ -79,6 +78,12 @@ pub enum CheckpointError {
     Fs(#[from] FsError),
 }
 
+impl From<CheckpointError> for crate::env::EnvError {
+    fn from(error: CheckpointError) -> Self {
+        crate::env::EnvError::behind(error)
+    }
+}
+
 /// Where a checkpoint keeps the network it makes again.
 const NETWORK: &str = "network.json";
 
@@ -108,11 +113,10 @@ pub fn keep(capture: &Capture, dir: &Path) -> Result<(), CheckpointError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // `.NAME.PID.RANDOM.partial`: one of its own for each capture, since
-    // the jobs of one run (one pid) may keep the same layer at once.
+    // One of its own for each capture, named as the layers' store reads it.
     let partial = tempfile::Builder::new()
-        .prefix(&format!(".{name}.{}.", std::process::id()))
-        .suffix(".partial")
+        .prefix(&store::partial_prefix(&name))
+        .suffix(store::PARTIAL)
         .tempdir_in(parent)
         .map_err(FsError::at("create a folder in", parent))?
         .keep();
@@ -241,46 +245,20 @@ fn unshift_caps(mut caps: Vec<u8>, inside: impl Fn(u32) -> Option<u32>) -> Vec<u
     caps
 }
 
-fn c_path(path: &Path) -> Option<CString> {
-    CString::new(path.as_os_str().as_bytes()).ok()
-}
-
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let (path, name) = (c_path(path)?, CString::new(name).ok()?);
     let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| {
-        buf.truncate(n as usize);
-        buf
-    })
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    let path = c_path(path).ok_or(std::io::ErrorKind::InvalidInput)?;
-    let name = CString::new(name).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    // SAFETY: valid C strings and a value of the length given.
-    let rc = unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    Ok(rustix::fs::lsetxattr(
+        path,
+        name,
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )?)
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
-use super::ops::{Clone, Op};
+use super::ops::{MountSource, Op};
 
 /// Applies operations; the seam between the plans and the kernel.
 pub trait System {
@@ -90,8 +90,6 @@ fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
     }
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
@@ -137,33 +135,26 @@ fn read_only_tree(path: &Path, readonly: bool) -> std::io::Result<()> {
     mount_setattr(libc::AT_FDCWD, path, libc::AT_RECURSIVE as _, &attr)
 }
 
-/// A detached copy of the mount at `clone.source`, idmapped through
+/// A detached copy of the mount at `mount.source`, idmapped through
 /// `userns` and made read-only as asked, before anything is attached: the
 /// sandbox can never see it otherwise.
-fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
-    let c_path = cstr(&clone.source)?;
-    // SAFETY: plain open_tree(2) on a valid path; the returned descriptor is
-    // owned below.
-    let fd = check(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    })?;
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+fn detached_copy(mount: &MountSource, userns: Option<&OwnedFd>) -> std::io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let fd = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        &mount.source,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
     let mut attr = MountAttr {
         attr_set: 0,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    if clone.readonly {
+    if mount.readonly {
         attr.attr_set |= MOUNT_ATTR_RDONLY;
     }
-    if clone.idmap {
+    if mount.idmap {
         let userns = userns.ok_or_else(|| {
             std::io::Error::other("an idmapped mount needs the sandbox's user namespace")
         })?;
@@ -185,30 +176,23 @@ fn detached_copy(clone: &Clone, userns: Option<&OwnedFd>) -> std::io::Result<Own
 /// read-only: what the helper makes of a fixture's base, made here for
 /// `recipes doctor` to try on the cache's file system. Never attached.
 pub fn idmapped_view(dir: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
-    let clone = Clone {
+    let mount = MountSource {
         source: dir.to_path_buf(),
         idmap: true,
         readonly: true,
     };
-    detached_copy(&clone, Some(userns))
+    detached_copy(&mount, Some(userns))
 }
 
 /// Attaches a detached mount at `target`.
 fn attach(fd: &OwnedFd, target: &Path) -> std::io::Result<()> {
-    let empty = CString::default();
-    let c_target = cstr(target)?;
-    // SAFETY: valid descriptor and NUL-terminated strings.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            c_target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
+    Ok(rustix::mount::move_mount(
+        fd,
+        "",
+        rustix::fs::CWD,
+        target,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
 }
 
 /// An overlay option value: `\`, `,` and `:` are escaped.
@@ -257,8 +241,8 @@ fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
 
 impl System for Linux {
     fn apply(&mut self, op: &Op) -> std::io::Result<()> {
-        let fs = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         match op {
+            // The mount tree: propagation, read-only trees, moves, binds.
             Op::MakePrivate => mount(
                 none(),
                 "/",
@@ -266,123 +250,9 @@ impl System for Linux {
                 MsFlags::MS_REC | MsFlags::MS_PRIVATE,
                 none(),
             )?,
-            Op::Hold { key, clone } => {
-                let fd = detached_copy(clone, self.userns.as_ref())?;
-                self.held.insert(key.clone(), fd);
-            }
             Op::ReadOnlyTree(path) => read_only_tree(path, true)?,
             Op::WritableTree(path) => read_only_tree(path, false)?,
-            Op::Tmpfs {
-                target,
-                mode,
-                uid,
-                size,
-                skeleton,
-                noexec,
-            } => {
-                let folders = skeleton
-                    .as_ref()
-                    .map(|from| folders(from, 3))
-                    .unwrap_or_default();
-                let mut flags = MsFlags::MS_NOSUID;
-                if target != Path::new("/dev") {
-                    flags |= MsFlags::MS_NODEV;
-                }
-                if *noexec {
-                    flags |= MsFlags::MS_NOEXEC;
-                }
-                if !target.is_dir() {
-                    std::fs::create_dir_all(target)?;
-                }
-                let options = format!("mode={mode:o},uid={uid},gid={uid},size={size}");
-                mount(
-                    Some("tmpfs"),
-                    target,
-                    Some("tmpfs"),
-                    flags,
-                    Some(options.as_str()),
-                )?;
-                for (rel, mode) in folders {
-                    let dir = target.join(rel);
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
-                    chown(&dir, *uid)?;
-                }
-            }
-            Op::OverlayHost { dir, layers } => {
-                for sub in ["upper", "work"] {
-                    std::fs::create_dir_all(layers.join(sub))?;
-                }
-                overlay(
-                    std::slice::from_ref(dir),
-                    &layers.join("upper"),
-                    &layers.join("work"),
-                    dir,
-                    false,
-                )?
-            }
-            Op::PlainDir(path) => plain_dir(path)?,
-            Op::Mkdir { path, uid } => {
-                if !path.is_dir() {
-                    std::fs::create_dir_all(path)?;
-                    chown(path, *uid)?;
-                }
-            }
             Op::Move { from, to } => mount(Some(from), to, none(), MsFlags::MS_MOVE, none())?,
-            Op::Attach { key, target } => {
-                let fd = self
-                    .held
-                    .remove(key)
-                    .ok_or_else(|| std::io::Error::other(format!("nothing was held as `{key}`")))?;
-                if !target.exists() {
-                    // A device node is bound onto an empty file.
-                    std::fs::File::create(target)?;
-                }
-                attach(&fd, target)?
-            }
-            Op::Device {
-                path,
-                major,
-                minor,
-                uid,
-            } => {
-                let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
-                nix::sys::stat::mknod(
-                    path,
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    mode,
-                    nix::sys::stat::makedev(*major, *minor),
-                )?;
-                // mknod honours the umask; the nodes are for everyone.
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-                chown(path, *uid)?;
-            }
-            Op::Symlink { target, link } => symlink(target, link)?,
-            Op::MirrorHost { to, skip } => mirror_host(to, skip)?,
-            Op::PivotRoot(new_root) => pivot_root(new_root)?,
-            Op::Proc(target) => mount(Some("proc"), target, Some("proc"), fs, none())?,
-            Op::Sysfs(target) => mount(
-                Some("sysfs"),
-                target,
-                Some("sysfs"),
-                fs | MsFlags::MS_RDONLY,
-                none(),
-            )?,
-            Op::Cgroup2(target) => mount(Some("cgroup2"), target, Some("cgroup2"), fs, none())?,
-            Op::Devpts(target) => mount(
-                Some("devpts"),
-                target,
-                Some("devpts"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-            )?,
-            Op::Mqueue(target) => mount(Some("mqueue"), target, Some("mqueue"), fs, none())?,
-            Op::Overlay {
-                lowers,
-                upper,
-                work,
-                target,
-            } => overlay(lowers, upper, work, target, true)?,
             Op::Bind { source, target } => mount(
                 Some(source),
                 target,
@@ -395,11 +265,162 @@ impl System for Linux {
                     mount(Some("/dev/null"), path, none(), MsFlags::MS_BIND, none())?
                 }
             }
+            Op::MirrorHost { to, skip } => mirror_host(to, skip)?,
+            Op::PivotRoot(new_root) => pivot_root(new_root)?,
+            // Copies of mounts, held by key, then attached.
+            Op::Hold { key, mount } => {
+                let fd = detached_copy(mount, self.userns.as_ref())?;
+                self.held.insert(key.clone(), fd);
+            }
+            Op::Attach { key, target } => self.attach_held(key, target)?,
+            // Writable layers.
+            Op::Tmpfs {
+                target,
+                mode,
+                uid,
+                size,
+                skeleton,
+                noexec,
+            } => tmpfs(target, *mode, *uid, *size, skeleton.as_deref(), *noexec)?,
+            Op::OverlayHost { dir, layers } => overlay_host(dir, layers)?,
+            Op::Overlay {
+                lowers,
+                upper,
+                work,
+                target,
+            } => overlay(lowers, upper, work, target, true)?,
+            // Files, folders and device nodes.
+            Op::PlainDir(path) => plain_dir(path)?,
+            Op::Mkdir { path, uid } => {
+                if !path.is_dir() {
+                    std::fs::create_dir_all(path)?;
+                    chown(path, *uid)?;
+                }
+            }
+            Op::Device {
+                path,
+                major,
+                minor,
+                uid,
+            } => device(path, *major, *minor, *uid)?,
+            Op::Symlink { target, link } => symlink(target, link)?,
+            // The namespaces' own state.
             Op::Hostname(name) => nix::unistd::sethostname(name)?,
             Op::LoopbackUp => loopback_up()?,
+            // The kernel's own file systems.
+            Op::Proc(target)
+            | Op::Sysfs(target)
+            | Op::Cgroup2(target)
+            | Op::Devpts(target)
+            | Op::Mqueue(target) => kernel_fs(op, target)?,
         }
         Ok(())
     }
+}
+
+impl Linux {
+    /// Attaches the copy held as `key` at `target`.
+    fn attach_held(&mut self, key: &str, target: &Path) -> std::io::Result<()> {
+        let fd = self
+            .held
+            .remove(key)
+            .ok_or_else(|| std::io::Error::other(format!("nothing was held as `{key}`")))?;
+        if !target.exists() {
+            // A device node is bound onto an empty file.
+            std::fs::File::create(target)?;
+        }
+        attach(&fd, target)
+    }
+}
+
+/// Mounts at `target` the kernel file system `op` asks for, with its flags
+/// and options.
+fn kernel_fs(op: &Op, target: &Path) -> std::io::Result<()> {
+    let fs = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let (fstype, flags, data) = match op {
+        Op::Proc(_) => ("proc", fs, None),
+        Op::Sysfs(_) => ("sysfs", fs | MsFlags::MS_RDONLY, None),
+        Op::Cgroup2(_) => ("cgroup2", fs, None),
+        Op::Devpts(_) => (
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ),
+        Op::Mqueue(_) => ("mqueue", fs, None),
+        other => {
+            return Err(std::io::Error::other(format!(
+                "not a kernel file system: {other}"
+            )))
+        }
+    };
+    Ok(mount(Some(fstype), target, Some(fstype), flags, data)?)
+}
+
+/// A fresh tmpfs at `target` (see [`Op::Tmpfs`]), with the folders of
+/// `skeleton` made again in it.
+fn tmpfs(
+    target: &Path,
+    mode: u32,
+    uid: u32,
+    size: u64,
+    skeleton: Option<&Path>,
+    noexec: bool,
+) -> std::io::Result<()> {
+    let folders = skeleton.map(|from| folders(from, 3)).unwrap_or_default();
+    let mut flags = MsFlags::MS_NOSUID;
+    if target != Path::new("/dev") {
+        flags |= MsFlags::MS_NODEV;
+    }
+    if noexec {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    if !target.is_dir() {
+        std::fs::create_dir_all(target)?;
+    }
+    let options = format!("mode={mode:o},uid={uid},gid={uid},size={size}");
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(options.as_str()),
+    )?;
+    for (rel, mode) in folders {
+        let dir = target.join(rel);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))?;
+        chown(&dir, uid)?;
+    }
+    Ok(())
+}
+
+/// A private, writable overlay of the host folder `dir`, its changes in
+/// `layers`.
+fn overlay_host(dir: &Path, layers: &Path) -> std::io::Result<()> {
+    for sub in ["upper", "work"] {
+        std::fs::create_dir_all(layers.join(sub))?;
+    }
+    Ok(overlay(
+        std::slice::from_ref(&dir.to_path_buf()),
+        &layers.join("upper"),
+        &layers.join("work"),
+        dir,
+        false,
+    )?)
+}
+
+/// A character device node, mode 0666, owned by `uid`.
+fn device(path: &Path, major: u64, minor: u64, uid: u32) -> std::io::Result<()> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+    nix::sys::stat::mknod(
+        path,
+        nix::sys::stat::SFlag::S_IFCHR,
+        mode,
+        nix::sys::stat::makedev(major, minor),
+    )?;
+    // mknod honours the umask; the nodes are for everyone.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    chown(path, uid)
 }
 
 /// Sub-folders of `root` (not following links, not crossing into other
@@ -484,13 +505,13 @@ fn pivot_root(new_root: &Path) -> std::io::Result<()> {
 
 /// Brings `lo` up in the new network namespace.
 fn loopback_up() -> std::io::Result<()> {
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let socket = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     let raw = socket.as_raw_fd();
     // SAFETY: an all-zero ifreq is valid; we set the name and read flags.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };

@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::env::{EnvError, Environment, StepProgram};
 use crate::fsutil::FsError;
 use crate::model::Where;
-use crate::runner::{EnvError, Environment, StepProgram};
 use checkpoint::CheckpointError;
 pub use ops::SandboxSpec;
 
@@ -65,6 +65,12 @@ pub enum SandboxError {
     Ended,
     #[error("cannot remove the sandbox's cgroups: {0}")]
     Cleanup(std::io::Error),
+}
+
+impl From<SandboxError> for EnvError {
+    fn from(error: SandboxError) -> Self {
+        EnvError::behind(error)
+    }
 }
 
 /// What a command run inside the sandbox reads.

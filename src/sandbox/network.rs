@@ -198,145 +198,188 @@ fn json<T: for<'de> Deserialize<'de>>(section: &str, body: &str) -> Result<Vec<T
 /// Reads what [`INSPECT`] printed: the network to make again, or why it
 /// cannot be (each thing a description cannot make again, named).
 pub fn read(report: &str) -> Result<Network, NetworkError> {
-    let mut net = Network::default();
-    let mut cannot: Vec<String> = Vec::new();
-    let mut masters = Vec::new();
-    let mut up = Vec::new();
-    let mut recreated = std::collections::BTreeSet::new();
-    let mut seen_lo = false;
+    let mut reading = Reading::default();
     for (name, body) in sections(report) {
         match name {
-            "links" => {
-                for link in json::<Link>(name, body)? {
-                    if link.ifname == "lo" {
-                        seen_lo = true;
-                        continue;
-                    }
-                    let kind = link.linkinfo.and_then(|i| i.info_kind);
-                    if !plain_name(&link.ifname) {
-                        cannot.push(format!("a link named {:?}", link.ifname));
-                        continue;
-                    }
-                    if let Some(master) = link.master.as_deref().filter(|m| !plain_name(m)) {
-                        cannot.push(format!("a link named {master:?}"));
-                        continue;
-                    }
-                    match kind.as_deref() {
-                        Some(kind) if RECREATED_KINDS.contains(&kind) => {
-                            net.ip
-                                .push(format!("link add name {} type {kind}", link.ifname));
-                            if let Some(mtu) = link.mtu.filter(|m| *m != 1500) {
-                                net.ip
-                                    .push(format!("link set dev {} mtu {mtu}", link.ifname));
-                            }
-                            if let Some(master) = link.master {
-                                masters
-                                    .push(format!("link set dev {} master {master}", link.ifname));
-                            }
-                            if link.flags.iter().any(|f| f == "UP") {
-                                up.push(format!("link set dev {} up", link.ifname));
-                            }
-                            net.links.push(link.ifname.clone());
-                            recreated.insert(link.ifname);
-                        }
-                        Some(kind) => cannot.push(format!("{} ({kind})", link.ifname)),
-                        None => cannot.push(link.ifname),
-                    }
-                }
-            }
-            "addresses" => {
-                for entry in json::<Addresses>(name, body)? {
-                    if entry.ifname == "lo" {
-                        for a in &entry.addr_info {
-                            let own = (a.local == "127.0.0.1" && a.prefixlen == 8)
-                                || (a.local == "::1" && a.prefixlen == 128);
-                            if !own {
-                                cannot
-                                    .push(format!("the address {}/{} on lo", a.local, a.prefixlen));
-                            }
-                        }
-                        continue;
-                    }
-                    if !recreated.contains(&entry.ifname) {
-                        continue;
-                    }
-                    for a in entry.addr_info {
-                        // The kernel makes IPv6 link-local addresses itself.
-                        if a.family == "inet6" && a.scope.as_deref() == Some("link") {
-                            continue;
-                        }
-                        let broadcast = a
-                            .broadcast
-                            .map(|b| format!(" broadcast {b}"))
-                            .unwrap_or_default();
-                        net.ip.push(format!(
-                            "address add {}/{}{broadcast} dev {}",
-                            a.local, a.prefixlen, entry.ifname
-                        ));
-                    }
-                }
-            }
-            "routes" | "routes6" => {
-                for route in json::<Route>(name, body)? {
-                    // Routes to the links' own networks come with their
-                    // addresses.
-                    if route.protocol.as_deref() == Some("kernel") {
-                        continue;
-                    }
-                    let via = route
-                        .gateway
-                        .map(|g| format!(" via {g}"))
-                        .unwrap_or_default();
-                    let dev = route.dev.map(|d| format!(" dev {d}")).unwrap_or_default();
-                    let table = route
-                        .table
-                        .filter(|t| t != "main")
-                        .map(|t| format!(" table {t}"))
-                        .unwrap_or_default();
-                    cannot.push(format!("the route {}{via}{dev}{table}", route.dst));
-                }
-            }
-            "rules" | "rules6" => {
-                for rule in json::<Rule>(name, body)? {
-                    if !rule.is_default() {
-                        cannot.push(format!("the routing rule of priority {}", rule.priority));
-                    }
-                }
-            }
-            // iptables-nft's tables hold xtables expressions that nft lists
-            // but cannot load back, and it says so in a warning.
-            "nft"
-                if body.contains("managed by iptables-nft")
-                    || body.starts_with("Error:")
-                    || body.contains("\nError:") =>
-            {
-                cannot.push("nftables rules made by iptables, which nft cannot load back".into())
-            }
-            "nft" if !body.is_empty() => net.nft = Some(format!("{body}\n")),
-            "iptables" if !body.is_empty() => cannot.push(format!(
-                "legacy iptables tables ({})",
-                body.split_whitespace().collect::<Vec<_>>().join(", ")
-            )),
-            "forwarding" => {
-                let mut values = body.lines().map(str::trim);
-                net.forward_v4 = values.next() == Some("1");
-                net.forward_v6 = values.next() == Some("1");
-            }
+            "links" => reading.links(json(name, body)?),
+            "addresses" => reading.addresses(json(name, body)?),
+            "routes" | "routes6" => reading.routes(json(name, body)?),
+            "rules" | "rules6" => reading.rules(json(name, body)?),
+            "nft" => reading.nft(body),
+            "iptables" => reading.iptables(body),
+            "forwarding" => reading.forwarding(body),
             _ => {}
         }
     }
-    if !seen_lo {
-        return Err(NetworkError::NoLoopback);
+    reading.finish()
+}
+
+/// What [`read`] learnt so far, section by section.
+#[derive(Default)]
+struct Reading {
+    net: Network,
+    /// What a description cannot make again.
+    cannot: Vec<String>,
+    /// `ip` commands that come after every link exists: masters, then up.
+    masters: Vec<String>,
+    up: Vec<String>,
+    /// The links made again, by name.
+    recreated: std::collections::BTreeSet<String>,
+    seen_lo: bool,
+}
+
+impl Reading {
+    /// `ip -j link`: links of the kinds made again, with their MTU, master
+    /// and state.
+    fn links(&mut self, links: Vec<Link>) {
+        for link in links {
+            if link.ifname == "lo" {
+                self.seen_lo = true;
+                continue;
+            }
+            let kind = link.linkinfo.and_then(|i| i.info_kind);
+            if !plain_name(&link.ifname) {
+                self.cannot.push(format!("a link named {:?}", link.ifname));
+                continue;
+            }
+            if let Some(master) = link.master.as_deref().filter(|m| !plain_name(m)) {
+                self.cannot.push(format!("a link named {master:?}"));
+                continue;
+            }
+            match kind.as_deref() {
+                Some(kind) if RECREATED_KINDS.contains(&kind) => {
+                    let ip = &mut self.net.ip;
+                    ip.push(format!("link add name {} type {kind}", link.ifname));
+                    if let Some(mtu) = link.mtu.filter(|m| *m != 1500) {
+                        ip.push(format!("link set dev {} mtu {mtu}", link.ifname));
+                    }
+                    if let Some(master) = link.master {
+                        self.masters
+                            .push(format!("link set dev {} master {master}", link.ifname));
+                    }
+                    if link.flags.iter().any(|f| f == "UP") {
+                        self.up.push(format!("link set dev {} up", link.ifname));
+                    }
+                    self.net.links.push(link.ifname.clone());
+                    self.recreated.insert(link.ifname);
+                }
+                Some(kind) => self.cannot.push(format!("{} ({kind})", link.ifname)),
+                None => self.cannot.push(link.ifname),
+            }
+        }
     }
-    // `ip route show table all` lists IPv6 routes too on some versions.
-    let mut seen = std::collections::BTreeSet::new();
-    cannot.retain(|c| seen.insert(c.clone()));
-    if !cannot.is_empty() {
-        return Err(NetworkError::Unkept(cannot));
+
+    /// `ip -j address`: the addresses of the links made again; on `lo`,
+    /// only its own.
+    fn addresses(&mut self, entries: Vec<Addresses>) {
+        for entry in entries {
+            if entry.ifname == "lo" {
+                for a in &entry.addr_info {
+                    let own = (a.local == "127.0.0.1" && a.prefixlen == 8)
+                        || (a.local == "::1" && a.prefixlen == 128);
+                    if !own {
+                        self.cannot
+                            .push(format!("the address {}/{} on lo", a.local, a.prefixlen));
+                    }
+                }
+                continue;
+            }
+            if !self.recreated.contains(&entry.ifname) {
+                continue;
+            }
+            for a in entry.addr_info {
+                // The kernel makes IPv6 link-local addresses itself.
+                if a.family == "inet6" && a.scope.as_deref() == Some("link") {
+                    continue;
+                }
+                let broadcast = a
+                    .broadcast
+                    .map(|b| format!(" broadcast {b}"))
+                    .unwrap_or_default();
+                self.net.ip.push(format!(
+                    "address add {}/{}{broadcast} dev {}",
+                    a.local, a.prefixlen, entry.ifname
+                ));
+            }
+        }
     }
-    net.ip.extend(masters);
-    net.ip.extend(up);
-    Ok(net)
+
+    /// `ip -j route`: any route but those the kernel adds is not kept.
+    fn routes(&mut self, routes: Vec<Route>) {
+        for route in routes {
+            // Routes to the links' own networks come with their addresses.
+            if route.protocol.as_deref() == Some("kernel") {
+                continue;
+            }
+            let via = route
+                .gateway
+                .map(|g| format!(" via {g}"))
+                .unwrap_or_default();
+            let dev = route.dev.map(|d| format!(" dev {d}")).unwrap_or_default();
+            let table = route
+                .table
+                .filter(|t| t != "main")
+                .map(|t| format!(" table {t}"))
+                .unwrap_or_default();
+            self.cannot
+                .push(format!("the route {}{via}{dev}{table}", route.dst));
+        }
+    }
+
+    /// `ip -j rule`: only the default rules.
+    fn rules(&mut self, rules: Vec<Rule>) {
+        for rule in rules.iter().filter(|r| !r.is_default()) {
+            self.cannot
+                .push(format!("the routing rule of priority {}", rule.priority));
+        }
+    }
+
+    /// `nft list ruleset`, kept as it is, unless iptables-nft made it.
+    fn nft(&mut self, body: &str) {
+        // iptables-nft's tables hold xtables expressions that nft lists
+        // but cannot load back, and it says so in a warning.
+        if body.contains("managed by iptables-nft")
+            || body.starts_with("Error:")
+            || body.contains("\nError:")
+        {
+            self.cannot
+                .push("nftables rules made by iptables, which nft cannot load back".into());
+        } else if !body.is_empty() {
+            self.net.nft = Some(format!("{body}\n"));
+        }
+    }
+
+    /// Legacy iptables tables in use: not kept.
+    fn iptables(&mut self, body: &str) {
+        if !body.is_empty() {
+            self.cannot.push(format!(
+                "legacy iptables tables ({})",
+                body.split_whitespace().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+
+    /// IPv4 then IPv6 forwarding, `0` or `1`.
+    fn forwarding(&mut self, body: &str) {
+        let mut values = body.lines().map(str::trim);
+        self.net.forward_v4 = values.next() == Some("1");
+        self.net.forward_v6 = values.next() == Some("1");
+    }
+
+    fn finish(mut self) -> Result<Network, NetworkError> {
+        if !self.seen_lo {
+            return Err(NetworkError::NoLoopback);
+        }
+        // `ip route show table all` lists IPv6 routes too on some versions.
+        let mut seen = std::collections::BTreeSet::new();
+        self.cannot.retain(|c| seen.insert(c.clone()));
+        if !self.cannot.is_empty() {
+            return Err(NetworkError::Unkept(self.cannot));
+        }
+        self.net.ip.extend(self.masters);
+        self.net.ip.extend(self.up);
+        Ok(self.net)
+    }
 }
 
 #[cfg(test)]

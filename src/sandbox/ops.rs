@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{Cgroups, Limits};
-pub use crate::model::{format_size, parse_size};
 
 /// Where the sandbox's own files live inside (a fresh tmpfs).
 pub const RUN: &str = "/run/recipes";
@@ -152,7 +151,7 @@ pub struct Guest {
 
 /// Where a cloned mount comes from and how it is presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clone {
+pub struct MountSource {
     pub source: PathBuf,
     /// Shift owners through the sandbox's user namespace.
     pub idmap: bool,
@@ -168,7 +167,7 @@ pub enum Op {
     /// path is hidden; attached later by [`Op::Attach`].
     Hold {
         key: String,
-        clone: Clone,
+        mount: MountSource,
     },
     /// Make every mount under a path read-only (recursively).
     ReadOnlyTree(PathBuf),
@@ -260,7 +259,7 @@ impl std::fmt::Display for Op {
         let d = |p: &Path| p.display().to_string();
         match self {
             Op::MakePrivate => write!(f, "make its mounts private to it"),
-            Op::Hold { clone, .. } => write!(f, "take a copy of the mount at {}", d(&clone.source)),
+            Op::Hold { mount, .. } => write!(f, "take a copy of the mount at {}", d(&mount.source)),
             Op::ReadOnlyTree(p) => write!(f, "make {} read-only", d(p)),
             Op::WritableTree(p) => write!(f, "make {} writable", d(p)),
             Op::Tmpfs { target, .. } => write!(f, "mount a fresh tmpfs on {}", d(target)),
@@ -306,7 +305,7 @@ pub fn host_ops(spec: &SandboxSpec) -> Vec<Op> {
 fn holds(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     let hold = |key: &str, source: &Path, idmap: bool, readonly: bool| Op::Hold {
         key: key.into(),
-        clone: Clone {
+        mount: MountSource {
             source: source.to_path_buf(),
             idmap,
             readonly,
@@ -794,10 +793,10 @@ mod tests {
             |o| matches!(o, Op::Attach { key, .. } if key == "base"),
         );
         assert!(hold < ro && ro < lxc && lxc < attach);
-        let Op::Hold { clone, .. } = &ops[hold] else {
+        let Op::Hold { mount, .. } = &ops[hold] else {
             unreachable!()
         };
-        assert!(clone.idmap && clone.readonly, "{clone:?}");
+        assert!(mount.idmap && mount.readonly, "{mount:?}");
     }
 
     #[test]
@@ -1000,10 +999,10 @@ mod tests {
                 &host,
                 |o| matches!(o, Op::Hold { key, .. } if *key == format!("layer{i}")),
             );
-            let Op::Hold { clone, .. } = &host[hold] else {
+            let Op::Hold { mount, .. } = &host[hold] else {
                 unreachable!()
             };
-            assert!(clone.idmap && clone.readonly);
+            assert!(mount.idmap && mount.readonly);
             assert!(host.contains(&Op::Attach {
                 key: format!("layer{i}"),
                 target: layer_path(i),
@@ -1051,10 +1050,10 @@ mod tests {
             &ops,
             |o| matches!(o, Op::Hold { key, .. } if key == "rootfs"),
         );
-        let Op::Hold { clone, .. } = &ops[hold] else {
+        let Op::Hold { mount, .. } = &ops[hold] else {
             unreachable!()
         };
-        assert!(clone.idmap && !clone.readonly);
+        assert!(mount.idmap && !mount.readonly);
         assert!(ops.contains(&Op::Attach {
             key: "rootfs".into(),
             target: ROOTFS.into()
@@ -1068,19 +1067,5 @@ mod tests {
         let sysfs = position(&ops, |o| matches!(o, Op::Sysfs(_)));
         let cgroup = position(&ops, |o| matches!(o, Op::Cgroup2(_)));
         assert!(proc_ < sysfs && sysfs < cgroup);
-    }
-
-    #[test]
-    fn sizes_read_and_print_in_powers_of_1024() {
-        assert_eq!(parse_size("4G"), Some(4 << 30));
-        assert_eq!(parse_size("512M"), Some(512 << 20));
-        assert_eq!(parse_size("1GiB"), Some(1 << 30));
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("0"), None);
-        assert_eq!(parse_size("4X"), None);
-        assert_eq!(parse_size(""), None);
-        assert_eq!(format_size(4 << 30), "4G");
-        assert_eq!(format_size(1536 << 20), "1536M");
-        assert_eq!(format_size(1000), "1000");
     }
 }

@@ -12,7 +12,7 @@ pub mod screen;
 
 use std::ffi::{CString, NulError};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -127,22 +127,25 @@ impl Program {
         // async-signal-safe calls before exec.
         match unsafe { fork() }.map_err(SessionError::Fork)? {
             ForkResult::Child => {
-                let slave = pty.slave.as_raw_fd();
-                // SAFETY: setsid, ioctl, dup2, prctl, signal and execvp are
-                // async-signal-safe; nothing here allocates.
+                // setsid, ioctl, prctl and dup2 (raw system calls, through
+                // rustix) are async-signal-safe; nothing here allocates.
+                let slave = &pty.slave;
+                let ok = setsid().is_ok()
+                    && rustix::process::ioctl_tiocsctty(slave).is_ok()
+                    && rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::KILL,
+                    ))
+                    .is_ok()
+                    && rustix::stdio::dup2_stdin(slave).is_ok()
+                    && rustix::stdio::dup2_stdout(slave).is_ok()
+                    && rustix::stdio::dup2_stderr(slave).is_ok();
+                if !ok {
+                    // SAFETY: _exit is async-signal-safe.
+                    unsafe { libc::_exit(126) }
+                }
+                // SAFETY: signal(2) is async-signal-safe. The runtime
+                // ignores SIGPIPE; the program must not inherit that.
                 unsafe {
-                    let ok = setsid().is_ok()
-                        && libc::ioctl(slave, libc::TIOCSCTTY, 0) == 0
-                        && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0;
-                    if !ok {
-                        libc::_exit(126);
-                    }
-                    for fd in 0..3 {
-                        if libc::dup2(slave, fd) < 0 {
-                            libc::_exit(126);
-                        }
-                    }
-                    // The runtime ignores SIGPIPE; the program must not inherit that.
                     let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
                 }
                 drop(pty);
@@ -152,19 +155,22 @@ impl Program {
             }
             ForkResult::Parent { child } => {
                 drop(pty.slave);
-                // SAFETY: pidfd_open(2) takes no pointers; the descriptor is
-                // owned right below.
-                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
-                if fd < 0 {
-                    let e = std::io::Error::last_os_error();
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(SessionError::Pidfd(e));
-                }
+                let pidfd = rustix::process::Pid::from_raw(child.as_raw())
+                    .ok_or(rustix::io::Errno::SRCH)
+                    .and_then(|pid| {
+                        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                    });
+                let pidfd = match pidfd {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let _ = kill(child, Signal::SIGKILL);
+                        let _ = waitpid(child, None);
+                        return Err(SessionError::Pidfd(e.into()));
+                    }
+                };
                 Ok(Program {
                     pid: child,
-                    // SAFETY: a fresh descriptor nobody else owns.
-                    pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+                    pidfd,
                     master: pty.master,
                     status: None,
                     hung_up: false,
@@ -339,6 +345,31 @@ fn group_running(group: i32) -> bool {
     })
 }
 
+/// Why a session failed: at which line of the book, why, and whether its
+/// time ran out.
+struct Failed {
+    line: usize,
+    message: String,
+    timed_out: bool,
+}
+
+impl Failed {
+    fn at(line: usize, message: String) -> Self {
+        Failed {
+            line,
+            message,
+            timed_out: false,
+        }
+    }
+
+    fn timed_out(line: usize, message: String) -> Self {
+        Failed {
+            timed_out: true,
+            ..Failed::at(line, message)
+        }
+    }
+}
+
 /// Plays `session`; each wait is bounded by `timeout`.
 pub fn run(session: &Session, timeout: Duration) -> Report {
     let mut expecter = match Expecter::new(session) {
@@ -350,78 +381,122 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
         Err(e) => return failed(session.line, e.to_string(), String::new()),
     };
     let mut screen = Screen::new();
+    let played = play(session, &mut expecter, &mut program, &mut screen, timeout)
+        .and_then(|()| end(session, &mut program, &mut screen, timeout));
+    match played {
+        Ok(()) => Report {
+            passed: true,
+            line: session.line,
+            message: String::new(),
+            timed_out: false,
+            screen: screen.text(),
+        },
+        Err(f) => Report {
+            passed: false,
+            line: f.line,
+            message: f.message,
+            timed_out: f.timed_out,
+            screen: screen.text(),
+        },
+    }
+}
+
+/// Plays the session's lines to their end: each line's time starts when
+/// the one before it is done.
+fn play(
+    session: &Session,
+    expecter: &mut Expecter,
+    program: &mut Program,
+    screen: &mut Screen,
+    timeout: Duration,
+) -> Result<(), Failed> {
     let mut position = expecter.position();
     let mut deadline = Instant::now() + timeout;
-    let after = crate::duration::display(timeout);
-    let fail = |line: usize, message: String, screen: &Screen, timed_out: bool| Report {
-        passed: false,
-        line,
-        message,
-        timed_out,
-        screen: screen.text(),
-    };
     loop {
-        let next = expecter.next(&screen);
+        let next = expecter.next(screen);
         if expecter.position() != position {
             position = expecter.position();
             deadline = Instant::now() + timeout;
         }
-        match next {
-            Err(m) => return fail(m.line, m.message, &screen, false),
-            Ok(Next::Done) => break,
-            Ok(Next::Send(bytes)) => {
-                if let Err(e) = program.send(&bytes) {
-                    let line = expecter.position().saturating_sub(1);
-                    let line = session.lines.get(line).map_or(session.line, |l| l.line);
-                    return fail(line, e.to_string(), &screen, false);
-                }
-            }
-            Ok(Next::Wait) => {
+        match next.map_err(|m| Failed::at(m.line, m.message))? {
+            Next::Done => return Ok(()),
+            Next::Send(bytes) => program.send(&bytes).map_err(|e| {
+                let line = expecter.position().saturating_sub(1);
+                let line = session.lines.get(line).map_or(session.line, |l| l.line);
+                Failed::at(line, e.to_string())
+            })?,
+            Next::Wait => {
                 let line = expecter.waiting_for().map_or(session.line, |l| l.line);
-                if program.status.is_none() && program.hung_up {
-                    // It closed the terminal: learn how it ended.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if let Ok(true) = program.wait(&mut screen, left) {
-                        continue;
-                    }
-                }
-                if program.ended() {
-                    if !program.hung_up && program.poll_master() {
-                        program.read(&mut screen);
-                        continue;
-                    }
-                    let how = match program.status {
-                        Some(code) => format!("the program ended (exit code {code})"),
-                        None => "the program closed its terminal".to_string(),
-                    };
-                    let message = format!("{how} while waiting for {}", expecter.describe());
-                    return fail(line, message, &screen, false);
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                let progressed = program.wait(&mut screen, left);
-                match progressed {
-                    Err(e) => return fail(line, e.to_string(), &screen, false),
-                    Ok(false) => {
-                        let message = format!(
-                            "timed out after {after} waiting for {}",
-                            expecter.describe()
-                        );
-                        return fail(line, message, &screen, true);
-                    }
-                    Ok(true) => {}
-                }
+                wait(expecter, program, screen, deadline, timeout).map_err(
+                    |(message, timed_out)| Failed {
+                        line,
+                        message,
+                        timed_out,
+                    },
+                )?
             }
         }
     }
-    // The session is over: a program that is still running once it waits
-    // for input is hung up, unless a last line `[N]` says it ends.
+}
+
+/// Waits until `deadline` for the program to print something (or end);
+/// fails, with whether time ran out, when it ended or nothing came.
+fn wait(
+    expecter: &Expecter,
+    program: &mut Program,
+    screen: &mut Screen,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), (String, bool)> {
+    if program.status.is_none() && program.hung_up {
+        // It closed the terminal: learn how it ended.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(true) = program.wait(screen, left) {
+            return Ok(());
+        }
+    }
+    if program.ended() {
+        if !program.hung_up && program.poll_master() {
+            program.read(screen);
+            return Ok(());
+        }
+        let how = match program.status {
+            Some(code) => format!("the program ended (exit code {code})"),
+            None => "the program closed its terminal".to_string(),
+        };
+        let message = format!("{how} while waiting for {}", expecter.describe());
+        return Err((message, false));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    match program.wait(screen, left) {
+        Err(e) => Err((e.to_string(), false)),
+        Ok(false) => Err((
+            format!(
+                "timed out after {} waiting for {}",
+                crate::duration::display(timeout),
+                expecter.describe()
+            ),
+            true,
+        )),
+        Ok(true) => Ok(()),
+    }
+}
+
+/// The session is over: a program that is still running once it waits
+/// for input is hung up, unless a last line `[N]` says it ends; then its
+/// exit code is checked.
+fn end(
+    session: &Session,
+    program: &mut Program,
+    screen: &mut Screen,
+    timeout: Duration,
+) -> Result<(), Failed> {
     let deadline = Instant::now() + timeout;
     let mut hung_up_by_us = false;
     if session.exit.is_none() {
         program.settle();
-        while program.status.is_none()
-            && matches!(program.wait(&mut screen, Duration::ZERO), Ok(true))
-        {}
+        while program.status.is_none() && matches!(program.wait(screen, Duration::ZERO), Ok(true)) {
+        }
         if program.status.is_none() {
             hung_up_by_us = true;
             let _ = kill(Pid::from_raw(-program.pid.as_raw()), Signal::SIGHUP);
@@ -429,33 +504,27 @@ pub fn run(session: &Session, timeout: Duration) -> Report {
     }
     while program.status.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        match program.wait(&mut screen, left) {
+        match program.wait(screen, left) {
             Ok(true) => {}
             Ok(false) if hung_up_by_us => break,
             Ok(false) => {
                 let message = format!(
-                    "the program still runs {after} after the last line of the session, which says it ends; end it there (`exit`, `<Ctrl+d>`, `<Ctrl+a q>`...)"
+                    "the program still runs {} after the last line of the session, which says it ends; end it there (`exit`, `<Ctrl+d>`, `<Ctrl+a q>`...)",
+                    crate::duration::display(timeout)
                 );
                 let line = session.lines.last().map_or(session.line, |l| l.line);
-                return fail(line, message, &screen, true);
+                return Err(Failed::timed_out(line, message));
             }
-            Err(e) => return fail(session.line, e.to_string(), &screen, false),
+            Err(e) => return Err(Failed::at(session.line, e.to_string())),
         }
     }
     let want = session.exit.unwrap_or(0);
     match program.status {
-        Some(code) if code != want && !hung_up_by_us => {
-            let message = format!("the program ended with exit code {code}, expected {want}");
-            return fail(session.line, message, &screen, false);
-        }
-        _ => {}
-    }
-    Report {
-        passed: true,
-        line: session.line,
-        message: String::new(),
-        timed_out: false,
-        screen: screen.text(),
+        Some(code) if code != want && !hung_up_by_us => Err(Failed::at(
+            session.line,
+            format!("the program ended with exit code {code}, expected {want}"),
+        )),
+        _ => Ok(()),
     }
 }
 

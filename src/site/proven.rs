@@ -151,6 +151,35 @@ fn recipe_link(recipe: &Recipe) -> String {
 /// proven there, linked to their badges.
 pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
     let fr = lang == "fr";
+    let envs = environments(store, recipes, fr);
+    let mut md = format!("# {}\n\n", title(lang));
+    md.push_str(if fr {
+        "Chaque résultat actuel des recettes, groupé par l'environnement où il a été obtenu : le rootfs de test et l'empreinte de sa définition, la distribution, le noyau, la version de LXC, la hiérarchie des cgroups, les modules de sécurité, l'hôte démarré où les étapes ont tourné et l'outil.\n\n"
+    } else {
+        "Every current result of the recipes, grouped by the environment it was obtained in: the fixture and its definition's digest, the distribution, the kernel, the LXC version, the cgroup layout, the security modules, the booted host the steps ran in, and the tool.\n\n"
+    });
+    if envs.is_empty() {
+        md.push_str(if fr {
+            "Aucun résultat pour l'instant : `recipes test` en produit.\n"
+        } else {
+            "No results yet: `recipes test` makes them.\n"
+        });
+    } else {
+        md.push_str(&table(&envs, fr));
+    }
+    let mut chapter = Chapter::new(title(lang), md, PAGE, Vec::new());
+    // Generated: no file on disk.
+    chapter.source_path = None;
+    chapter
+}
+
+/// The recipes' current results by environment: the row's values (as
+/// [`table`] heads them), then each result as a linked badge.
+fn environments(
+    store: &Store,
+    recipes: &[&Recipe],
+    fr: bool,
+) -> BTreeMap<Vec<String>, Vec<String>> {
     let mut envs: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
     for recipe in recipes {
         for (_, entry) in store.results(&recipe.id) {
@@ -181,22 +210,11 @@ pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
             ));
         }
     }
-    let mut md = format!("# {}\n\n", title(lang));
-    md.push_str(if fr {
-        "Chaque résultat actuel des recettes, groupé par l'environnement où il a été obtenu : le rootfs de test et l'empreinte de sa définition, la distribution, le noyau, la version de LXC, la hiérarchie des cgroups, les modules de sécurité, l'hôte démarré où les étapes ont tourné et l'outil.\n\n"
-    } else {
-        "Every current result of the recipes, grouped by the environment it was obtained in: the fixture and its definition's digest, the distribution, the kernel, the LXC version, the cgroup layout, the security modules, the booted host the steps ran in, and the tool.\n\n"
-    });
-    if envs.is_empty() {
-        md.push_str(if fr {
-            "Aucun résultat pour l'instant : `recipes test` en produit.\n"
-        } else {
-            "No results yet: `recipes test` makes them.\n"
-        });
-        let mut chapter = Chapter::new(title(lang), md, PAGE, Vec::new());
-        chapter.source_path = None;
-        return chapter;
-    }
+    envs
+}
+
+/// The HTML table of [`environments`], one row each.
+fn table(envs: &BTreeMap<Vec<String>, Vec<String>>, fr: bool) -> String {
     let heads: [&str; 10] = if fr {
         [
             "rootfs de test",
@@ -216,12 +234,12 @@ pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
             "recipes",
         ]
     };
-    md.push_str("<table class=\"recipes-envs\">\n<thead><tr>");
+    let mut md = String::from("<table class=\"recipes-envs\">\n<thead><tr>");
     for head in heads {
         md.push_str(&format!("<th>{head}</th>"));
     }
     md.push_str("</tr></thead>\n<tbody>\n");
-    for (key, results) in &envs {
+    for (key, results) in envs {
         md.push_str(&format!("<tr data-fixture=\"{}\">", escape(&key[0])));
         for (head, value) in heads.iter().zip(key) {
             md.push_str(&format!("<td data-key=\"{head}\">{}</td>", escape(value)));
@@ -233,8 +251,5 @@ pub fn page(store: &Store, lang: &str, recipes: &[&Recipe]) -> Chapter {
         ));
     }
     md.push_str("</tbody>\n</table>\n");
-    let mut chapter = Chapter::new(title(lang), md, PAGE, Vec::new());
-    // Generated: no file on disk.
-    chapter.source_path = None;
-    chapter
+    md
 }

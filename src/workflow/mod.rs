@@ -141,51 +141,7 @@ pub fn changed_since_main(
     fixtures_dir: &Path,
     lib_dir: &Path,
 ) -> Result<Changed, WorkflowError> {
-    let git = |args: &[&str]| -> Result<Vec<u8>, GitError> {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(book_dir)
-            .output()
-            .map_err(GitError::Run)?;
-        if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(GitError::Failed {
-                args: args.iter().map(|a| a.to_string()).collect(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
-        }
-    };
-    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
-    let top = git(&["rev-parse", "--show-toplevel"])
-        .map(text)
-        .map_err(WorkflowError::NoWorkTree)?;
-    let base = ["main", "origin/main", "master", "origin/master"]
-        .iter()
-        .find_map(|branch| git(&["merge-base", "HEAD", branch]).ok().map(text))
-        .ok_or(WorkflowError::NoMain)?;
-    // Both list paths from the top (ls-files lists from where it runs).
-    let mut names = git(&[
-        "-C",
-        &top,
-        "diff",
-        "-z",
-        "--name-only",
-        "--no-renames",
-        &base,
-    ])
-    .map_err(WorkflowError::Git)?;
-    names.extend(
-        git(&[
-            "-C",
-            &top,
-            "ls-files",
-            "-z",
-            "--others",
-            "--exclude-standard",
-        ])
-        .map_err(WorkflowError::Git)?,
-    );
+    let (top, names) = changed_names(book_dir)?;
     let canonical = |p: &Path| {
         std::fs::canonicalize(p).map_err(|e| FsError {
             operation: "resolve",
@@ -223,4 +179,58 @@ pub fn changed_since_main(
         }
     }
     Ok(changed)
+}
+
+/// The work tree's top, and the files changed since the merge base with
+/// the main branch or not yet tracked, from the top, NUL-separated.
+fn changed_names(book_dir: &Path) -> Result<(String, Vec<u8>), WorkflowError> {
+    let git = |args: &[&str]| git(book_dir, args);
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).trim().to_string();
+    let top = git(&["rev-parse", "--show-toplevel"])
+        .map(text)
+        .map_err(WorkflowError::NoWorkTree)?;
+    let base = ["main", "origin/main", "master", "origin/master"]
+        .iter()
+        .find_map(|branch| git(&["merge-base", "HEAD", branch]).ok().map(text))
+        .ok_or(WorkflowError::NoMain)?;
+    // Both list paths from the top (ls-files lists from where it runs).
+    let mut names = git(&[
+        "-C",
+        &top,
+        "diff",
+        "-z",
+        "--name-only",
+        "--no-renames",
+        &base,
+    ])
+    .map_err(WorkflowError::Git)?;
+    names.extend(
+        git(&[
+            "-C",
+            &top,
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+        ])
+        .map_err(WorkflowError::Git)?,
+    );
+    Ok((top, names))
+}
+
+/// What `git ARGS`, run in `dir`, prints; an error when it fails.
+fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(GitError::Run)?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(GitError::Failed {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }
