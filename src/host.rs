@@ -1,7 +1,9 @@
-//! Host prerequisites: which commands a feature needs and which Debian
-//! package brings each. Missing ones are installed with apt-get (root, on
-//! Debian, after a one-line notice) unless `--no-install`; otherwise the
-//! error names the packages.
+//! Host prerequisites: whether a command exists, whether we are root, and
+//! the `Installer`, which installs the Debian packages of missing commands
+//! with one apt-get (root, on Debian, after a one-line notice, said as
+//! events) unless `--no-install`; otherwise the error names the packages.
+//! Which commands a feature needs is the plan's (`plan/packages.rs`) and
+//! the doctor's (`doctor/host.rs`) business.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Checks that span pages and languages: one page per recipe id, known
+//! Checks that span the pages of one language: one page per recipe id, known
 //! fixtures and hosts, `needs` that resolve without cycles, no test
 //! plumbing in what a reader types; FR/EN parity in [`parity`], links and
 //! mdBook directives in [`links`]. Pure.

@@ -71,21 +71,23 @@ const TEXTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Strings of mdBook's scripts.
+/// Strings of mdBook's scripts. The search's headers read as the theme's
+/// own translation writes them (`book/theme/head.hbs`, which still serves
+/// a plain `mdbook build`).
 const SCRIPTS: &[(&str, &str)] = &[
     ("'Copy to clipboard'", "'Copier dans le presse-papiers'"),
     ("'Copied!'", "'Copié\u{a0}!'"),
     (
         "count + ' search result for \\'' + searchterm + '\\':'",
-        "count + '\u{a0}résultat pour «\u{a0}' + searchterm + '\u{a0}»\u{a0}:'",
+        "count + ' résultat pour «\u{a0}' + searchterm + '\u{a0}»'",
     ),
     (
         "'No search results for \\'' + searchterm + '\\'.'",
-        "'Aucun résultat pour «\u{a0}' + searchterm + '\u{a0}».'",
+        "'Aucun résultat pour «\u{a0}' + searchterm + '\u{a0}»'",
     ),
     (
         "count + ' search results for \\'' + searchterm + '\\':'",
-        "count + '\u{a0}résultats pour «\u{a0}' + searchterm + '\u{a0}»\u{a0}:'",
+        "count + ' résultats pour «\u{a0}' + searchterm + '\u{a0}»'",
     ),
 ];
 
@@ -148,7 +150,7 @@ mod tests {
         let js = "return 'No search results for \\'' + searchterm + '\\'.';";
         assert_eq!(
             french_script(js),
-            "return 'Aucun résultat pour «\u{a0}' + searchterm + '\u{a0}».';"
+            "return 'Aucun résultat pour «\u{a0}' + searchterm + '\u{a0}»';"
         );
     }
 }
