@@ -105,14 +105,12 @@ impl Asked {
             lsm: security_modules(),
         };
         if key.is_some() {
-            // Best effort: another run may write it too, or the cache may
-            // be read-only; a fresh name then a rename keeps it whole.
-            let tmp = cache.join(format!("host-facts.json.{}", std::process::id()));
-            let written = serde_json::to_string(&asked).ok().is_some_and(|text| {
-                std::fs::create_dir_all(cache).is_ok() && std::fs::write(&tmp, text).is_ok()
-            });
-            if !written || std::fs::rename(&tmp, &path).is_err() {
-                let _ = std::fs::remove_file(&tmp);
+            // Best effort: another run may write it too (each write is
+            // whole), or the cache may be read-only.
+            if let Ok(text) = serde_json::to_string(&asked) {
+                if std::fs::create_dir_all(cache).is_ok() {
+                    let _ = crate::fsutil::write_atomically(&path, text.as_bytes());
+                }
             }
         }
         asked

@@ -536,11 +536,8 @@ fn kept_probes(cache: &Path) -> (Probe, Probe, Probe) {
         .iter()
         .all(|p| **p == Probe::Works)
     {
-        // Best effort, whole or not at all: a fresh name, then a rename.
-        let tmp = cache.join(format!("probes.key.{}", std::process::id()));
-        if std::fs::write(&tmp, &key).is_err() || std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        // Best effort: a read-only cache only means trying again next run.
+        let _ = crate::fsutil::write_atomically(&path, key.as_bytes());
     }
     probes
 }
