@@ -20,7 +20,7 @@ pub type Captures = BTreeMap<String, String>;
 pub const LITERAL: &str = " (literal)";
 /// The suffix that makes a line plain text with escapes.
 pub const ESCAPED: &str = " (escaped)";
-const REGEX: &str = " (re)";
+pub const REGEX: &str = " (re)";
 
 /// Why an expected line is not a pattern. A message about the book: checks
 /// locate it (`path:line:`), runs fail the step with it.

@@ -5,9 +5,7 @@
 //! suffixes go. Placeholders such as `[INT]` or `[IP]` stay: they name what
 //! varies. Pure.
 
-use crate::matcher::{ESCAPED, LITERAL};
-
-const REGEX: &str = " (re)";
+use crate::matcher::{ESCAPED, LITERAL, REGEX};
 const ELLIPSIS: &str = "…";
 
 /// A block's body as the site shows it: every expected line through
