@@ -20,6 +20,7 @@ pub type Captures = BTreeMap<String, String>;
 pub const LITERAL: &str = " (literal)";
 /// The suffix that makes a line plain text with escapes.
 pub const ESCAPED: &str = " (escaped)";
+/// The suffix that makes a line a regular expression for the whole line.
 pub const REGEX: &str = " (re)";
 
 /// Why an expected line is not a pattern. A message about the book: checks
