@@ -132,7 +132,8 @@ pub fn check_links(book: &Book, scanned: &[PageLinks]) -> Vec<Problem> {
 }
 
 /// What is broken in `include`, a directive of a page in the folder `dir`:
-/// a missing file, or an anchor the file lacks.
+/// a missing file, an anchor the file lacks, or a line range that is not
+/// in it or cuts one of its code blocks.
 fn include_problem(book: &Book, dir: &Path, include: &Include) -> Option<String> {
     let file = book.src.join(dir).join(&include.file);
     match std::fs::read_to_string(&file) {
@@ -142,18 +143,19 @@ fn include_problem(book: &Book, dir: &Path, include: &Include) -> Option<String>
             include.target,
             file.display()
         )),
-        Ok(body) => include
-            .anchor
-            .as_deref()
-            .filter(|anchor| !has_anchor(&body, anchor))
-            .map(|anchor| {
-                format!(
-                    "`{{{{#{} {}}}}}`: {} has no `ANCHOR: {anchor}`",
-                    include.kind,
-                    include.target,
-                    file.display()
-                )
-            }),
+        Ok(body) => {
+            let anchor = include
+                .anchor
+                .as_deref()
+                .filter(|anchor| !has_anchor(&body, anchor))
+                .map(|anchor| format!("{} has no `ANCHOR: {anchor}`", file.display()));
+            let range = include
+                .lines
+                .and_then(|lines| range_problem(&body, lines, &file.display().to_string()));
+            anchor
+                .or(range)
+                .map(|problem| format!("`{{{{#{} {}}}}}`: {problem}", include.kind, include.target))
+        }
     }
 }
 
@@ -267,6 +269,9 @@ struct Include {
     target: String,
     file: String,
     anchor: Option<String>,
+    /// `file:START:END` and its short forms: the first and last line
+    /// (1-based, inclusive), `None` where the directive leaves it open.
+    lines: Option<(Option<usize>, Option<usize>)>,
 }
 
 /// The directives mdBook's `links` preprocessor expands, with its own
@@ -287,14 +292,15 @@ fn includes(text: &str, lines: &LineIndex) -> Vec<Include> {
         let Some(target) = rest.as_str().split_whitespace().next() else {
             continue;
         };
-        let (file, anchor) = match target.split_once(':') {
+        let (file, anchor, range) = match target.split_once(':') {
             Some((file, rest)) if kind != "playground" && kind != "playpen" => {
                 let first = rest.split(':').next().unwrap_or_default();
                 let anchor = (!first.is_empty() && first.parse::<usize>().is_err())
                     .then(|| first.to_string());
-                (file, anchor)
+                let range = anchor.is_none().then(|| line_range(rest)).flatten();
+                (file, anchor, range)
             }
-            _ => (target, None),
+            _ => (target, None, None),
         };
         found.push(Include {
             line: lines.line(capture.get(0).map_or(0, |m| m.start())),
@@ -302,7 +308,88 @@ fn includes(text: &str, lines: &LineIndex) -> Vec<Include> {
             target: target.to_string(),
             file: file.to_string(),
             anchor,
+            lines: range,
         });
+    }
+    found
+}
+
+/// The lines of `START:END`, `START`, `START:` or `:END` (mdBook's forms:
+/// a lone START is that line only), or `None` when it is not a range.
+fn line_range(spec: &str) -> Option<(Option<usize>, Option<usize>)> {
+    let number = |s: &str| (!s.is_empty()).then(|| s.parse::<usize>().ok()).flatten();
+    match spec.split_once(':') {
+        None => number(spec).map(|n| (Some(n), Some(n))),
+        Some((start, end)) => {
+            let range = (number(start), number(end));
+            (range != (None, None)).then_some(range)
+        }
+    }
+}
+
+/// What is wrong with including `lines` of `body`: a range past the end of
+/// the file, or one that cuts a fenced code block of it (a range written by
+/// line numbers silently shifts when the file above it changes; one that
+/// covers a block's body exactly, or whole blocks, stays checkable).
+fn range_problem(
+    body: &str,
+    (start, end): (Option<usize>, Option<usize>),
+    name: &str,
+) -> Option<String> {
+    let count = body.lines().count();
+    let (first, last) = (start.unwrap_or(1), end.unwrap_or(count));
+    if let Some(past) = [first, last].into_iter().find(|&line| line > count) {
+        return Some(format!(
+            "line {past} is past the end of {name}, which has {count} lines"
+        ));
+    }
+    if first > last {
+        return Some(format!("the range {first}–{last} is empty"));
+    }
+    fences(body).into_iter().find_map(|(open, close)| {
+        let body_lines = (open + 1, close - 1);
+        let outside = last < open || first > close;
+        let whole_block = first <= open && last >= close;
+        let exactly_its_body = (first, last) == body_lines;
+        (!(outside || whole_block || exactly_its_body)).then(|| {
+            let cut = if first == last {
+                format!("line {first} cuts")
+            } else {
+                format!("lines {first}–{last} cut")
+            };
+            format!(
+                "{cut} the code block at lines {open}–{close} of {name} \
+                 (its body is lines {}–{}): include the body whole, or mark it with `ANCHOR:`",
+                body_lines.0, body_lines.1
+            )
+        })
+    })
+}
+
+/// The fenced code blocks of a Markdown text, as the lines (1-based) of
+/// their opening and closing fences; an unclosed one runs to the end.
+fn fences(text: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut open: Option<(usize, char, usize)> = None;
+    let mut count = 0;
+    for (index, line) in text.lines().enumerate() {
+        count = index + 1;
+        let trimmed = line.trim_start();
+        let Some(mark) = trimmed.chars().next().filter(|c| *c == '`' || *c == '~') else {
+            continue;
+        };
+        let run = trimmed.chars().take_while(|c| *c == mark).count();
+        match open {
+            None if run >= 3 => open = Some((count, mark, run)),
+            Some((at, m, n)) if m == mark && run >= n && trimmed[run..].trim().is_empty() => {
+                found.push((at, count));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some((at, _, _)) = open {
+        found.push((at, count + 1));
     }
     found
 }
@@ -437,6 +524,51 @@ mod tests {
                 (7, "playground", "z.rs", None),
             ]
         );
+    }
+
+    #[test]
+    fn line_ranges_follow_mdbook_and_must_not_cut_a_code_block() {
+        assert_eq!(line_range("2:10"), Some((Some(2), Some(10))));
+        assert_eq!(line_range("2"), Some((Some(2), Some(2))));
+        assert_eq!(line_range("2:"), Some((Some(2), None)));
+        assert_eq!(line_range(":10"), Some((None, Some(10))));
+        assert_eq!(line_range(":"), None);
+        let page = "# T\n\n```text recipe=a\none\ntwo\n```\n\nend\n~~~\nx\n";
+        // Lines 4–5 are the first block's body; line 10 begins a block left open.
+        for (range, verdict) in [
+            ((Some(4), Some(5)), None),
+            ((Some(3), Some(6)), None),
+            ((None, Some(2)), None),
+            ((Some(8), Some(8)), None),
+            (
+                (Some(4), Some(4)),
+                Some("line 4 cuts the code block at lines 3–6 of p.md (its body is lines 4–5)"),
+            ),
+            (
+                (Some(2), Some(4)),
+                Some("lines 2–4 cut the code block at lines 3–6 of p.md"),
+            ),
+            ((Some(5), Some(7)), Some("lines 5–7 cut")),
+            (
+                (Some(9), Some(10)),
+                Some("lines 9–10 cut the code block at lines 9–11"),
+            ),
+            (
+                (Some(4), Some(12)),
+                Some("line 12 is past the end of p.md, which has 10 lines"),
+            ),
+            ((Some(40), None), Some("line 40 is past the end")),
+            ((Some(6), Some(5)), Some("the range 6–5 is empty")),
+        ] {
+            let problem = range_problem(page, range, "p.md");
+            match verdict {
+                None => assert_eq!(problem, None, "{range:?}"),
+                Some(start) => assert!(
+                    problem.as_deref().is_some_and(|p| p.starts_with(start)),
+                    "{range:?}: {problem:?}"
+                ),
+            }
+        }
     }
 
     #[test]

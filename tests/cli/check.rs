@@ -94,6 +94,8 @@ fn broken_includes_links_and_anchors_are_reported_in_both_languages() {
             "page.md:13: `{{#include ../../snippets/code.rs:absent}}`: ",
             "page.md:15: link to `#introuvable`: no heading of this page makes the anchor `#introuvable`",
             "page.md:15: link to `draft.md`: SUMMARY.md does not list draft.md",
+            "page.md:21: `{{#include sub/other.md:10:10}}`: line 10 cuts the code block at lines 9–12 of book/LANG/src/sub/other.md (its body is lines 10–11)",
+            "page.md:23: `{{#include sub/other.md:40:}}`: line 40 is past the end of book/LANG/src/sub/other.md, which has 12 lines",
         ] {
             let want = format!("book/{lang}/src/{}", want.replace("LANG", lang));
             assert!(text.contains(&want), "missing {want:?} in:\n{text}");
@@ -108,10 +110,11 @@ fn broken_includes_links_and_anchors_are_reported_in_both_languages() {
         "code.rs:main",
         "other.html#deux",
         "nope.md",
+        "other.md:10:11",
     ] {
         assert!(!text.contains(fine), "{fine} reported in:\n{text}");
     }
-    assert!(stderr(&out).contains("12 problems"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("16 problems"), "{}", stderr(&out));
 }
 
 #[test]
