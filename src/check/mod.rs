@@ -34,11 +34,48 @@ fn plumbing_in(line: &str) -> Option<&'static str> {
         (part.starts_with("test ") || part.starts_with("[ "))
             && (part.contains("&& echo \"") || part.contains("&& echo '"))
     });
-    sentence.then_some("prints a sentence from a `test`")
+    if sentence {
+        return Some("prints a sentence from a `test`");
+    }
+    if prints_a_sentence(line) {
+        return Some("prints a sentence of its own (`&& echo`, `|| echo` or awk's `print`)");
+    }
+    (line.contains("echo ") && line.contains("$((")).then_some("prints shell arithmetic (`$((…))`)")
 }
 
-/// Lines of an unfolded script or transcript that hold test plumbing, as
-/// located problems.
+/// Whether `line` turns a result into a sentence the runner compares: a
+/// quoted text of two words or more, printed by `echo` after `&&` or `||`,
+/// or by awk's `print`. (A lone word, `&& echo done`, is left to the
+/// writer.)
+fn prints_a_sentence(line: &str) -> bool {
+    let quoted_words = |rest: &str| {
+        let rest = rest.trim_start();
+        let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            return false;
+        };
+        let text = rest[1..].split(quote).next().unwrap_or_default();
+        text.trim().contains(' ') && text.chars().any(char::is_alphabetic)
+    };
+    // awk prints what follows `print` up to the end of its action, maybe
+    // behind a condition: `print (n > 0) ? "used" : "not used"`.
+    let printed_by_awk = |rest: &str| {
+        let action = rest.split('}').next().unwrap_or_default();
+        action
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .any(|text| text.trim().contains(' ') && text.chars().any(char::is_alphabetic))
+    };
+    ["&& echo ", "|| echo "].iter().any(|marker| {
+        line.match_indices(marker)
+            .any(|(at, m)| quoted_words(&line[at + m.len()..]))
+    }) || line
+        .match_indices("print ")
+        .any(|(at, m)| printed_by_awk(&line[at + m.len()..]))
+}
+
+/// Lines of an unfolded script, transcript or written file that hold test
+/// plumbing, as located problems.
 fn plumbing(recipe: &Recipe) -> Vec<Problem> {
     let mut found = Vec::new();
     for step in recipe.steps.iter().filter(|s| !s.flag("fold")) {
@@ -65,6 +102,12 @@ fn plumbing(recipe: &Recipe) -> Vec<Problem> {
             StepKind::Console => {
                 for entry in step.transcript() {
                     check(entry.line, &entry.command);
+                }
+            }
+            // A file the reader is told to write, a script they will run.
+            StepKind::File => {
+                for (i, text) in step.body.lines().enumerate() {
+                    check(step.location.line + 1 + i, text);
                 }
             }
             _ => {}
@@ -228,6 +271,26 @@ mod tests {
             "{found:?}"
         );
         assert!(found[3].starts_with("p.md:10: "), "{found:?}");
+    }
+
+    #[test]
+    fn sentences_arithmetic_and_written_scripts_are_plumbing_too() {
+        let page = "```sh recipe=a file=/usr/local/bin/boot-and-stop mode=0755\n#!/bin/sh\n\"$RECIPES_LIB\"/wait-runlevel \"$1\"\n```\n\n```console recipe=a\n$ cmp -s a b || echo \"the key has changed\"\n$ ps | awk '$1 > 3 { print \"host processes are visible\" }'\n$ echo \"bit 29: $(( 0x$mask >> 29 & 1 ))\"\nbit 29: 1\n$ awk '{ print ($1 > 0) ? \"the rule was used\" : \"unused\" }' f\n$ awk '/^Sig/ { print $2 }' f\n```\n";
+        let found = plumbing_of(page);
+        let lines: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(' ').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            lines,
+            ["p.md:3:", "p.md:7:", "p.md:8:", "p.md:9:", "p.md:11:"],
+            "{found:?}"
+        );
+        assert!(
+            found[1].contains("prints a sentence of its own"),
+            "{found:?}"
+        );
+        assert!(found[3].contains("shell arithmetic"), "{found:?}");
     }
 
     #[test]
