@@ -100,6 +100,9 @@ fn fix(source: &str, add: bool, spaced_before: bool, spaced_after: bool) -> Stri
                 match next.and_then(space_before) {
                     Some(space) => out.push(space),
                     None if previous == Some('«') => out.push(NBSP),
+                    None if c == ' ' && previous.is_some_and(|p| p.is_ascii_digit()) => {
+                        out.push(after_a_number(&chars[..i], &chars[i + 1..]));
+                    }
                     None => out.push(c),
                 }
                 continue;
@@ -118,6 +121,37 @@ fn fix(source: &str, add: bool, spaced_before: bool, spaced_after: bool) -> Stri
         }
     }
     out
+}
+
+/// The units a number keeps on its line, with a no-break space.
+const UNITS: &[&str] = &[
+    "%", "o", "Kio", "Mio", "Gio", "Tio", "ko", "Mo", "Go", "To", "octets", "ms", "µs", "ns", "s",
+    "secondes", "minutes", "min", "h", "heures", "jours", "Mbit/s", "Gbit/s", "°C",
+];
+
+/// The space between `before`, which ends with a digit, and `rest`: a
+/// narrow no-break space inside a number written in groups of three
+/// (« 65 536 »: at most three digits before, exactly three after), a
+/// no-break space before a unit (« 256 Mio »), else an ordinary space.
+fn after_a_number(before: &[char], rest: &[char]) -> char {
+    let word: String = rest.iter().take_while(|c| !c.is_whitespace()).collect();
+    let lead = before
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let grouped_before = before.len() > lead && before[before.len() - lead - 1] == NNBSP;
+    let group = (lead <= 3 || grouped_before)
+        && word.chars().take_while(char::is_ascii_digit).count() == 3
+        && !word.chars().nth(3).is_some_and(|c| c.is_ascii_digit());
+    let unit = word.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
+    if group {
+        NNBSP
+    } else if UNITS.contains(&unit) {
+        NBSP
+    } else {
+        ' '
+    }
 }
 
 /// The same spaces in the `<main>` of a page mdBook rendered without
@@ -191,6 +225,19 @@ mod tests {
         ] {
             assert_eq!(show(&french(markdown)), want, "{markdown:?}");
         }
+    }
+
+    #[test]
+    fn numbers_keep_their_groups_and_units() {
+        assert_eq!(
+            show(&french("Une plage de 65 536 ids, 100 000 processus, 256 Mio et 5 s, 3 conteneurs, 12 345,5 et 2 %.")),
+            "Une plage de 65⍽536 ids, 100⍽000 processus, 256~Mio et 5~s, 3 conteneurs, 12⍽345,5 et 2~%."
+        );
+        // A year and a count, or a group of four digits, are not one number.
+        assert_eq!(show(&french("en 2009 1234 fois")), "en 2009 1234 fois");
+        assert_eq!(show(&french("en 2009 123 fois")), "en 2009 123 fois");
+        assert_eq!(show(&french("1 000 000 octets")), "1⍽000⍽000~octets");
+        assert_eq!(show(&french("`65 536` en code")), "`65 536` en code");
     }
 
     #[test]
