@@ -2,10 +2,14 @@
 //! carry matching syntax (DESIGN §4): `[..]` for any text, a ` (re)` suffix
 //! for a regular expression, ` (literal)` and ` (escaped)` for plain text.
 //! On the site, `[..]` and what a pattern leaves open read as `…`, and the
-//! suffixes go. Placeholders such as `[INT]` or `[IP]` stay: they name what
-//! varies. Pure.
+//! suffixes go. Placeholders name what varies the way man pages do:
+//! `[INT]` reads `<n>`, `[IP:web1]` reads `<ip web1>`. Pure.
 
-use crate::matcher::{ESCAPED, LITERAL, REGEX};
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
+use crate::matcher::{ESCAPED, LITERAL, PLACEHOLDERS, REGEX};
 const ELLIPSIS: &str = "…";
 
 /// A block's body as the site shows it: every expected line through
@@ -42,7 +46,33 @@ pub fn line(line: &str) -> String {
     if let Some(re) = line.strip_suffix(REGEX) {
         return regex(re);
     }
-    line.replace("[..]", ELLIPSIS)
+    placeholders(&line.replace("[..]", ELLIPSIS))
+}
+
+/// Placeholders written as man pages write what varies: `[INT]` as `<n>`,
+/// `[IP:web1]` as `<ip web1>`, `[MAC]` as `<mac>`. A bracketed text that
+/// is no placeholder (`[1]`, `[::1]`) stays as it is.
+fn placeholders(line: &str) -> String {
+    static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\[([A-Z]+)(?::([A-Za-z_][A-Za-z0-9_-]*))?\]").expect("a valid pattern")
+    });
+    PLACEHOLDER
+        .replace_all(line, |caps: &Captures<'_>| {
+            let kind = &caps[1];
+            if !PLACEHOLDERS.iter().any(|(known, _)| *known == kind) {
+                return caps[0].to_string();
+            }
+            let word = if kind == "INT" {
+                "n".to_string()
+            } else {
+                kind.to_lowercase()
+            };
+            match caps.get(2) {
+                Some(name) => format!("<{word} {}>", name.as_str()),
+                None => format!("<{word}>"),
+            }
+        })
+        .into_owned()
 }
 
 /// A regular expression as the text it stands for: classes, wildcards and
@@ -218,7 +248,17 @@ mod tests {
             ("br0 [..] UP [..]", "br0 … UP …"),
             ("[::ffff:192.168.50.1] (literal)", "[::ffff:192.168.50.1]"),
             ("$ echo (literal)", "$ echo"),
-            ("MemTotal:[INT] kB", "MemTotal:[INT] kB"),
+            ("MemTotal:[INT] kB", "MemTotal:<n> kB"),
+            (
+                "[INT] [MAC] 10.0.3.[INT] * [..]",
+                "<n> <mac> 10.0.3.<n> * …",
+            ),
+            ("Address: [IP:web1]", "Address: <ip web1>"),
+            (
+                "run-r[HEX].scope [1] [::1] [NOPE]",
+                "run-r<hex>.scope [1] [::1] [NOPE]",
+            ),
+            ("[INT:n] [..] (literal)", "[INT:n] [..]"),
             ("...", "..."),
             ("plain", "plain"),
             ("K[0-9]+brightness (re)", "K…brightness"),
