@@ -70,8 +70,9 @@ pub fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-/// Copies a tree, replacing `@TMP@` with the project's path in pages and
-/// giving pages named `crlf.md` Windows line endings.
+/// Copies a tree with its files' modes, replacing `@TMP@` with the
+/// project's path in pages and giving pages named `crlf.md` Windows line
+/// endings.
 fn copy(src: &Path, dst: &Path, root: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
@@ -89,6 +90,9 @@ fn copy(src: &Path, dst: &Path, root: &Path) {
             text = text.replace('\n', "\r\n");
         }
         std::fs::write(&to, text).unwrap();
+        // Scripts stay executable (`recipes/lib`'s helpers).
+        let mode = std::fs::metadata(entry.path()).unwrap().permissions();
+        std::fs::set_permissions(&to, mode).unwrap();
     }
 }
 

@@ -125,7 +125,7 @@ fn a_host_that_does_not_boot_or_does_not_exist_is_a_located_check_error() {
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out) + &stderr(&out);
     assert!(
-        text.contains("stock.md:145: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
+        text.contains("stock.md:155: `host=busybox` names a fixture that does not boot (give it `boot = \"systemd\"`); the booted hosts: debian-stock, no-init"),
         "{text}"
     );
     assert!(
