@@ -94,7 +94,9 @@ fn plumbing(recipe: &Recipe) -> Vec<Problem> {
             }
         };
         match step.kind() {
-            StepKind::Script => {
+            // A script, or a file the reader is told to write (a script
+            // they will run, say).
+            StepKind::Script | StepKind::File => {
                 for (i, text) in step.body.lines().enumerate() {
                     check(step.location.line + 1 + i, text);
                 }
@@ -102,12 +104,6 @@ fn plumbing(recipe: &Recipe) -> Vec<Problem> {
             StepKind::Console => {
                 for entry in step.transcript() {
                     check(entry.line, &entry.command);
-                }
-            }
-            // A file the reader is told to write, a script they will run.
-            StepKind::File => {
-                for (i, text) in step.body.lines().enumerate() {
-                    check(step.location.line + 1 + i, text);
                 }
             }
             _ => {}
