@@ -31,7 +31,17 @@ pub const GUEST_DEFAULT: &str = "/var/lib/recipes/rootfs";
 /// The steps' working directory inside the sandbox.
 pub const SCRATCH: &str = "/tmp/recipe";
 /// Host views of proc and sysfs, kept out of reach (mode 0700, owned by the
-/// host's root) so that the kernel still lets the sandbox mount fresh ones.
+/// host's root) so that the kernel still lets the sandbox mount fresh ones:
+/// in a user namespace it mounts a proc or sysfs only where the mount
+/// namespace already holds one "fully visible" (fs/namespace.c,
+/// `mnt_already_visible`: every locked mount on it covers an empty folder
+/// the kernel made for mounts, such as /sys/fs/cgroup). The sandbox's own
+/// /sys is not one for the containers inside (the mask over
+/// `APPARMOR_ENABLED` covers a file, and reaches them locked), so this one
+/// is what lets an unprivileged container there mount its sysfs. It gives
+/// the sandbox nothing: no step can enter the folder, and the kernel only
+/// checks that it exists; what a fresh sysfs shows is the mounter's own
+/// network namespace, as it would anyway.
 pub const HIDDEN: &str = "/run/.host";
 /// Host folders steps write: each one a fresh, empty, writable tmpfs,
 /// whatever the host holds there (nothing, a folder with its own
@@ -366,22 +376,32 @@ fn staging_run(spec: &SandboxSpec, ops: &mut Vec<Op>) {
         noexec: true,
     });
     let hidden = Path::new(HIDDEN);
-    let mut views = vec!["proc"];
-    if !spec.net_host {
-        // Sharing the host's network, the host's /sys (read-only) stays:
-        // a fresh sysfs shows the devices of the namespace that mounts it.
-        views.push("sys");
-    }
-    for view in views {
+    for view in ["proc", "sys"] {
+        let from = Path::new("/").join(view);
         let to = hidden.join(view);
         ops.push(Op::Mkdir {
             path: to.clone(),
             uid: 0,
         });
-        ops.push(Op::Move {
-            from: Path::new("/").join(view),
-            to: to.clone(),
-        });
+        if view == "sys" && spec.net_host {
+            // Sharing the host's network, the host's /sys (read-only)
+            // stays: a fresh sysfs shows the devices of the namespace that
+            // mounts it. A copy of it is kept here all the same, as the
+            // fully visible sysfs the kernel asks for (see `HIDDEN`): the
+            // one at /sys gets a mask inside (`APPARMOR_ENABLED`), which
+            // a container's user namespace sees locked over a file, so
+            // without this copy an unprivileged container could mount no
+            // sysfs of its own network namespace.
+            ops.push(Op::Bind {
+                source: from,
+                target: to.clone(),
+            });
+        } else {
+            ops.push(Op::Move {
+                from,
+                to: to.clone(),
+            });
+        }
         ops.push(Op::WritableTree(to));
     }
 }
@@ -907,6 +927,16 @@ mod tests {
         assert!(!host
             .iter()
             .any(|o| matches!(o, Op::Move { from, .. } if from == Path::new("/sys"))));
+        // A copy of it out of reach, writable: the fully visible sysfs
+        // that an unprivileged container inside needs to mount its own.
+        let kept = Path::new(HIDDEN).join("sys");
+        let bound = position(&host, |o| {
+            *o == Op::Bind {
+                source: "/sys".into(),
+                target: kept.clone(),
+            }
+        });
+        assert!(bound < position(&host, |o| *o == Op::WritableTree(kept.clone())));
         let inner = inner_ops(&s);
         assert!(!inner.contains(&Op::LoopbackUp));
         assert!(!inner.iter().any(|o| matches!(o, Op::Sysfs(_))));
