@@ -9,8 +9,9 @@
 #   3. recipes with limits and LXC in a small book: a `pids=` fork that must
 #      fail naming the limit, a `memory=` hog likewise, a step that must sit
 #      at the root of its cgroup namespace, an LXC container booted on
-#      debian-sysv, the booted `debian-stock` host, and an LXC busybox
-#      container started inside that host;
+#      debian-sysv, an unprivileged one (`lxc.idmap`) started by root, the
+#      booted `debian-stock` host, an LXC busybox container started inside
+#      that host, and alice's unprivileged one there;
 # then powers off. The same fixture-cost run on this host comes first, for
 # comparison. Exits 1 when something in the guest failed, 2 when the guest
 # could not be made or booted.
@@ -213,6 +214,26 @@ $ lxc-ls --running
 web1[..]
 ```
 
+```sh recipe=lxc-unpriv requires=lxc timeout=120s
+cat > /tmp/u1.conf <<'EOF2'
+lxc.idmap = u 0 100000 65536
+lxc.idmap = g 0 100000 65536
+lxc.net.0.type = empty
+EOF2
+lxc-create -n u1 -t busybox -f /tmp/u1.conf > /dev/null
+lxc-start -n u1 -l DEBUG -o /tmp/u1.log || { grep -v ' DEBUG ' /tmp/u1.log | tail -n 40; exit 1; }
+lxc-wait -n u1 -s RUNNING -t 10
+```
+
+```console recipe=lxc-unpriv
+$ lxc-attach -n u1 -- cat /proc/1/comm
+init
+$ lxc-attach -n u1 -- stat -fc %T /sys
+sysfs
+$ ps -o uid= -p "$(lxc-info -n u1 -p -H)"
+100000
+```
+
 ```sh recipe=booted host=debian-stock timeout=120s
 true
 ```
@@ -235,7 +256,20 @@ lxc-wait -n b1 -s RUNNING -t 10
 $ lxc-attach -n b1 -- cat /proc/1/comm
 init
 $ lxc-ls --running
-b1
+b1[..]
+```
+
+```sh recipe=alice-on-stock host=debian-stock timeout=120s
+runuser -l alice -c 'lxc-create -n a1 -t busybox' > /dev/null
+runuser -l alice -c 'lxc-unpriv-start -n a1 -l DEBUG -o /tmp/a1.log' || { grep -v ' DEBUG ' /tmp/a1.log | tail -n 40; exit 1; }
+for i in $(seq 300); do runuser -l alice -c 'lxc-info -n a1 -s -H' | grep -qx RUNNING && break; sleep 0.1; done
+```
+
+```console recipe=alice-on-stock
+$ runuser -l alice -c 'lxc-info -n a1 -s -H'
+RUNNING
+$ ps -o user= -p "$(runuser -l alice -c 'lxc-info -n a1 -p -H')"
+100000
 ```
 EOF
 done
@@ -282,8 +316,10 @@ recipe limit-pids 1 'the sandbox reached its process limit (64, key `pids=`)'
 recipe limit-memory 1 'the sandbox reached its memory limit (64M, key `memory=`)'
 recipe in-cgroups 0 'PASS in-cgroups'
 recipe lxc-boot 0 'PASS lxc-boot'
+recipe lxc-unpriv 0 'PASS lxc-unpriv'
 recipe booted 0 'PASS booted'
 recipe busybox-on-stock 0 'PASS busybox-on-stock'
+recipe alice-on-stock 0 'PASS alice-on-stock'
 leftover=$(find /sys/fs/cgroup/recipes.sandboxes -mindepth 1 -type d 2>/dev/null | head -n 3)
 check "no sandbox cgroup left" test -z "$leftover"
 pgrep -f 'sleep 987730' > /dev/null && check "no process of limit-pids left" false
