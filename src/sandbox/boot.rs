@@ -45,12 +45,14 @@ uts=$(cat /run/recipes/rootfs/etc/hostname 2>/dev/null || echo "$name")
     # lxcfs, as on a server: FUSE.
     echo "lxc.mount.entry = /dev/fuse dev/fuse none bind,create=file 0 0"
     # On an AppArmor kernel, its enabled flag reads empty in the host too,
-    # as in the sandbox (ops::APPARMOR_ENABLED): its LXC then runs the
-    # book's containers unconfined instead of refusing them ("Failed to
-    # initialize LSM"). The unprivileged ones still mount a sysfs of their
-    # own: the kernel wants a fully visible one in their mount namespace,
-    # which this mask (a file, locked in theirs) spoils for /sys, and
-    # nesting.conf's dev/.lxc/sys is one.
+    # as in the sandbox (ops::APPARMOR_ENABLED): its LXC then starts the
+    # book's containers, in the host's lxc-start profile if any, instead of
+    # refusing them ("Failed to initialize LSM"). The host itself is
+    # unconfined: the sandbox's LXC sees the flag and moves it there, as
+    # lxc.apparmor.profile asks. Unprivileged containers still mount a
+    # sysfs of their own: the kernel wants a fully visible one in their
+    # mount namespace, which this mask (a file, locked in theirs) spoils
+    # for /sys, and nesting.conf's dev/.lxc/sys is one.
     if [ -e /sys/module/apparmor/parameters/enabled ]; then
         echo "lxc.mount.entry = /dev/null sys/module/apparmor/parameters/enabled none bind,optional 0 0"
     fi

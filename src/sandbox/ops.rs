@@ -86,8 +86,12 @@ pub const MASKED: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
 /// reads as off): LXC there can load no profile ("running in an
 /// unprivileged container without stacking") and sees no securityfs, so on
 /// an AppArmor kernel (Debian's) it refuses every container ("Incomplete
-/// AppArmor support in your kernel"). Containers inside run unconfined, as
-/// on a kernel without AppArmor.
+/// AppArmor support in your kernel"). LXC then sets no profile: containers
+/// inside keep the one the host's policy gives `lxc-start` when it runs
+/// (Debian's lxc package loads `/usr/bin/lxc-start`, which lets busybox and
+/// sysvinit boot, not systemd: "Failed to mount tmpfs at /dev/shm:
+/// Permission denied"), or none. Under `no_new_privs` no step could leave
+/// that profile anyway.
 pub const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
 /// Top folders of the host not mirrored into the sandbox's root: fresh
 /// ones replace them.
@@ -665,9 +669,12 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     }
     // The sandbox's own cgroup tree, over the host's in a shared network.
     ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
-    // Not under a booted host: its own config runs it unconfined, and with
-    // the mask its systemd never answered (Debian 12's kernel, cgroup v2,
-    // bench/cgroup-v2-vm.sh; 2 runs of 2, cause not found).
+    // Not under a booted host: seeing AppArmor, LXC moves the host's init
+    // to the `unconfined` its configuration asks for; with the mask it
+    // would leave it in the `lxc-start` profile, where systemd cannot mount
+    // its API file systems and exits ("Failed to mount tmpfs at /dev/shm:
+    // Permission denied", "Exiting PID 1"; Debian 12, bench/cgroup-v2-vm.sh).
+    // The host hides the flag inside instead (boot.rs), for its own LXC.
     if spec.guest.is_none() {
         ops.push(Op::Mask(p(APPARMOR_ENABLED)));
     }
