@@ -10,14 +10,20 @@
 # (goal 1.5 s, bar 3 s). Any failed run stops the
 # benchmark with its output: a median over fewer runs would lie.
 # Usage (as root): bench/fixture-cost.sh [RUNS] [noop]   (default 31; `noop`
-# stops after the no-op recipe, without the booted host)
+# stops after the no-op recipe, without the booted host). RECIPES_BIN=PATH
+# times that binary instead of building one with cargo (bench/cgroup-v2-vm.sh
+# runs this script inside a guest that has no cargo).
 set -eu
 runs=${1:-31}
 only=${2:-}
 top=$(cd "$(dirname "$0")/.." && pwd)
 command -v bwrap >/dev/null || { echo "bwrap is missing: apt-get install bubblewrap" >&2; exit 2; }
-cargo build --release --quiet --manifest-path "$top/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$top/target}/release/recipes"
+if [ -n "${RECIPES_BIN:-}" ]; then
+    bin=$RECIPES_BIN
+else
+    cargo build --release --quiet --manifest-path "$top/Cargo.toml"
+    bin="${CARGO_TARGET_DIR:-$top/target}/release/recipes"
+fi
 work=$(mktemp -d /var/tmp/recipes-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/book/fr/src" "$work/book/en/src"

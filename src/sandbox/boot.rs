@@ -44,6 +44,18 @@ uts=$(cat /run/recipes/rootfs/etc/hostname 2>/dev/null || echo "$name")
     echo "lxc.mount.entry = /tmp/recipe tmp/recipe none bind,create=dir 0 0"
     # lxcfs, as on a server: FUSE.
     echo "lxc.mount.entry = /dev/fuse dev/fuse none bind,create=file 0 0"
+    # On an AppArmor kernel, its enabled flag reads empty in the host too,
+    # as in the sandbox (ops::APPARMOR_ENABLED): its LXC then starts the
+    # book's containers, in the host's lxc-start profile if any, instead of
+    # refusing them ("Failed to initialize LSM"). The host itself is
+    # unconfined: the sandbox's LXC sees the flag and moves it there, as
+    # lxc.apparmor.profile asks. Unprivileged containers still mount a
+    # sysfs of their own: the kernel wants a fully visible one in their
+    # mount namespace, which this mask (a file, locked in theirs) spoils
+    # for /sys, and nesting.conf's dev/.lxc/sys is one.
+    if [ -e /sys/module/apparmor/parameters/enabled ]; then
+        echo "lxc.mount.entry = /dev/null sys/module/apparmor/parameters/enabled none bind,optional 0 0"
+    fi
 } > "$dir/config"
 ip link add uplink0 type bridge
 ip link set uplink0 up
@@ -278,6 +290,17 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_hides_apparmor_and_keeps_a_whole_sysfs_for_unprivileged_containers() {
+        let mask = "lxc.mount.entry = /dev/null sys/module/apparmor/parameters/enabled none bind,optional 0 0";
+        let at = BOOT.find(mask).expect("the mask");
+        // Only on a kernel that has the flag: elsewhere the config is unchanged.
+        let guard = BOOT[..at].rfind("if [ -e /sys/module/apparmor/parameters/enabled ]");
+        assert!(guard.is_some_and(|g| !BOOT[g..at].contains("fi\n")));
+        // nesting.conf's dev/.lxc/sys is that whole sysfs.
+        assert!(BOOT.contains("echo \"lxc.include = /usr/share/lxc/config/nesting.conf\""));
+    }
 
     #[test]
     fn a_boot_report_reads_its_state_time_units_and_journal() {

@@ -31,7 +31,17 @@ pub const GUEST_DEFAULT: &str = "/var/lib/recipes/rootfs";
 /// The steps' working directory inside the sandbox.
 pub const SCRATCH: &str = "/tmp/recipe";
 /// Host views of proc and sysfs, kept out of reach (mode 0700, owned by the
-/// host's root) so that the kernel still lets the sandbox mount fresh ones.
+/// host's root) so that the kernel still lets the sandbox mount fresh ones:
+/// in a user namespace it mounts a proc or sysfs only where the mount
+/// namespace already holds one "fully visible" (fs/namespace.c,
+/// `mnt_already_visible`: every locked mount on it covers an empty folder
+/// the kernel made for mounts, such as /sys/fs/cgroup). The sandbox's own
+/// /sys is not one for the containers inside (the mask over
+/// `APPARMOR_ENABLED` covers a file, and reaches them locked), so this one
+/// is what lets an unprivileged container there mount its sysfs. It gives
+/// the sandbox nothing: no step can enter the folder, and the kernel only
+/// checks that it exists; what a fresh sysfs shows is the mounter's own
+/// network namespace, as it would anyway.
 pub const HIDDEN: &str = "/run/.host";
 /// Host folders steps write: each one a fresh, empty, writable tmpfs,
 /// whatever the host holds there (nothing, a folder with its own
@@ -72,6 +82,17 @@ pub const NEW_ROOT: &str = "/run/newroot";
 /// that tools take their unprivileged path (LXC, as root, then writes a
 /// container's id maps itself instead of calling `newuidmap`).
 pub const MASKED: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+/// Where LXC reads whether the kernel runs AppArmor. Hidden inside (it then
+/// reads as off): LXC there can load no profile ("running in an
+/// unprivileged container without stacking") and sees no securityfs, so on
+/// an AppArmor kernel (Debian's) it refuses every container ("Incomplete
+/// AppArmor support in your kernel"). LXC then sets no profile: containers
+/// inside keep the one the host's policy gives `lxc-start` when it runs
+/// (Debian's lxc package loads `/usr/bin/lxc-start`, which lets busybox and
+/// sysvinit boot, not systemd: "Failed to mount tmpfs at /dev/shm:
+/// Permission denied"), or none. Under `no_new_privs` no step could leave
+/// that profile anyway.
+pub const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
 /// Top folders of the host not mirrored into the sandbox's root: fresh
 /// ones replace them.
 pub const NOT_MIRRORED: &[&str] = &["proc", "sys", "dev", "run", "tmp", "root"];
@@ -359,22 +380,32 @@ fn staging_run(spec: &SandboxSpec, ops: &mut Vec<Op>) {
         noexec: true,
     });
     let hidden = Path::new(HIDDEN);
-    let mut views = vec!["proc"];
-    if !spec.net_host {
-        // Sharing the host's network, the host's /sys (read-only) stays:
-        // a fresh sysfs shows the devices of the namespace that mounts it.
-        views.push("sys");
-    }
-    for view in views {
+    for view in ["proc", "sys"] {
+        let from = Path::new("/").join(view);
         let to = hidden.join(view);
         ops.push(Op::Mkdir {
             path: to.clone(),
             uid: 0,
         });
-        ops.push(Op::Move {
-            from: Path::new("/").join(view),
-            to: to.clone(),
-        });
+        if view == "sys" && spec.net_host {
+            // Sharing the host's network, the host's /sys (read-only)
+            // stays: a fresh sysfs shows the devices of the namespace that
+            // mounts it. A copy of it is kept here all the same, as the
+            // fully visible sysfs the kernel asks for (see `HIDDEN`): the
+            // one at /sys gets a mask inside (`APPARMOR_ENABLED`), which
+            // a container's user namespace sees locked over a file, so
+            // without this copy an unprivileged container could mount no
+            // sysfs of its own network namespace.
+            ops.push(Op::Bind {
+                source: from,
+                target: to.clone(),
+            });
+        } else {
+            ops.push(Op::Move {
+                from,
+                to: to.clone(),
+            });
+        }
         ops.push(Op::WritableTree(to));
     }
 }
@@ -638,6 +669,15 @@ fn kernel_views_and_fixture(spec: &SandboxSpec, ops: &mut Vec<Op>) {
     }
     // The sandbox's own cgroup tree, over the host's in a shared network.
     ops.push(Op::Cgroup2(p("/sys/fs/cgroup")));
+    // Not under a booted host: seeing AppArmor, LXC moves the host's init
+    // to the `unconfined` its configuration asks for; with the mask it
+    // would leave it in the `lxc-start` profile, where systemd cannot mount
+    // its API file systems and exits ("Failed to mount tmpfs at /dev/shm:
+    // Permission denied", "Exiting PID 1"; Debian 12, bench/cgroup-v2-vm.sh).
+    // The host hides the flag inside instead (boot.rs), for its own LXC.
+    if spec.guest.is_none() {
+        ops.push(Op::Mask(p(APPARMOR_ENABLED)));
+    }
     ops.push(Op::Devpts(p("/dev/pts")));
     ops.push(Op::Mqueue(p("/dev/mqueue")));
     if spec.lower.is_some() {
@@ -894,6 +934,16 @@ mod tests {
         assert!(!host
             .iter()
             .any(|o| matches!(o, Op::Move { from, .. } if from == Path::new("/sys"))));
+        // A copy of it out of reach, writable: the fully visible sysfs
+        // that an unprivileged container inside needs to mount its own.
+        let kept = Path::new(HIDDEN).join("sys");
+        let bound = position(&host, |o| {
+            *o == Op::Bind {
+                source: "/sys".into(),
+                target: kept.clone(),
+            }
+        });
+        assert!(bound < position(&host, |o| *o == Op::WritableTree(kept.clone())));
         let inner = inner_ops(&s);
         assert!(!inner.contains(&Op::LoopbackUp));
         assert!(!inner.iter().any(|o| matches!(o, Op::Sysfs(_))));
@@ -1067,5 +1117,28 @@ mod tests {
         let sysfs = position(&ops, |o| matches!(o, Op::Sysfs(_)));
         let cgroup = position(&ops, |o| matches!(o, Op::Cgroup2(_)));
         assert!(proc_ < sysfs && sysfs < cgroup);
+    }
+
+    #[test]
+    fn apparmor_reads_as_off_inside_except_under_a_booted_host() {
+        let mut host_net = spec();
+        host_net.net_host = true;
+        for s in [spec(), host_net] {
+            let ops = inner_ops(&s);
+            let mask = position(&ops, |o| *o == Op::Mask(APPARMOR_ENABLED.into()));
+            // After whatever /sys is: the sandbox's sysfs, or the host's
+            // mirrored one (net=host), which a mask covers the same way.
+            let pivot = position(&ops, |o| matches!(o, Op::PivotRoot(_)));
+            assert!(pivot < mask);
+            if let Some(sysfs) = ops.iter().position(|o| matches!(o, Op::Sysfs(_))) {
+                assert!(sysfs < mask);
+            }
+        }
+        let mut booted = spec();
+        booted.guest = Some(Guest {
+            lower: None,
+            path: GUEST_DEFAULT.into(),
+        });
+        assert!(!inner_ops(&booted).contains(&Op::Mask(APPARMOR_ENABLED.into())));
     }
 }
