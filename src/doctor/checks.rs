@@ -61,7 +61,26 @@ pub fn sandbox(host: &HostDescription) -> Vec<Check> {
         overlayfs(host),
         cgroups(host),
         seccomp(host),
+        apparmor(host),
     ]
+}
+
+/// AppArmor on the host's kernel: LXC inside a sandbox cannot load a
+/// container's profile (no securityfs in a user namespace), so the sandbox
+/// hides AppArmor from it; its containers then keep the profile Debian gives
+/// `lxc-start`, where systemd cannot mount its API file systems (seen on
+/// Debian 12 in `bench/cgroup-v2-vm.sh`).
+pub fn apparmor(host: &HostDescription) -> Check {
+    const NAME: &str = "AppArmor";
+    match host.kernel.apparmor {
+        Some(true) => warn(
+            NAME,
+            "AppArmor runs: LXC containers in the sandbox keep the lxc-start profile, where a systemd guest cannot mount its API file systems (\"Failed to mount tmpfs at /dev/shm\"), so the recipes that boot a systemd container fail here; the others run",
+            "run those recipes on a machine whose kernel runs without AppArmor (a CI runner, or a VM booted with apparmor=0)",
+        ),
+        Some(false) => ok(NAME, "not running: LXC in the sandbox runs containers unconfined"),
+        None => ok(NAME, "not read (a description recorded without it)"),
+    }
 }
 
 /// Every check, in order: the sandbox's, the disk, the kernel features of

@@ -47,6 +47,10 @@ pub struct KernelFacts {
     /// Whether `/dev/fuse` exists.
     pub dev_fuse: bool,
     pub modules: ModuleFacts,
+    /// Whether AppArmor runs (`/sys/module/apparmor/parameters/enabled`
+    /// says `Y`); absent from descriptions recorded before it was read.
+    #[serde(default)]
+    pub apparmor: Option<bool>,
 }
 
 /// Where the kernel's modules stand. Each list holds only the modules the
@@ -267,6 +271,10 @@ impl KernelFacts {
                 .collect(),
             dev_fuse: Path::new("/dev/fuse").exists(),
             modules: ModuleFacts::read_live(&release, &names),
+            apparmor: Some(
+                std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                    .is_ok_and(|flag| flag.starts_with('Y')),
+            ),
             release,
         }
     }

@@ -182,6 +182,7 @@ pub fn load_modules(names: &[&str]) -> Result<Vec<Notice>, DoctorError> {
             .collect(),
         dev_fuse: Path::new("/dev/fuse").exists(),
         modules: ModuleFacts::read_live(&release, names),
+        apparmor: None,
         release,
     };
     let wanted = to_load(&kernel, names);
@@ -273,6 +274,7 @@ mod tests {
             filesystems: vec!["proc".into(), "ext4".into()],
             dev_fuse: false,
             modules,
+            apparmor: None,
         }
     }
 

@@ -72,6 +72,7 @@ fn json_on_this_host_is_a_list_of_checks() {
         "overlayfs",
         "cgroups",
         "seccomp",
+        "AppArmor",
         "disk space",
         "kernel veth",
         "kernel bridge",
@@ -129,6 +130,15 @@ fn a_recorded_host_is_checked_instead_of_this_one() {
         .as_str()
         .unwrap()
         .contains("will be loaded"));
+    // Debian's kernel runs AppArmor: said, not a stop.
+    let apparmor = find(&checks, "AppArmor");
+    assert_eq!(apparmor["state"], "warn", "{apparmor}");
+    assert!(apparmor["detail"]
+        .as_str()
+        .unwrap()
+        .contains("a systemd guest cannot mount its API file systems"));
+    let (checks, _) = doctor_json(&["--host", host.to_str().unwrap()]);
+    assert_eq!(find(&checks, "AppArmor")["state"], "ok");
 }
 
 #[test]
