@@ -29,31 +29,12 @@ pub fn of_run(outcomes: &[Outcome], interrupted: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Location;
     use crate::outcome::RunError;
 
+    /// An outcome of `status` (the sinks' test builder; only the status
+    /// matters here).
     fn outcome(status: Status) -> Outcome {
-        Outcome {
-            id: "a".into(),
-            lang: "fr".into(),
-            page: "p.md".into(),
-            location: Location {
-                path: std::path::Path::new("p.md").into(),
-                line: 1,
-            },
-            fixture: "empty".into(),
-            status,
-            duration: std::time::Duration::ZERO,
-            failure: None,
-            steps_run: 0,
-            kept: None,
-            log: Vec::new(),
-            blessed: Vec::new(),
-            checkpoint: None,
-            provenance: Default::default(),
-            attempt: 1,
-            booted: None,
-        }
+        crate::report::fake::outcome("a", status)
     }
 
     #[test]
