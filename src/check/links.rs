@@ -15,7 +15,7 @@ use mdbook_markdown::pulldown_cmark::{Event, LinkType, Tag, TagEnd};
 use regex::Regex;
 
 use crate::model::{Book, Location};
-use crate::parse::blocks::{LineIndex, PageScan};
+use crate::parse::blocks::{fenced_blocks, LineIndex, PageScan};
 use crate::parse::Problem;
 
 /// What the checks need of one page, from the pass of mdBook's parser that
@@ -367,31 +367,25 @@ fn range_problem(
 }
 
 /// The fenced code blocks of a Markdown text, as the lines (1-based) of
-/// their opening and closing fences; an unclosed one runs to the end.
+/// their opening and closing fences, found by the parse the book's steps
+/// come from ([`fenced_blocks`]); an unclosed one runs to the end, its
+/// closing line one past the last.
 fn fences(text: &str) -> Vec<(usize, usize)> {
-    let mut found = Vec::new();
-    let mut open: Option<(usize, char, usize)> = None;
-    let mut count = 0;
-    for (index, line) in text.lines().enumerate() {
-        count = index + 1;
-        let trimmed = line.trim_start();
-        let Some(mark) = trimmed.chars().next().filter(|c| *c == '`' || *c == '~') else {
-            continue;
-        };
-        let run = trimmed.chars().take_while(|c| *c == mark).count();
-        match open {
-            None if run >= 3 => open = Some((count, mark, run)),
-            Some((at, m, n)) if m == mark && run >= n && trimmed[run..].trim().is_empty() => {
-                found.push((at, count));
-                open = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some((at, _, _)) = open {
-        found.push((at, count + 1));
-    }
-    found
+    let lines = LineIndex::new(text);
+    fenced_blocks(text)
+        .into_iter()
+        .map(|block| {
+            let last = lines.line(block.range.end.saturating_sub(1).max(block.range.start));
+            let closed = text[block.range.clone()]
+                .trim_end()
+                .lines()
+                .last()
+                .map(str::trim_start)
+                .is_some_and(|l| l.starts_with("```") || l.starts_with("~~~"))
+                && last > block.line;
+            (block.line, if closed { last } else { last + 1 })
+        })
+        .collect()
 }
 
 /// Whether `body` marks the anchor `name` (mdBook: `ANCHOR: name`).

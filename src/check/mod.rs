@@ -48,23 +48,19 @@ fn plumbing_in(line: &str) -> Option<&'static str> {
 /// or by awk's `print`. (A lone word, `&& echo done`, is left to the
 /// writer.)
 fn prints_a_sentence(line: &str) -> bool {
+    let sentence = |text: &str| text.trim().contains(' ') && text.chars().any(char::is_alphabetic);
     let quoted_words = |rest: &str| {
         let rest = rest.trim_start();
         let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
             return false;
         };
-        let text = rest[1..].split(quote).next().unwrap_or_default();
-        text.trim().contains(' ') && text.chars().any(char::is_alphabetic)
+        sentence(rest[1..].split(quote).next().unwrap_or_default())
     };
     // awk prints what follows `print` up to the end of its action, maybe
     // behind a condition: `print (n > 0) ? "used" : "not used"`.
     let printed_by_awk = |rest: &str| {
         let action = rest.split('}').next().unwrap_or_default();
-        action
-            .split('"')
-            .skip(1)
-            .step_by(2)
-            .any(|text| text.trim().contains(' ') && text.chars().any(char::is_alphabetic))
+        action.split('"').skip(1).step_by(2).any(sentence)
     };
     ["&& echo ", "|| echo "].iter().any(|marker| {
         line.match_indices(marker)
