@@ -260,8 +260,19 @@ impl KernelFacts {
     /// The running kernel, its file systems and the modules of
     /// [`modules::KNOWN`].
     pub fn read_live() -> KernelFacts {
-        let release = release();
         let names: Vec<&str> = modules::KNOWN.iter().map(|m| m.name).collect();
+        let mut kernel = KernelFacts::read_live_for(&names);
+        kernel.apparmor = Some(
+            std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|flag| flag.starts_with('Y')),
+        );
+        kernel
+    }
+
+    /// The running kernel, its file systems and the modules `names`
+    /// (AppArmor left unread).
+    pub fn read_live_for(names: &[&str]) -> KernelFacts {
+        let release = release();
         KernelFacts {
             filesystems: std::fs::read_to_string("/proc/filesystems")
                 .unwrap_or_default()
@@ -270,11 +281,8 @@ impl KernelFacts {
                 .map(str::to_string)
                 .collect(),
             dev_fuse: Path::new("/dev/fuse").exists(),
-            modules: ModuleFacts::read_live(&release, &names),
-            apparmor: Some(
-                std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-                    .is_ok_and(|flag| flag.starts_with('Y')),
-            ),
+            modules: ModuleFacts::read_live(&release, names),
+            apparmor: None,
             release,
         }
     }

@@ -4,10 +4,9 @@
 //! load modules (seccomp refuses it), and a stock Debian kernel loads most
 //! of them only on first use.
 
-use std::path::Path;
 use std::process::Command;
 
-use super::host::{KernelFacts, ModuleFacts};
+use super::host::KernelFacts;
 use super::{DoctorError, Notice};
 use crate::model::{KernelFeature, STEP_PATH};
 
@@ -172,19 +171,7 @@ pub fn to_load<'a>(kernel: &KernelFacts, names: &[&'a str]) -> Vec<&'a str> {
 /// that requires an absent one is skipped with the reason). Every module
 /// is tried; the error names each that failed, in modprobe's words.
 pub fn load_modules(names: &[&str]) -> Result<Vec<Notice>, DoctorError> {
-    let release = super::host::release();
-    let kernel = KernelFacts {
-        filesystems: std::fs::read_to_string("/proc/filesystems")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.split_whitespace().last())
-            .map(str::to_string)
-            .collect(),
-        dev_fuse: Path::new("/dev/fuse").exists(),
-        modules: ModuleFacts::read_live(&release, names),
-        apparmor: None,
-        release,
-    };
+    let kernel = KernelFacts::read_live_for(names);
     let wanted = to_load(&kernel, names);
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -267,6 +254,7 @@ fn modprobe(name: &str) -> Result<(), ModprobeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doctor::host::ModuleFacts;
 
     fn kernel(modules: ModuleFacts) -> KernelFacts {
         KernelFacts {
