@@ -441,6 +441,11 @@ pub struct Limits {
     pub memory: u64,
 }
 
+/// A sandbox's weight when the processors are busy, on cgroup v2's scale
+/// (`cpu.weight`, 1 to 10000): the default, for a sandbox that runs alone
+/// or the longest of a run.
+pub const CPU_WEIGHT: u16 = 100;
+
 impl Limits {
     pub const DEFAULT: Limits = Limits {
         pids: 2048,

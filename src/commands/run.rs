@@ -113,7 +113,7 @@ fn execute(
 ) -> anyhow::Result<i32> {
     let opts = &settings.opts;
     let config = run_config(ws, settings)?;
-    let runs = plan.repeated(opts.repeat);
+    let mut runs = plan.repeated(opts.repeat);
     // A shell session ran part of a recipe, or ran it by hand: no result.
     let exploring = matches!(
         settings.shell,
@@ -155,7 +155,7 @@ fn execute(
     )?;
     // Read after the installation: the host as the recipes see it.
     let provenance = provenance_of(ws);
-    let order = start_order(ws, &runs, config.jobs);
+    let order = schedule(ws, &mut runs, config.jobs);
     let context = RunContext {
         config: &config,
         factory: factory.as_ref(),
@@ -239,17 +239,28 @@ impl<'a> Sinks<'a> {
     }
 }
 
-/// With several jobs, the longest recipes (as last measured) start first;
-/// one job keeps the book's order.
-fn start_order(ws: &Workspace, runs: &[plan::RecipeRun], jobs: usize) -> Vec<usize> {
+/// With several jobs, the longest recipes (as last measured) start first,
+/// each weighted on the processors by its length, so that the longest,
+/// which bounds the run, is slowed least (see [`runner::cpu_weight`]); one
+/// job keeps the book's order and the default weight. The order to start
+/// `runs` in; their weights are set in place.
+fn schedule(ws: &Workspace, runs: &mut [plan::RecipeRun], jobs: usize) -> Vec<usize> {
     if jobs <= 1 {
         return Vec::new();
     }
     let past = crate::status::Store::read(&ws.status_path()).unwrap_or_default();
-    runner::longest_first(runs, |run| {
-        let key = crate::model::result_key(&run.fixture, run.host.as_deref());
-        past.duration(&run.recipe.id, &key)
-    })
+    let expected: Vec<Option<std::time::Duration>> = runs
+        .iter()
+        .map(|run| {
+            let key = crate::model::result_key(&run.fixture, run.host.as_deref());
+            past.duration(&run.recipe.id, &key)
+        })
+        .collect();
+    let longest = expected.iter().flatten().max().copied();
+    for (run, expected) in runs.iter_mut().zip(&expected) {
+        run.cpu_weight = runner::cpu_weight(*expected, longest);
+    }
+    runner::longest_first(&expected, |e| *e)
 }
 
 /// Where an outcome's run stands in `runs` (attempts included), so that

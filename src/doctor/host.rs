@@ -584,13 +584,15 @@ fn probe_sandbox(cache: &Path) -> (Probe, Probe, Probe) {
         }
     };
     let cgroups = Probe::of(
-        cgroup::create(cgroup::Limits::DEFAULT, slot.ids.base).and_then(|made| {
-            made.remove().map_err(|e| cgroup::CgroupError::Io {
-                operation: "remove",
-                path: made.owned[0].clone(),
-                source: e,
-            })
-        }),
+        cgroup::create(cgroup::Limits::DEFAULT, cgroup::CPU_WEIGHT, slot.ids.base).and_then(
+            |made| {
+                made.remove().map_err(|e| cgroup::CgroupError::Io {
+                    operation: "remove",
+                    path: made.owned[0].clone(),
+                    source: e,
+                })
+            },
+        ),
     );
     cgroup::remove_parent_if_unused();
     let userns = match userns::mapped_namespace(slot.ids) {

@@ -110,6 +110,9 @@ pub struct RecipeRun<'b> {
     /// The sandbox's limits: the highest the chain asks for (`pids=`,
     /// `memory=`), or the defaults.
     pub limits: Limits,
+    /// The sandbox's share of busy processors, set by the runner's schedule
+    /// (see [`crate::model::CPU_WEIGHT`]).
+    pub cpu_weight: u16,
     /// Where the fixture's tree is, as the steps see it (`at=`, the last
     /// the chain declares); with a booted host, where the fixture appears
     /// inside the host.
@@ -289,6 +292,7 @@ fn runs_of<'b>(
         recipe,
         host_commands: needs_of(&chain),
         limits: Limits::of_chain(&chain),
+        cpu_weight: crate::model::CPU_WEIGHT,
         at: chain.iter().rev().find_map(|r| r.at.clone()),
         net_host: chain.iter().any(|r| r.net_host),
         chain,

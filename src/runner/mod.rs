@@ -84,6 +84,27 @@ pub fn longest_first<T>(runs: &[T], expected: impl Fn(&T) -> Option<Duration>) -
     order.into_iter().map(|(i, _)| i).collect()
 }
 
+/// The lowest weight [`cpu_weight`] gives, a twentieth of the default: a
+/// short recipe's waits (a boot, a DHCP lease) still see the processors.
+pub const MIN_CPU_WEIGHT: u16 = crate::model::CPU_WEIGHT / 20;
+
+/// The share of busy processors for a run `expected` to take so long when
+/// the longest of the run takes `longest`: the square of its fraction of the
+/// longest, so that the longest, which bounds the whole run, outweighs the
+/// several shorter ones that share the processors with it at any moment
+/// (half as long weighs a quarter); the default (the longest's) for one
+/// never measured, and never under [`MIN_CPU_WEIGHT`].
+pub fn cpu_weight(expected: Option<Duration>, longest: Option<Duration>) -> u16 {
+    let full = crate::model::CPU_WEIGHT;
+    match (expected, longest) {
+        (Some(e), Some(l)) if !l.is_zero() => {
+            let fraction = (e.as_secs_f64() / l.as_secs_f64()).min(1.0);
+            ((f64::from(full) * fraction * fraction).round() as u16).clamp(MIN_CPU_WEIGHT, full)
+        }
+        _ => full,
+    }
+}
+
 /// What a run needs beside its plan: its settings, where environments come
 /// from, the supervision of every process, where events go and the
 /// provenance of results.
@@ -539,5 +560,20 @@ mod tests {
         let expected = [ms(100), None, ms(3000), ms(100), None, ms(500)];
         assert_eq!(longest_first(&expected, |e| *e), [1, 4, 2, 5, 0, 3]);
         assert!(longest_first(&[] as &[Option<Duration>], |e| *e).is_empty());
+    }
+
+    #[test]
+    fn weights_follow_the_expected_time_squared_between_a_twentieth_and_the_default() {
+        let s = |secs: u64| Some(Duration::from_secs(secs));
+        assert_eq!(cpu_weight(s(60), s(60)), 100);
+        assert_eq!(cpu_weight(s(30), s(60)), 25);
+        assert_eq!(cpu_weight(s(45), s(60)), 56);
+        assert_eq!(cpu_weight(s(15), s(60)), MIN_CPU_WEIGHT + 1);
+        assert_eq!(cpu_weight(s(1), s(60)), MIN_CPU_WEIGHT);
+        assert_eq!(cpu_weight(Some(Duration::ZERO), s(60)), MIN_CPU_WEIGHT);
+        // Never measured: as heavy as the longest.
+        assert_eq!(cpu_weight(None, s(60)), 100);
+        assert_eq!(cpu_weight(s(5), None), 100);
+        assert_eq!(cpu_weight(s(5), Some(Duration::ZERO)), 100);
     }
 }

@@ -1,11 +1,17 @@
 //! The control groups of a sandbox: a folder per sandbox under
 //! `recipes.sandboxes` in every hierarchy that holds a limit (`pids`,
 //! `memory`: cgroup v2 when its root offers them, else the v1 hierarchies of
-//! a hybrid host), and, on cgroup v2, a child folder delegated to the
+//! a hybrid host) or its share of the processors (`cpu`, where the host has
+//! the controller), and, on cgroup v2, a child folder delegated to the
 //! sandbox's root (LXC inside makes its own cgroups below it). The limits
 //! sit on the parent folder, owned by the host's root, so the sandbox can
 //! neither raise them nor leave them. Folders left by a runner that was
 //! killed are removed by the next run.
+//!
+//! The `cpu` folder makes a sandbox one scheduling entity, whatever it runs:
+//! without it, every session started inside (each container, each systemd
+//! service) is an autogroup of its own, as heavy as a whole sandbox, and a
+//! booted host's dozen sessions outweigh a recipe running one `dpkg`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const PARENT: &str = "recipes.sandboxes";
 
-pub use crate::model::Limits;
+pub use crate::model::{Limits, CPU_WEIGHT};
 use serde::{Deserialize, Serialize};
 
 /// A limit a sandbox ran into.
@@ -97,6 +103,8 @@ pub struct Cgroups {
     pub memory_dir: PathBuf,
     pub memory_v2: bool,
     pub limits: Limits,
+    /// See [`CPU_WEIGHT`].
+    pub cpu_weight: u16,
 }
 
 /// Why the cgroups of a sandbox could not be made.
@@ -129,11 +137,12 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(io("write", path))
 }
 
-/// Makes the folders of a new sandbox with `limits`, the delegated one
-/// owned by `root_uid` (the host id of the sandbox's root): the limits in
-/// cgroup v2 where its root offers the controller, else in the v1
-/// hierarchy that has it.
-pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
+/// Makes the folders of a new sandbox with `limits` and `cpu_weight` (see
+/// [`CPU_WEIGHT`]), the delegated one owned by `root_uid` (the host id of the
+/// sandbox's root): each in cgroup v2 where its root offers the controller,
+/// else in the v1 hierarchy that has it. A host without a `cpu` controller
+/// runs the sandbox unweighted: a weight is a preference, not a limit.
+pub fn create(limits: Limits, cpu_weight: u16, root_uid: u32) -> Result<Cgroups, CgroupError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "{}-{}",
@@ -145,25 +154,35 @@ pub fn create(limits: Limits, root_uid: u32) -> Result<Cgroups, CgroupError> {
         .iter()
         .find(|h| h.controllers.is_none())
         .ok_or(CgroupError::NoCgroup2)?;
-    let (mut cgroups, in_v2) = create_v2(&v2.mount, &name, limits)?;
+    let (mut cgroups, in_v2) = create_v2(&v2.mount, &name, limits, cpu_weight)?;
     for controller in ["pids", "memory"] {
         if !in_v2.contains(&controller) {
             create_v1(&all, controller, &name, &mut cgroups)?;
         }
     }
+    if !in_v2.contains(&"cpu") && v1_with(&all, "cpu").is_some() {
+        create_v1(&all, "cpu", &name, &mut cgroups)?;
+    }
     delegate(&mut cgroups, root_uid)?;
     Ok(cgroups)
 }
 
-/// The sandbox's cgroup v2 folder under `v2`, with the limits whose
-/// controllers the v2 root offers (returned).
+/// cgroup v1's `cpu.shares` (2 to 262144, 1024 by default) for a v2
+/// `cpu.weight` (1 to 10000, 100 by default).
+fn v1_shares(weight: u16) -> u64 {
+    (u64::from(weight.clamp(1, 10_000)) * 1024 / 100).max(2)
+}
+
+/// The sandbox's cgroup v2 folder under `v2`, with the limits and the
+/// weight whose controllers the v2 root offers (returned).
 fn create_v2(
     v2: &Path,
     name: &str,
     limits: Limits,
+    cpu_weight: u16,
 ) -> Result<(Cgroups, Vec<&'static str>), CgroupError> {
     let offered = std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
-    let in_v2: Vec<&'static str> = ["pids", "memory"]
+    let mut in_v2: Vec<&'static str> = ["pids", "memory"]
         .into_iter()
         .filter(|c| offered.split_whitespace().any(|x| x == *c))
         .collect();
@@ -175,6 +194,16 @@ fn create_v2(
         // Controllers reach a folder only through its parents' subtree_control.
         let _ = std::fs::write(v2.join("cgroup.subtree_control"), enable.trim());
         write(&parent.join("cgroup.subtree_control"), enable.trim())?;
+    }
+    // The weight is a preference: a host that will not enable `cpu` here
+    // (a real-time process outside the root, say) runs the sandbox without.
+    if offered.split_whitespace().any(|x| x == "cpu") {
+        let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu");
+        let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu");
+        let weight = cpu_weight.clamp(1, 10_000).to_string();
+        if std::fs::write(dir.join("cpu.weight"), weight).is_ok() {
+            in_v2.push("cpu");
+        }
     }
     if in_v2.contains(&"pids") {
         write(&dir.join("pids.max"), &limits.pids.to_string())?;
@@ -191,32 +220,41 @@ fn create_v2(
         memory_dir: dir,
         memory_v2: true,
         limits,
+        cpu_weight,
     };
     Ok((cgroups, in_v2))
 }
 
+/// The v1 hierarchy that has `controller`, if any.
+fn v1_with<'a>(all: &'a [Hierarchy], controller: &str) -> Option<&'a Hierarchy> {
+    all.iter().find(|h| {
+        h.controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|x| x == controller))
+    })
+}
+
 /// The sandbox's folder for `controller` in the v1 hierarchy that has it
-/// (a hybrid host), with its limit; joined and owned like the others.
+/// (a hybrid host), with its limit or weight; joined and owned like the
+/// others.
 fn create_v1(
     all: &[Hierarchy],
     controller: &'static str,
     name: &str,
     cgroups: &mut Cgroups,
 ) -> Result<(), CgroupError> {
-    let hierarchy = all
-        .iter()
-        .find(|h| {
-            h.controllers
-                .as_ref()
-                .is_some_and(|c| c.iter().any(|x| x == controller))
-        })
-        .ok_or(CgroupError::NoController(controller))?;
+    let hierarchy = v1_with(all, controller).ok_or(CgroupError::NoController(controller))?;
     let dir = hierarchy.mount.join(PARENT).join(name);
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     cgroups.owned.push(dir.clone());
     cgroups.join.push(dir.clone());
     let limits = cgroups.limits;
-    if controller == "pids" {
+    if controller == "cpu" {
+        write(
+            &dir.join("cpu.shares"),
+            &v1_shares(cgroups.cpu_weight).to_string(),
+        )?;
+    } else if controller == "pids" {
         write(&dir.join("pids.max"), &limits.pids.to_string())?;
         cgroups.pids_dir = dir;
     } else {
@@ -403,6 +441,45 @@ mod tests {
         assert_eq!(counter(events, "oom_kill "), 1);
         assert_eq!(counter("max 0\n", "max "), 0);
         assert_eq!(counter("", "max "), 0);
+    }
+
+    #[test]
+    fn v1_shares_scale_v2_weights() {
+        assert_eq!(v1_shares(100), 1024);
+        assert_eq!(v1_shares(10), 102);
+        assert_eq!(v1_shares(0), 10);
+        assert_eq!(v1_shares(u16::MAX), 102_400);
+    }
+
+    /// The weight reaches the host's `cpu` controller, in whichever
+    /// hierarchy has it; the folders go with the sandbox.
+    #[test]
+    #[ignore = "needs root (makes cgroups): run as root with --include-ignored"]
+    fn a_sandbox_carries_its_weight() {
+        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        let made = create(Limits::DEFAULT, 25, 0).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+        let v1 = made
+            .join
+            .iter()
+            .find_map(|d| read(d.join("cpu.shares")).ok());
+        let v2 = made
+            .owned
+            .iter()
+            .find_map(|d| read(d.join("cpu.weight")).ok());
+        let cpu_anywhere = hierarchies().iter().any(|h| match &h.controllers {
+            Some(c) => c.iter().any(|c| c == "cpu"),
+            None => std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu")),
+        });
+        made.remove().unwrap();
+        assert!(made.owned.iter().all(|d| !d.exists()));
+        if cpu_anywhere {
+            assert!(
+                v1.as_deref() == Some("256") || v2.as_deref() == Some("25"),
+                "{v1:?} {v2:?}"
+            );
+        }
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Sandbox {
         let slot = userns::Slot::acquire(&cache.join("slots"))?;
         spec.ids = slot.ids;
         spec.parent = std::process::id() as i32;
-        spec.cgroups = Some(cgroup::create(spec.limits, spec.ids.base)?);
+        spec.cgroups = Some(cgroup::create(spec.limits, spec.cpu_weight, spec.ids.base)?);
         if let Some(keep) = &spec.keep {
             // The sandbox's root writes the kept layers.
             std::os::unix::fs::chown(keep, Some(spec.ids.base), Some(spec.ids.base)).map_err(

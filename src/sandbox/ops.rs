@@ -151,6 +151,9 @@ pub struct SandboxSpec {
     /// The sandbox's control groups (made by the runner).
     pub cgroups: Option<Cgroups>,
     pub limits: Limits,
+    /// Its share of busy processors (see [`super::cgroup::CPU_WEIGHT`]).
+    #[serde(default = "default_cpu_weight")]
+    pub cpu_weight: u16,
     pub hostname: String,
     /// Host folders shown read-only inside (compiled programs, helpers).
     #[serde(default)]
@@ -159,6 +162,10 @@ pub struct SandboxSpec {
     /// recipe's own fixture, shown at a path of that tree.
     #[serde(default)]
     pub guest: Option<Guest>,
+}
+
+fn default_cpu_weight() -> u16 {
+    super::cgroup::CPU_WEIGHT
 }
 
 /// The recipe's own fixture inside a booted host's tree.
@@ -800,6 +807,7 @@ mod tests {
             net_host: false,
             cgroups: None,
             limits: Limits::DEFAULT,
+            cpu_weight: crate::model::CPU_WEIGHT,
             hostname: "sandbox".into(),
             shares: vec![Share {
                 host: "/root/.cache/recipes/rust".into(),
