@@ -12,7 +12,7 @@
 #                             afterwards, so an interrupted bench can be read)
 set -eu
 runs=20
-jobs=2
+jobs=""
 while [ $# -gt 0 ]; do
     case $1 in
         --jobs) jobs=$2; shift ;;
@@ -56,11 +56,13 @@ if [ "${LOAD:-1}" = 1 ]; then
 fi
 
 cd "$top"
-echo "warm-up: recipes test --jobs $jobs" >&2
-"$RECIPES" test --jobs "$jobs" --format json >"$work/warm.json" 2>"$work/warm.err" || true
+echo "warm-up: recipes test ${jobs:+--jobs $jobs}" >&2
+# shellcheck disable=SC2086
+"$RECIPES" test ${jobs:+--jobs $jobs} --format json >"$work/warm.json" 2>"$work/warm.err" || true
 n=1
 while [ "$n" -le "$runs" ]; do
-    "$RECIPES" test --jobs "$jobs" --format json >"$work/run-$n.json" 2>"$work/run-$n.err" || true
+    # shellcheck disable=SC2086
+    "$RECIPES" test ${jobs:+--jobs $jobs} --format json >"$work/run-$n.json" 2>"$work/run-$n.err" || true
     echo "run $n of $runs: $(tail -n 1 "$work/run-$n.json")" >&2
     n=$((n + 1))
 done

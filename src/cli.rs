@@ -76,8 +76,9 @@ pub enum Command {
     },
     /// Run every recipe of the book.
     Test {
-        /// Recipes run in parallel (default: the number of CPUs); the
-        /// longest, as last measured, start first.
+        /// Recipes run in parallel (default: four per CPU, one per GiB of
+        /// available memory at most); the longest, as last measured, start
+        /// first and weigh most on the processors.
         #[arg(long, short = 'j', value_name = "N")]
         jobs: Option<usize>,
         /// Run only the K-th of N deterministic shares of the recipes.
@@ -298,6 +299,15 @@ pub enum UsageError {
     Jobs,
 }
 
+/// Recipes mostly wait (boots, halts, leases): four per processor keep the
+/// processors busy while the longest runs (measured in
+/// `bench/book-time.sh`); each may hold a rootfs in memory, so no more than
+/// one per GiB available.
+pub fn default_jobs(cpus: usize, mem_available: Option<u64>) -> usize {
+    let by_memory = mem_available.map_or(usize::MAX, |bytes| (bytes >> 30) as usize);
+    (cpus * 4).min(by_memory).max(1)
+}
+
 /// Validated options of `run` and `test`.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -320,7 +330,10 @@ impl RunSettings {
         let jobs = match jobs {
             Some(0) => return Err(UsageError::Jobs),
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => default_jobs(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                crate::host::mem_available(),
+            ),
         };
         let partition = partition
             .map(|p| p.parse().map_err(|_| UsageError::Partition(p.to_string())))
@@ -336,5 +349,21 @@ impl RunSettings {
             partition,
             shell,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_jobs;
+
+    #[test]
+    fn default_jobs_are_four_per_cpu_and_one_per_gib_at_most() {
+        const GIB: u64 = 1 << 30;
+        assert_eq!(default_jobs(2, Some(22 * GIB)), 8);
+        assert_eq!(default_jobs(2, Some(3 * GIB + GIB / 2)), 3);
+        assert_eq!(default_jobs(16, None), 64);
+        // Never none, however little memory.
+        assert_eq!(default_jobs(2, Some(GIB / 2)), 1);
+        assert_eq!(default_jobs(1, Some(0)), 1);
     }
 }

@@ -23,6 +23,24 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// The memory the kernel says is available for new work (`MemAvailable`
+/// of `/proc/meminfo`), in bytes.
+pub fn mem_available() -> Option<u64> {
+    mem_available_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+fn mem_available_in(meminfo: &str) -> Option<u64> {
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Why the host commands asked for are not all there.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -235,6 +253,14 @@ fn first_archive_host(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn available_memory_is_read_in_bytes() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree:        20000000 kB\nMemAvailable:   22000000 kB\n";
+        assert_eq!(super::mem_available_in(meminfo), Some(22_000_000 * 1024));
+        assert_eq!(super::mem_available_in("MemTotal: 1 kB\n"), None);
+        assert!(super::mem_available().is_some_and(|b| b > 0));
+    }
+
     use super::*;
 
     #[test]
