@@ -263,6 +263,10 @@ mod tests {
             ("plain", "plain"),
             ("K[0-9]+brightness (re)", "K…brightness"),
             ("PID:            [0-9]+ (re)", "PID:            …"),
+            (
+                r"(?:mount: |\x00)/sys/fs/pstore: permission denied\. (re)",
+                "mount: /sys/fs/pstore: permission denied.",
+            ),
             ("[0-9a-f]{32} (re)", "…"),
             (
                 "checkroot.sh: 0[0-9], checkfs.sh: 0[0-9] (re)",
