@@ -229,7 +229,17 @@ fn wait_for_leader(pgid: i32, timeout: Duration) -> bool {
 struct Drain {
     output: Arc<Mutex<Vec<u8>>>,
     drained: mpsc::Receiver<()>,
+    /// Set once the step ended and the pipe did not close: the thread takes
+    /// what the pipe already holds, then stops.
+    stop: Arc<AtomicBool>,
 }
+
+/// How long the drain thread waits for data before looking at `stop`.
+const DRAIN_TICK: Duration = Duration::from_millis(50);
+
+/// How long, once told to stop, the drain thread goes on reading a pipe
+/// that someone (a daemon the step left) keeps writing.
+const DRAIN_LAST: Duration = Duration::from_secs(1);
 
 impl Drain {
     /// Reads `reader` to its end, keeping the first [`OUTPUT_CAP`] bytes
@@ -237,13 +247,34 @@ impl Drain {
     fn start(mut reader: PipeReader, observer: Option<mpsc::Sender<Vec<u8>>>) -> Drain {
         let output = Arc::new(Mutex::new(Vec::new()));
         let (drained_tx, drained) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
         let kept = Arc::clone(&output);
+        let stopping = Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
+            let mut stopped_at = None;
+            loop {
+                let stopped = stopping.load(Ordering::SeqCst);
+                if stopped && stopped_at.is_none() {
+                    stopped_at = Some(std::time::Instant::now());
+                }
+                if stopped_at.is_some_and(|t| t.elapsed() > DRAIN_LAST) {
                     break;
                 }
+                // Told to stop, only what the pipe already holds.
+                let tick = if stopped { Duration::ZERO } else { DRAIN_TICK };
+                if !readable(&reader, tick) {
+                    if stopped {
+                        break;
+                    }
+                    continue;
+                }
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
                 if let Some(observer) = &observer {
                     let _ = observer.send(buf[..n].to_vec());
                 }
@@ -253,14 +284,37 @@ impl Drain {
             }
             let _ = drained_tx.send(());
         });
-        Drain { output, drained }
+        Drain {
+            output,
+            drained,
+            stop,
+        }
     }
 
-    /// The output kept so far, once the pipe is drained or `patience` has
-    /// passed.
+    /// The output, once the pipe is closed or, past `patience` (a process
+    /// that left the step's group may hold it open), once what the pipe
+    /// already holds is read: the last words of a step are never lost to a
+    /// drain thread the scheduler had not run yet.
     fn finish(self, patience: Duration) -> Vec<u8> {
-        let _ = self.drained.recv_timeout(patience);
+        if self.drained.recv_timeout(patience).is_err() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = self.drained.recv();
+        }
         std::mem::take(&mut *self.output.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Whether `reader` has data (or its end) within `tick`.
+fn readable(reader: &PipeReader, tick: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(0) => false,
+        Ok(_) => true,
+        // EINTR: look again at the next tick.
+        Err(_) => false,
     }
 }
 
@@ -337,6 +391,37 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", script]);
         c
+    }
+
+    /// What a step wrote before it ended is kept even when the pipe stays
+    /// open (a daemon it left holds it) and the drain thread has not run
+    /// yet: no patience at all, and every byte is there.
+    #[test]
+    fn the_last_words_in_a_pipe_held_open_are_kept() {
+        for _ in 0..50 {
+            let (reader, mut writer) = std::io::pipe().unwrap();
+            let words = b"mount: /sys/fs/pstore: permission denied.\n".repeat(100);
+            writer.write_all(&words).unwrap();
+            let drain = Drain::start(reader, None);
+            assert_eq!(drain.finish(Duration::ZERO), words);
+            drop(writer);
+        }
+    }
+
+    /// A pipe that someone keeps writing does not hold the step forever.
+    #[test]
+    fn a_pipe_written_forever_is_left_after_a_while() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let writing = std::thread::spawn(move || {
+            let mut writer = writer;
+            while writer.write_all(&[b'y'; 4096]).is_ok() {}
+        });
+        let drain = Drain::start(reader, None);
+        let output = drain.finish(Duration::from_millis(10));
+        assert!(!output.is_empty());
+        drop(output);
+        // The reader is gone with the thread: the writer stops on EPIPE.
+        writing.join().unwrap();
     }
 
     /// Running (a zombie waiting for its reaper does not count).
