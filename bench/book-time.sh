@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole book's wall time under `recipes test` (its default --jobs unless
-# given), warm, against its
+# given), warm, and the busy processor time it used (the machine's, from
+# /proc/stat: nothing else should run meanwhile), against its
 # longest recipe run alone: prints both, their ratio (goal 1.2x, bar 1.3x),
 # every recipe's time, slowest first, and those over 5 s. It prints figures and asserts no
 # time; it fails loudly (a message, exit 1) when any run fails, after the

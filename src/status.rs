@@ -255,11 +255,10 @@ impl Store {
                 continue;
             };
             // A skipped or unstartable run says nothing of how long the
-            // recipe takes: the last measure stays.
-            let measured = matches!(
-                outcome.status,
-                Status::Passed | Status::Failed | Status::TimedOut
-            );
+            // recipe takes, nor does a failure (it may have stopped at the
+            // first step): the last measure stays. A timeout says "at
+            // least this long", which is kept.
+            let measured = matches!(outcome.status, Status::Passed | Status::TimedOut);
             let duration_ms = if measured {
                 Some(outcome.duration.as_millis() as u64)
             } else {
@@ -273,7 +272,7 @@ impl Store {
                 .filter(|old| old.hash == hash)
                 .map(|old| old.history.clone())
                 .unwrap_or_default();
-            if measured || matches!(outcome.status, Status::Error(_)) {
+            if measured || matches!(outcome.status, Status::Failed | Status::Error(_)) {
                 history.push(outcome.status.as_str().to_string());
             }
             history.drain(..history.len().saturating_sub(HISTORY));
@@ -401,6 +400,40 @@ mod tests {
             duration_ms: None,
             history: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_measure_of_how_long_a_recipe_takes() {
+        use crate::outcome::Status;
+        use crate::report::fake::outcome;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let (recipes, _) = crate::parse::parse_page(
+            Path::new("p.md"),
+            "p.md",
+            "fr",
+            "```sh recipe=a\ntrue\n```\n",
+        );
+        let all = crate::model::index(&recipes);
+        let took = |status: Status, ms: u64| {
+            let mut o = outcome("a", status);
+            o.duration = std::time::Duration::from_millis(ms);
+            o.provenance.host = "none".into();
+            Store::record(&path, &[o], &all).unwrap();
+            let store = Store::read(&path).unwrap();
+            store.duration("a", "empty").map(|d| d.as_millis())
+        };
+        assert_eq!(took(Status::Passed, 5000), Some(5000));
+        // Stopped at its first step: says nothing of its length.
+        assert_eq!(took(Status::Failed, 100), Some(5000));
+        assert_eq!(took(Status::TimedOut, 9000), Some(9000));
+        let history = Store::read(&path)
+            .unwrap()
+            .get("a", "empty")
+            .unwrap()
+            .history
+            .clone();
+        assert_eq!(history, ["passed", "failed", "timed-out"]);
     }
 
     #[test]

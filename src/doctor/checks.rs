@@ -301,6 +301,17 @@ pub fn cgroups(host: &HostDescription) -> Check {
             );
         }
     }
+    // The weight is a preference: without `cpu`, sandboxes run unweighted.
+    if c.v2_controllers.iter().any(|x| x == "cpu") {
+        from.push("cpu (v2)".to_string());
+    } else if let Some(h) =
+        c.v1.iter()
+            .find(|h| h.controllers.iter().any(|x| x == "cpu"))
+    {
+        from.push(format!("cpu (v1, {})", h.mount.display()));
+    } else {
+        from.push("no `cpu` controller: the sandboxes run unweighted".to_string());
+    }
     let layout = format!("cgroup v2 at {}; {}", v2.display(), from.join(", "));
     match &c.probe {
         Probe::Works => ok(NAME, format!("{layout}; a sandbox's cgroups made and removed")),

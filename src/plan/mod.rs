@@ -110,8 +110,8 @@ pub struct RecipeRun<'b> {
     /// The sandbox's limits: the highest the chain asks for (`pids=`,
     /// `memory=`), or the defaults.
     pub limits: Limits,
-    /// The sandbox's share of busy processors, set by the runner's schedule
-    /// (see [`crate::model::CPU_WEIGHT`]).
+    /// The sandbox's share of busy processors, set by `recipes test`'s and
+    /// `run`'s schedule (`commands::run`; see [`crate::model::CPU_WEIGHT`]).
     pub cpu_weight: u16,
     /// Where the fixture's tree is, as the steps see it (`at=`, the last
     /// the chain declares); with a booted host, where the fixture appears

@@ -9,9 +9,12 @@
 //! killed are removed by the next run.
 //!
 //! The `cpu` folder makes a sandbox one scheduling entity, whatever it runs:
-//! without it, every session started inside (each container, each systemd
+//! where the sandboxes would otherwise sit in the root task group (a hybrid
+//! host), every session started inside (each container, each systemd
 //! service) is an autogroup of its own, as heavy as a whole sandbox, and a
-//! booted host's dozen sessions outweigh a recipe running one `dpkg`.
+//! booted host's dozen sessions outweigh a recipe running one `dpkg`. All
+//! the sandboxes share their parent's default weight: the whole run weighs
+//! on the host as one session does (as `make -j` in a terminal).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,8 +106,14 @@ pub struct Cgroups {
     pub memory_dir: PathBuf,
     pub memory_v2: bool,
     pub limits: Limits,
-    /// See [`CPU_WEIGHT`].
-    pub cpu_weight: u16,
+    /// The v1 `cpu` folder (a hybrid host), which the helper joins if the
+    /// kernel lets it (not a real-time runner's task, say); on cgroup v2 the
+    /// weight sits on the folder of the limits.
+    #[serde(default)]
+    pub weight_dir: Option<PathBuf>,
+    /// Whether the sandbox has a weight of its own.
+    #[serde(default)]
+    pub weighted: bool,
 }
 
 /// Why the cgroups of a sandbox could not be made.
@@ -140,8 +149,10 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 /// Makes the folders of a new sandbox with `limits` and `cpu_weight` (see
 /// [`CPU_WEIGHT`]), the delegated one owned by `root_uid` (the host id of the
 /// sandbox's root): each in cgroup v2 where its root offers the controller,
-/// else in the v1 hierarchy that has it. A host without a `cpu` controller
-/// runs the sandbox unweighted: a weight is a preference, not a limit.
+/// else in the v1 hierarchy that has it. A weight is a preference, not a
+/// limit: a host without a `cpu` controller, or one that refuses it here,
+/// runs the sandbox unweighted ([`Cgroups::weighted`] says which). On an
+/// error, what was made is removed.
 pub fn create(limits: Limits, cpu_weight: u16, root_uid: u32) -> Result<Cgroups, CgroupError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
@@ -155,16 +166,42 @@ pub fn create(limits: Limits, cpu_weight: u16, root_uid: u32) -> Result<Cgroups,
         .find(|h| h.controllers.is_none())
         .ok_or(CgroupError::NoCgroup2)?;
     let (mut cgroups, in_v2) = create_v2(&v2.mount, &name, limits, cpu_weight)?;
-    for controller in ["pids", "memory"] {
-        if !in_v2.contains(&controller) {
-            create_v1(&all, controller, &name, &mut cgroups)?;
+    let mut rest = || {
+        for controller in ["pids", "memory"] {
+            if !in_v2.contains(&controller) {
+                create_v1(&all, controller, &name, &mut cgroups)?;
+            }
+        }
+        if !in_v2.contains(&"cpu") {
+            if let Some(cpu) = v1_with(&all, "cpu") {
+                cgroups.weight_dir = weigh_v1(cpu, &name, cpu_weight);
+                cgroups.owned.extend(cgroups.weight_dir.clone());
+                cgroups.weighted = cgroups.weight_dir.is_some();
+            }
+        }
+        delegate(&mut cgroups, root_uid)
+    };
+    match rest() {
+        Ok(()) => Ok(cgroups),
+        Err(e) => {
+            let _ = cgroups.remove();
+            Err(e)
         }
     }
-    if !in_v2.contains(&"cpu") && v1_with(&all, "cpu").is_some() {
-        create_v1(&all, "cpu", &name, &mut cgroups)?;
+}
+
+/// The sandbox's folder in the v1 `cpu` hierarchy, with its weight; `None`
+/// (and no folder) where the host refuses either.
+fn weigh_v1(hierarchy: &Hierarchy, name: &str, cpu_weight: u16) -> Option<PathBuf> {
+    let dir = hierarchy.mount.join(PARENT).join(name);
+    std::fs::create_dir_all(&dir).ok()?;
+    match std::fs::write(dir.join("cpu.shares"), v1_shares(cpu_weight).to_string()) {
+        Ok(()) => Some(dir),
+        Err(_) => {
+            let _ = std::fs::remove_dir(&dir);
+            None
+        }
     }
-    delegate(&mut cgroups, root_uid)?;
-    Ok(cgroups)
 }
 
 /// cgroup v1's `cpu.shares` (2 to 262144, 1024 by default) for a v2
@@ -195,10 +232,12 @@ fn create_v2(
         let _ = std::fs::write(v2.join("cgroup.subtree_control"), enable.trim());
         write(&parent.join("cgroup.subtree_control"), enable.trim())?;
     }
-    // The weight is a preference: a host that will not enable `cpu` here
-    // (a real-time process outside the root, say) runs the sandbox without.
-    if offered.split_whitespace().any(|x| x == "cpu") {
-        let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu");
+    // The weight is a preference: where the host's root does not hand `cpu`
+    // down already (enabling it there would end autogrouping for every
+    // process of the host), the sandbox runs without.
+    let root_hands_cpu = std::fs::read_to_string(parent.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "cpu"));
+    if root_hands_cpu {
         let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu");
         let weight = cpu_weight.clamp(1, 10_000).to_string();
         if std::fs::write(dir.join("cpu.weight"), weight).is_ok() {
@@ -220,7 +259,8 @@ fn create_v2(
         memory_dir: dir,
         memory_v2: true,
         limits,
-        cpu_weight,
+        weight_dir: None,
+        weighted: in_v2.contains(&"cpu"),
     };
     Ok((cgroups, in_v2))
 }
@@ -235,8 +275,7 @@ fn v1_with<'a>(all: &'a [Hierarchy], controller: &str) -> Option<&'a Hierarchy> 
 }
 
 /// The sandbox's folder for `controller` in the v1 hierarchy that has it
-/// (a hybrid host), with its limit or weight; joined and owned like the
-/// others.
+/// (a hybrid host), with its limit; joined and owned like the others.
 fn create_v1(
     all: &[Hierarchy],
     controller: &'static str,
@@ -249,12 +288,7 @@ fn create_v1(
     cgroups.owned.push(dir.clone());
     cgroups.join.push(dir.clone());
     let limits = cgroups.limits;
-    if controller == "cpu" {
-        write(
-            &dir.join("cpu.shares"),
-            &v1_shares(cgroups.cpu_weight).to_string(),
-        )?;
-    } else if controller == "pids" {
+    if controller == "pids" {
         write(&dir.join("pids.max"), &limits.pids.to_string())?;
         cgroups.pids_dir = dir;
     } else {
@@ -460,21 +494,18 @@ mod tests {
         let made = create(Limits::DEFAULT, 25, 0).unwrap();
         let read = |p: PathBuf| std::fs::read_to_string(p).map(|s| s.trim().to_string());
         let v1 = made
-            .join
-            .iter()
-            .find_map(|d| read(d.join("cpu.shares")).ok());
-        let v2 = made
-            .owned
-            .iter()
-            .find_map(|d| read(d.join("cpu.weight")).ok());
-        let cpu_anywhere = hierarchies().iter().any(|h| match &h.controllers {
-            Some(c) => c.iter().any(|c| c == "cpu"),
-            None => std::fs::read_to_string(h.mount.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu")),
-        });
+            .weight_dir
+            .as_ref()
+            .and_then(|d| read(d.join("cpu.shares")).ok());
+        let v2 = read(made.owned[0].join("cpu.weight")).ok();
+        let weighted = made.weighted;
         made.remove().unwrap();
         assert!(made.owned.iter().all(|d| !d.exists()));
-        if cpu_anywhere {
+        // A hybrid host with a v1 `cpu` hierarchy always weighs.
+        if v1_with(&hierarchies(), "cpu").is_some() {
+            assert!(weighted);
+        }
+        if weighted {
             assert!(
                 v1.as_deref() == Some("256") || v2.as_deref() == Some("25"),
                 "{v1:?} {v2:?}"

@@ -163,6 +163,12 @@ fn outer(spec: &SandboxSpec, spawner: Option<OwnedFd>) -> Result<i32, HelperErro
     }
     if let Some(cgroups) = &spec.cgroups {
         cgroup::join(&cgroups.join).map_err(HelperError::Cgroup)?;
+        // A preference: a kernel that will not move this task there (a
+        // real-time one, into a v1 `cpu` folder without a real-time budget)
+        // leaves the sandbox unweighted.
+        if let Some(dir) = &cgroups.weight_dir {
+            let _ = cgroup::join(std::slice::from_ref(dir));
+        }
     }
     // A session keyring of its own: the runner's (the host root's) is out
     // of reach.
