@@ -253,15 +253,15 @@ fn first_archive_host(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn available_memory_is_read_in_bytes() {
         let meminfo = "MemTotal:       24576000 kB\nMemFree:        20000000 kB\nMemAvailable:   22000000 kB\n";
-        assert_eq!(super::mem_available_in(meminfo), Some(22_000_000 * 1024));
-        assert_eq!(super::mem_available_in("MemTotal: 1 kB\n"), None);
-        assert!(super::mem_available().is_some_and(|b| b > 0));
+        assert_eq!(mem_available_in(meminfo), Some(22_000_000 * 1024));
+        assert_eq!(mem_available_in("MemTotal: 1 kB\n"), None);
+        assert!(mem_available().is_some_and(|b| b > 0));
     }
-
-    use super::*;
 
     #[test]
     fn missing_commands_name_their_packages_and_why_they_were_not_installed() {

@@ -271,6 +271,18 @@ pub fn overlayfs(host: &HostDescription) -> Check {
     )
 }
 
+/// Where `controller` lives: `pids (v2)`, or `pids (v1, MOUNT)` on a hybrid
+/// host; `None` where neither has it.
+fn controller_place(c: &super::host::CgroupFacts, controller: &str) -> Option<String> {
+    if c.v2_controllers.iter().any(|x| x == controller) {
+        return Some(format!("{controller} (v2)"));
+    }
+    let h =
+        c.v1.iter()
+            .find(|h| h.controllers.iter().any(|x| x == controller))?;
+    Some(format!("{controller} (v1, {})", h.mount.display()))
+}
+
 pub fn cgroups(host: &HostDescription) -> Check {
     const NAME: &str = "cgroups";
     let c = &host.cgroups;
@@ -289,10 +301,8 @@ pub fn cgroups(host: &HostDescription) -> Check {
             "boot without cgroup_disable=memory, or with cgroup_enable=memory (Raspberry Pi kernels turn it off), on a kernel built with CONFIG_MEMCG",
         ),
     ] {
-        if c.v2_controllers.iter().any(|x| x == controller) {
-            from.push(format!("{controller} (v2)"));
-        } else if let Some(h) = c.v1.iter().find(|h| h.controllers.iter().any(|x| x == controller)) {
-            from.push(format!("{controller} (v1, {})", h.mount.display()));
+        if let Some(place) = controller_place(c, controller) {
+            from.push(place);
         } else {
             return missing(
                 NAME,
@@ -302,16 +312,10 @@ pub fn cgroups(host: &HostDescription) -> Check {
         }
     }
     // The weight is a preference: without `cpu`, sandboxes run unweighted.
-    if c.v2_controllers.iter().any(|x| x == "cpu") {
-        from.push("cpu (v2)".to_string());
-    } else if let Some(h) =
-        c.v1.iter()
-            .find(|h| h.controllers.iter().any(|x| x == "cpu"))
-    {
-        from.push(format!("cpu (v1, {})", h.mount.display()));
-    } else {
-        from.push("no `cpu` controller: the sandboxes run unweighted".to_string());
-    }
+    from.push(
+        controller_place(c, "cpu")
+            .unwrap_or_else(|| "no `cpu` controller: the sandboxes run unweighted".to_string()),
+    );
     let layout = format!("cgroup v2 at {}; {}", v2.display(), from.join(", "));
     match &c.probe {
         Probe::Works => ok(NAME, format!("{layout}; a sandbox's cgroups made and removed")),
